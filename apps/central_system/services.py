@@ -1,0 +1,178 @@
+"""Central-system workflows: registration, station configuration, background commands."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from enum import StrEnum
+from functools import partial
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.central_system import commands, hotstate
+from apps.central_system.models import CommandResult, CommandStatus
+from apps.maintenance.models import EventCategory, EventLevel
+from apps.maintenance.services import device_log_write
+from apps.siteconfig.models import SiteSettings
+from apps.stations.models import Station, StationState
+
+logger = logging.getLogger(__name__)
+
+# What evce needs from every station's MeterValues (SPEC §2.1).
+SAMPLED_MEASURANDS = (
+    "Current.Import,Power.Active.Import,Energy.Active.Import.Register,Current.Offered"
+)
+
+
+class RegistrationStatus(StrEnum):
+    ACCEPTED = "Accepted"
+    PENDING = "Pending"
+    REJECTED = "Rejected"
+
+
+def registration_status(station: Station) -> RegistrationStatus:
+    """Installed → Accepted; refused → Rejected; discovered (waiting for an admin) → Pending."""
+    if station.state == StationState.INSTALLED:
+        return RegistrationStatus.ACCEPTED
+    if station.state == StationState.REFUSED:
+        return RegistrationStatus.REJECTED
+    return RegistrationStatus.PENDING
+
+
+def station_configuration_commands(
+    station: Station, site: SiteSettings | None = None
+) -> list[commands.Command]:
+    """The configuration evce pushes to an accepted station after each boot."""
+    site = site or SiteSettings.load()
+    return [
+        commands.change_configuration("HeartbeatInterval", str(site.heartbeat_interval_s)),
+        commands.change_configuration(
+            "MeterValueSampleInterval", str(site.meter_value_sample_interval_s)
+        ),
+        commands.change_configuration("MeterValuesSampledData", SAMPLED_MEASURANDS),
+    ]
+
+
+def station_state_changed(identity: str, change: str) -> None:
+    """Tell the connection of a station (wherever it is) that an admin changed its state.
+
+    ``installed``: the station is asked to boot again, to be accepted now;
+    ``refused`` / ``deleted``: its socket is closed.
+    """
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            hotstate.station_group(identity), {"type": "ocpp.station.changed", "change": change}
+        )
+    except Exception:  # the change is saved; the station learns it at its next boot anyway
+        logger.warning("Could not notify the connection of %s", identity, exc_info=True)
+
+
+def connection_event(identity: str, *, connected: bool, remote_addr: str | None, **data) -> None:
+    """Log a station's connection or loss, and have the load manager look again.
+
+    A disconnected station's offline current is reserved in its zones; a
+    (re)connected one gets its fallback and live profiles again, as it may
+    have lost them while away.
+    """
+    from apps.energy import state as energy_state
+    from apps.energy.services import rebalance_request
+
+    if connected:
+        energy_state.forget_station(identity)
+    rebalance_request(reason="station")
+    device_log_write(
+        category=EventCategory.COMMUNICATION,
+        event="station_connected" if connected else "station_disconnected",
+        message=(
+            _("Station %(identity)s connected.")
+            if connected
+            else _("Station %(identity)s disconnected.")
+        )
+        % {"identity": identity},
+        station_identity=identity,
+        remote_addr=remote_addr,
+        data=data,
+    )
+
+
+def command_failed_event(identity: str, action: str, outcome: str, detail: dict) -> None:
+    """A command evce sent on its own (configuration after boot) was not applied."""
+    device_log_write(
+        category=EventCategory.COMMUNICATION,
+        level=EventLevel.WARNING,
+        event="station_command_failed",
+        message=_("%(action)s not applied by station %(identity)s: %(outcome)s.")
+        % {"action": action, "identity": identity, "outcome": outcome},
+        station_identity=identity,
+        data=detail,
+    )
+
+
+def command_request(
+    *,
+    identity: str,
+    action: str,
+    payload: dict[str, Any],
+    user=None,
+    timeout_s: float = commands.DEFAULT_TIMEOUT_S,
+) -> CommandResult:
+    """Queue a command for a worker; its outcome lands on the returned row."""
+    result = CommandResult.objects.create(
+        station_identity=identity, action=action, payload=payload, requested_by=user
+    )
+    transaction.on_commit(
+        partial(_queue_command, identity, action, payload, str(result.request_id), timeout_s)
+    )
+    return result
+
+
+def _queue_command(
+    identity: str, action: str, payload: dict[str, Any], request_id: str, timeout_s: float
+) -> None:
+    from apps.central_system.tasks import station_command_task
+
+    station_command_task.delay(
+        identity, action, payload, request_id=request_id, timeout_s=timeout_s
+    )
+
+
+def command_execute(
+    *,
+    identity: str,
+    action: str,
+    payload: dict[str, Any],
+    request_id: str | uuid.UUID | None = None,
+    timeout_s: float = commands.DEFAULT_TIMEOUT_S,
+    user=None,
+) -> CommandResult:
+    """Send a command now, wait for the answer, and keep the outcome on a ``CommandResult``."""
+    result, _created = CommandResult.objects.get_or_create(
+        request_id=request_id or uuid.uuid4(),
+        defaults={
+            "station_identity": identity,
+            "action": action,
+            "payload": payload,
+            "requested_by": user,
+        },
+    )
+    result.response, result.error_code, result.error_description = {}, "", ""
+    try:
+        result.response = commands.call_sync(identity, action, payload, timeout_s=timeout_s)
+        result.status = CommandStatus.ANSWERED
+    except commands.InvalidCommand as exc:
+        result.status, result.error_description = CommandStatus.INVALID, str(exc)[:255]
+    except commands.StationOffline as exc:
+        result.status, result.error_description = CommandStatus.OFFLINE, str(exc)[:255]
+    except commands.CallTimeout as exc:
+        result.status, result.error_description = CommandStatus.TIMEOUT, str(exc)[:255]
+    except commands.CallError as exc:
+        result.status = CommandStatus.CALL_ERROR
+        result.error_code, result.error_description = exc.code[:40], exc.description[:255]
+    result.finished_at = timezone.now()
+    result.save()
+    return result

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from apps.central_system import services
+from apps.central_system.commands import DEFAULT_TIMEOUT_S
+
+
+@shared_task(ignore_result=True)
+def station_command_task(
+    identity: str,
+    action: str,
+    payload: dict[str, Any],
+    request_id: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> str:
+    """Send one command to a station from a worker; the outcome is kept as a CommandResult."""
+    result = services.command_execute(
+        identity=identity,
+        action=action,
+        payload=payload,
+        request_id=request_id,
+        timeout_s=timeout_s,
+    )
+    return result.status

@@ -1,0 +1,148 @@
+"""Available current of each zone and phase (SPEC §3.2, §3.5).
+
+Per phase, with ``limit = max_current × reduction`` and ``other_loads`` from the
+meter (0 for a static zone)::
+
+    grid only:   available = min(limit, max_current − other_loads)
+    grid+local:  available = min(limit, max_current − other_loads) + production
+    local only:  available = min(limit, production − other_loads)
+    meter lost:  available = min(limit, degraded)          (no production)
+
+Without a reduction this is SPEC §3.2 word for word. With one, SPEC §3.5 says the
+reduction caps the limit and "the result is the lower of the two", and its
+examples (100 A at 70 % with 90 A left by the meter → 70 A; with 50 A left → 50 A)
+only hold if the reduction caps the current left for charging, not the zone's
+total: hence ``min(limit, max_current − other_loads)``. The zone's total never
+exceeds ``max_current`` either way.
+
+Fail-closed choices, all in the safe direction:
+
+- a lost meter is never read as 0 A: the zone runs on ``min(limit, degraded)``
+  and its production is not counted;
+- other loads are never negative (a meter reading below the chargers' own
+  measurements, a timing skew, does not create current);
+- chargers without a reading are not subtracted from the meter, so their current
+  counts as building load;
+- a disconnected station's actual current is inside the meter reading *and* its
+  reserve is held on top, because the two cannot be told apart;
+- production (clamped at 0) only counts for a zone that has a production meter,
+  and only while that meter reads; reductions never apply to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .model import ProductionMode, Reduction, ReductionSource, Zone
+from .units import deciamps_down, deciamps_up
+
+
+def _applicable_reductions(zone: Zone) -> tuple[Reduction, ...]:
+    """Active reductions that count: an active external input overrides TOU periods."""
+    if any(r.source is ReductionSource.INPUT for r in zone.reductions):
+        return tuple(r for r in zone.reductions if r.source is not ReductionSource.TOU)
+    return zone.reductions
+
+
+def effective_reduction_percent(zone: Zone) -> float | None:
+    """The lowest applicable percentage of ``max_current_a`` (``None``: no % reduction)."""
+    percents = [r.percent for r in _applicable_reductions(zone) if r.percent is not None]
+    return min(100.0, *percents) if percents else None
+
+
+def zone_limit_a(zone: Zone) -> float:
+    """``max_current × reduction``, also capped by absolute-current reductions (A per phase)."""
+    reductions = _applicable_reductions(zone)
+    limit_a = zone.max_current_a
+    percent = effective_reduction_percent(zone)
+    if percent is not None:
+        limit_a = zone.max_current_a * percent / 100.0
+    caps = [r.current_a for r in reductions if r.current_a is not None]
+    if caps:
+        limit_a = min(limit_a, *caps)
+    return max(0.0, limit_a)
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneCapacity:
+    """What a zone can give to charging, per phase, in deciamps (see ``units``)."""
+
+    limit_da: int
+    meter_lost: bool
+    production_lost: bool
+    other_loads_da: tuple[int, int, int] | None
+    production_da: tuple[int, int, int]
+    available_da: tuple[int, int, int]
+
+
+def zone_capacity(
+    zone: Zone, measured_below_da: Sequence[int], production_mode: ProductionMode
+) -> ZoneCapacity:
+    """Available current of ``zone`` for each phase, exactly as SPEC §3.2.
+
+    ``measured_below_da`` is the measured current (deciamps, rounded down) of the
+    connected chargers below the zone, per phase. The result is never negative.
+    """
+    limit_da = deciamps_down(zone_limit_a(zone))
+    if zone.meter_lost:
+        degraded_da = max(0, min(limit_da, deciamps_down(zone.degraded_current_a)))
+        return ZoneCapacity(
+            limit_da=limit_da,
+            meter_lost=True,
+            production_lost=zone.has_production_meter and zone.production_current_a is None,
+            other_loads_da=None,
+            production_da=(0, 0, 0),
+            available_da=(degraded_da, degraded_da, degraded_da),
+        )
+
+    other: tuple[int, int, int] | None = None
+    other_list = [0, 0, 0]
+    if zone.dynamic:
+        assert zone.meter_current_a is not None
+        for phase in range(3):
+            meter_da = deciamps_up(zone.meter_current_a[phase])
+            other_list[phase] = max(0, meter_da - measured_below_da[phase])
+        other = (other_list[0], other_list[1], other_list[2])
+
+    uses_production = zone.has_production_meter and production_mode is not ProductionMode.GRID
+    production_lost = zone.has_production_meter and zone.production_current_a is None
+    production = [0, 0, 0]
+    if uses_production and zone.production_current_a is not None:
+        production = [max(0, deciamps_down(value)) for value in zone.production_current_a]
+
+    max_da = deciamps_down(zone.max_current_a)
+    available = [0, 0, 0]
+    for phase in range(3):
+        # The meter keeps the zone under its maximum; the reduction caps what is
+        # left for charging (SPEC §3.5: "the result is the lower of the two").
+        grid_da = min(limit_da, max_da - other_list[phase])
+        if not uses_production:
+            value = grid_da
+        elif production_mode is ProductionMode.GRID_LOCAL:
+            value = grid_da + production[phase]
+        else:  # local only: green charging, production minus what the building uses
+            value = min(limit_da, production[phase] - other_list[phase])
+        available[phase] = max(0, value)
+
+    return ZoneCapacity(
+        limit_da=limit_da,
+        meter_lost=False,
+        production_lost=production_lost,
+        other_loads_da=other,
+        production_da=(production[0], production[1], production[2]),
+        available_da=(available[0], available[1], available[2]),
+    )
+
+
+def capacity_signature(zone_ids: Sequence[int], capacities: Sequence[ZoneCapacity]) -> str:
+    """A short text that changes when a zone's limit or meter state changes.
+
+    Used to re-rank priorities on a capacity change (reduction, configuration,
+    meter lost or back) but not on every fluctuation of the building load.
+    """
+    parts = []
+    for zone_id, capacity in zip(zone_ids, capacities, strict=True):
+        state = "lost" if capacity.meter_lost else "ok"
+        parts.append(f"{zone_id}:{capacity.limit_da}:{state}")
+    return ",".join(parts)

@@ -1,0 +1,313 @@
+"""The allocator's entry point: one :class:`SiteSnapshot` in, one :class:`Allocation` out.
+
+Steps: index the zone tree; compute each zone phase's available current and
+subtract the reserves below it; update the priority ranking; set aside sessions
+that cannot charge (unknown zone, idle, connector below the floor) and cap the
+others by their connector and their measured demand; admit and water-fill VIP
+sessions, then the others (``fairness``); keep last setpoints within the
+deadband where no limit suffers (``deadband``); report.
+
+Sums over a zone's subtree are first made per zone, then added to each ancestor,
+so the cost grows with sessions + zones × depth rather than sessions × depth.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from operator import attrgetter
+
+from .capacity import ZoneCapacity, capacity_signature, effective_reduction_percent, zone_capacity
+from .deadband import apply_deadband
+from .demand import demand_cap_da, idle_state, measured_draw_a
+from .fairness import Claim, Grid, admit, constraint_indexes, fill
+from .model import (
+    Allocation,
+    CurrentType,
+    Phase,
+    PhaseAmps,
+    PhaseWiring,
+    Reason,
+    Session,
+    SessionAllocation,
+    SiteSnapshot,
+    ZoneAllocation,
+    loaded_phases,
+)
+from .ranking import update_ranking
+from .tree import ZoneTree
+from .units import DECIAMPS_PER_AMP, amps, current_to_power_w, deciamps_down, deciamps_up
+
+_PHASES = (Phase.L1, Phase.L2, Phase.L3)
+
+
+def connector_max_current_a(session: Session, voltage_v: float) -> float:
+    """A connector's maximum current per phase: as rated for AC, from power for DC."""
+    connector = session.connector
+    if connector.current_type is CurrentType.DC:
+        assert connector.max_power_w is not None
+        return connector.max_power_w / (voltage_v * len(connector.wiring.building_phases))
+    assert connector.max_current_a is not None
+    return connector.max_current_a
+
+
+def _roll_up(per_zone: list[list[int]], tree: ZoneTree) -> list[list[int]]:
+    """Per-phase totals of each zone's subtree from per-zone values."""
+    totals = [[0, 0, 0] for _ in range(len(tree))]
+    for zone, values in enumerate(per_zone):
+        if values[0] or values[1] or values[2]:
+            for ancestor in tree.chains[zone]:
+                total = totals[ancestor]
+                total[0] += values[0]
+                total[1] += values[1]
+                total[2] += values[2]
+    return totals
+
+
+def _per_phase(values: list[int] | tuple[int, int, int]) -> PhaseAmps:
+    return (amps(values[0]), amps(values[1]), amps(values[2]))
+
+
+def allocate(site: SiteSnapshot) -> Allocation:
+    """Compute a setpoint and its reason for every session of ``site``.
+
+    Guarantees, whatever the input:
+
+    - for every zone and phase, the setpoints of the sessions below it (on the
+      phases each loads) plus the reserves below it never exceed the zone's
+      available current (SPEC §3.2); where reserves alone exceed it, everything
+      below gets 0;
+    - a setpoint is 0 or between the session's floor and its connector maximum,
+      and a multiple of 0.1 A;
+    - VIP sessions are admitted and raised before any other session; shedding
+      follows the ranking; the rest is max-min fair (see ``fairness``);
+    - a zone's phase-imbalance limit holds for the sum of setpoints;
+    - the result depends only on the snapshot, not on the order of its items.
+
+    Raises ``ValueError`` for an inconsistent zone tree, duplicate session keys or
+    a reserve in an unknown zone; a session in an unknown zone gets 0.
+    """
+    settings = site.settings
+    now_s = site.now_s
+    tree = ZoneTree(site.zones)
+    zone_count = len(tree)
+    sessions = sorted(site.sessions, key=attrgetter("connector.key"))
+    for previous, current in itertools.pairwise(sessions):
+        if previous.connector.key == current.connector.key:
+            raise ValueError(f"duplicate session for connector {current.connector.key}")
+
+    # One pass over the sessions: where each one is, its bounds and its demand.
+    # A session either becomes a claim on the grid or is set aside at 0.
+    zone_voltage_v = [
+        tree.voltage_v(zone, settings.nominal_voltage_v) for zone in range(zone_count)
+    ]
+    floor_da = {count: deciamps_up(settings.floor_a(count)) for count in (1, 2, 3)}
+    phases_of: dict[tuple[PhaseWiring, int | None, CurrentType], tuple[int, ...]] = {}
+    constraints_of: dict[tuple[int, tuple[int, ...]], tuple[int, ...]] = {}
+    measured = [[0, 0, 0] for _ in range(zone_count)]
+    zone_of: list[int | None] = []
+    voltage_of: list[float] = []
+    connector_max_da: list[int] = []
+    idle_since: list[float | None] = []
+    optimising = settings.optimisation_enabled
+    all_claims: list[Claim] = []
+    vip_claims: list[Claim] = []
+    other_claims: list[Claim] = []
+    for position, session in enumerate(sessions):
+        connector = session.connector
+        zone = tree.index.get(connector.zone_id)
+        shape = (connector.wiring, session.ev_phases, connector.current_type)
+        phases = phases_of.get(shape)
+        if phases is None:
+            phases = loaded_phases(connector.wiring, session.ev_phases, connector.current_type)
+            phases_of[shape] = phases
+        chain: tuple[int, ...] = ()
+        constraints: tuple[int, ...] = ()
+        voltage_v = settings.nominal_voltage_v
+        if zone is not None:
+            chain = tree.chains[zone]
+            voltage_v = zone_voltage_v[zone]
+            cached = constraints_of.get((zone, phases))
+            if cached is None:
+                cached = constraint_indexes(chain, phases)
+                constraints_of[(zone, phases)] = cached
+            constraints = cached
+            reading = session.measured_current_a
+            if reading is not None:
+                direct = measured[zone]
+                for phase in range(3):
+                    if reading[phase] > 0:
+                        direct[phase] += deciamps_down(reading[phase])
+        max_da = deciamps_down(connector_max_current_a(session, voltage_v))
+        zone_of.append(zone)
+        voltage_of.append(voltage_v)
+        connector_max_da.append(max_da)
+        claim = Claim(
+            position,
+            connector.key,
+            floor_da[len(phases)],
+            max_da,
+            Reason.CONNECTOR_MAX,
+            chain,
+            phases,
+            constraints,
+        )
+        all_claims.append(claim)
+        draw_a = measured_draw_a(session, phases)
+        since_s, suspended = idle_state(session, draw_a, now_s=now_s, settings=settings)
+        idle_since.append(since_s)
+        if zone is None:
+            claim.set_reason(Reason.INVALID_INPUT)
+        elif suspended:
+            claim.set_reason(Reason.IDLE_SUSPENDED)
+        elif max_da < claim.floor_da:
+            claim.set_reason(Reason.CONNECTOR_MAX)
+        else:
+            demand_da = None
+            if optimising and session.last_setpoint_a:
+                demand_da = demand_cap_da(
+                    session, draw_a, floor_da=claim.floor_da, now_s=now_s, settings=settings
+                )
+            if demand_da is not None and demand_da < max_da:
+                claim.cap_da = demand_da
+                claim.cap_reason = Reason.EV_DEMAND
+            (vip_claims if session.vip else other_claims).append(claim)
+
+    # Capacity of each zone phase, then what is left after reserves.
+    measured_below = _roll_up(measured, tree)
+    capacities: list[ZoneCapacity] = [
+        zone_capacity(zone_input, measured_below[position], settings.production_mode)
+        for position, zone_input in enumerate(tree.zones)
+    ]
+    reserved_direct = [[0, 0, 0] for _ in range(zone_count)]
+    for reserve in site.reserves:
+        reserve_zone = tree.index.get(reserve.zone_id)
+        if reserve_zone is None:
+            raise ValueError(f"reserve {reserve.key!r} is in unknown zone {reserve.zone_id}")
+        for phase in range(3):
+            reserved_direct[reserve_zone][phase] += deciamps_up(reserve.current_a[phase])
+    reserved = _roll_up(reserved_direct, tree)
+    headroom = [
+        max(0, capacities[zone].available_da[phase] - reserved[zone][phase])
+        for zone in range(zone_count)
+        for phase in range(3)
+    ]
+
+    signature = capacity_signature([zone.zone_id for zone in tree.zones], capacities)
+    ranking, reranked = update_ranking(
+        sessions,
+        settings.priority,
+        site.previous_ranking,
+        now_s=now_s,
+        capacity_signature=signature,
+        capacity_changed=site.capacity_changed,
+        rerank_interval_s=settings.rerank_interval_s,
+    )
+    rank_of = {key: rank for rank, key in enumerate(ranking.keys)}
+
+    # VIP sessions first, each class in ranking order.
+    vip_claims.sort(key=lambda claim: rank_of[claim.key])
+    other_claims.sort(key=lambda claim: rank_of[claim.key])
+    imbalance_limits = {
+        position: deciamps_down(zone.phase_imbalance_limit_a)
+        for position, zone in enumerate(tree.zones)
+        if zone.phase_imbalance_limit_a is not None
+    }
+    grid = Grid(headroom, imbalance_limits, [capacity.meter_lost for capacity in capacities])
+    fill(admit(vip_claims, grid), grid)
+    fill(admit(other_claims, grid), grid)
+
+    last_da = [
+        None if session.last_setpoint_a is None else deciamps_down(session.last_setpoint_a)
+        for session in sessions
+    ]
+    held = apply_deadband(
+        vip_claims + other_claims,
+        last_da,
+        connector_max_da,
+        grid,
+        deciamps_down(settings.deadband_a),
+    )
+
+    # Outputs.
+    allocated_direct = [[0, 0, 0] for _ in range(zone_count)]
+    sessions_direct = [[0, 0, 0] for _ in range(zone_count)]  # [sessions, charging, unused]
+    results: list[SessionAllocation] = []
+    zone_ids = [zone.zone_id for zone in tree.zones]
+    labels = {phases: tuple(_PHASES[phase] for phase in phases) for phases in phases_of.values()}
+    for session, claim in zip(sessions, all_claims, strict=True):
+        position = claim.position
+        value_da = claim.value_da
+        zone = zone_of[position]
+        if zone is not None:
+            counts = sessions_direct[zone]
+            counts[0] += 1
+            if value_da > 0:
+                counts[1] += 1
+                direct = allocated_direct[zone]
+                for phase in claim.phases:
+                    direct[phase] += value_da
+        setpoint_a = value_da / DECIAMPS_PER_AMP
+        setpoint_w = None
+        connector = session.connector
+        if connector.current_type is CurrentType.DC:
+            supply_phases = len(connector.wiring.building_phases)
+            power_w = current_to_power_w(setpoint_a, supply_phases, voltage_of[position])
+            setpoint_w = float(math.floor(power_w))
+        results.append(
+            SessionAllocation(
+                key=claim.key,
+                setpoint_a=setpoint_a,
+                setpoint_w=setpoint_w,
+                reason=claim.reason,
+                limiting_zone_id=None if claim.limit_zone is None else zone_ids[claim.limit_zone],
+                limiting_phase=None if claim.limit_phase is None else _PHASES[claim.limit_phase],
+                phases=labels[claim.phases],
+                floor_a=claim.floor_da / DECIAMPS_PER_AMP,
+                max_a=claim.cap_da / DECIAMPS_PER_AMP,
+                vip=session.vip,
+                rank=rank_of[claim.key],
+                changed=last_da[position] != value_da,
+                deadband_held=position in held,
+                idle_since_s=idle_since[position],
+            )
+        )
+
+    allocated = _roll_up(allocated_direct, tree)
+    counted = _roll_up(sessions_direct, tree)
+    zones: list[ZoneAllocation] = []
+    for position, zone_input in enumerate(tree.zones):
+        capacity = capacities[position]
+        available = capacity.available_da
+        free = [
+            max(0, available[p] - reserved[position][p] - allocated[position][p]) for p in range(3)
+        ]
+        grid_part = [max(0, available[p] - capacity.production_da[p]) for p in range(3)]
+        zones.append(
+            ZoneAllocation(
+                zone_id=zone_input.zone_id,
+                limit_a=amps(capacity.limit_da),
+                reduction_percent=effective_reduction_percent(zone_input),
+                meter_lost=capacity.meter_lost,
+                production_lost=capacity.production_lost,
+                other_loads_a=(
+                    None if capacity.other_loads_da is None else _per_phase(capacity.other_loads_da)
+                ),
+                production_a=_per_phase(capacity.production_da),
+                grid_available_a=_per_phase(grid_part),
+                available_a=_per_phase(available),
+                reserved_a=_per_phase(reserved[position]),
+                allocated_a=_per_phase(allocated[position]),
+                headroom_a=_per_phase(free),
+                session_count=counted[position][0],
+                charging_count=counted[position][1],
+            )
+        )
+
+    return Allocation(
+        now_s=now_s,
+        sessions=tuple(results),
+        zones=tuple(zones),
+        ranking=ranking,
+        reranked=reranked,
+    )

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class EnergyConfig(AppConfig):
+    name = "apps.energy"
+    verbose_name = _("Energy management")
+
+    def ready(self):
+        from apps.energy import signals
+
+        signals.connect()

@@ -1,0 +1,95 @@
+"""OCPP 1.6 charging profiles that carry evce's setpoints to the stations (SPEC §3.8).
+
+- The **fallback** is a ``TxDefaultProfile`` at the lowest stack level holding
+  the connector's offline current: what the station applies by itself when no
+  live profile is valid, e.g. when evce is gone.
+- The **live setpoint** is a ``TxProfile`` for the running transaction at a
+  higher stack level with a bounded validity (``validTo``): evce renews it while
+  it lives; if evce disappears it expires and the station falls back.
+- When a station refuses ``TxProfile``, a single-connector station gets the
+  setpoint as a ``ChargePointMaxProfile`` instead (same validity).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+DEFAULT_STACK_LEVEL = 0
+LIVE_STACK_LEVEL = 1
+DEFAULT_PROFILE_ID_BASE = 1000  # + connector id
+LIVE_PROFILE_ID_BASE = 2000  # + connector id
+MAX_PROFILE_ID = 3000
+
+
+def _iso(moment_s: float) -> str:
+    return datetime.fromtimestamp(moment_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _schedule(limit: float, unit: str, start_s: float | None = None) -> dict:
+    schedule: dict = {
+        "chargingRateUnit": unit,
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(limit, 1)}],
+    }
+    if start_s is not None:
+        schedule["startSchedule"] = _iso(start_s)
+    return schedule
+
+
+def fallback_profile(connector_id: int, *, current_a: float, power_w: float | None) -> dict:
+    """SetChargingProfile payload of the offline current (kept until replaced)."""
+    unit, limit = ("W", float(power_w)) if power_w is not None else ("A", current_a)
+    return {
+        "connectorId": connector_id,
+        "csChargingProfiles": {
+            "chargingProfileId": DEFAULT_PROFILE_ID_BASE + connector_id,
+            "stackLevel": DEFAULT_STACK_LEVEL,
+            "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": _schedule(limit, unit),
+        },
+    }
+
+
+def live_profile(
+    connector_id: int,
+    *,
+    transaction_id: int,
+    current_a: float,
+    power_w: float | None,
+    now_s: float,
+    valid_until_s: float,
+) -> dict:
+    """SetChargingProfile payload of a live setpoint, valid until ``valid_until_s``."""
+    unit, limit = ("W", float(power_w)) if power_w is not None else ("A", current_a)
+    return {
+        "connectorId": connector_id,
+        "csChargingProfiles": {
+            "chargingProfileId": LIVE_PROFILE_ID_BASE + connector_id,
+            "transactionId": transaction_id,
+            "stackLevel": LIVE_STACK_LEVEL,
+            "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Absolute",
+            "validFrom": _iso(now_s - 60),  # tolerate a station clock slightly behind
+            "validTo": _iso(valid_until_s),
+            "chargingSchedule": _schedule(limit, unit, start_s=now_s - 60),
+        },
+    }
+
+
+def station_max_profile(
+    *, current_a: float, power_w: float | None, now_s: float, valid_until_s: float
+) -> dict:
+    """The live setpoint as a whole-station cap, for stations that refuse TxProfile."""
+    unit, limit = ("W", float(power_w)) if power_w is not None else ("A", current_a)
+    return {
+        "connectorId": 0,
+        "csChargingProfiles": {
+            "chargingProfileId": MAX_PROFILE_ID,
+            "stackLevel": LIVE_STACK_LEVEL,
+            "chargingProfilePurpose": "ChargePointMaxProfile",
+            "chargingProfileKind": "Absolute",
+            "validFrom": _iso(now_s - 60),
+            "validTo": _iso(valid_until_s),
+            "chargingSchedule": _schedule(limit, unit, start_s=now_s - 60),
+        },
+    }

@@ -1,0 +1,292 @@
+"""The one adapter between the database / hot state and the pure allocator.
+
+It turns zone rows, meter hot state, active reductions, ongoing transactions
+with their latest measurements, disconnected stations and what was last sent
+into an allocator ``SiteSnapshot``. Missing or stale data fails closed: a meter
+reading older than ``METER_STALE_S`` is treated as lost, never as 0 A.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+from apps.energy import state
+from apps.energy.allocator import (
+    Connector as AllocConnector,
+)
+from apps.energy.allocator import (
+    CurrentType,
+    FloorMode,
+    PhaseWiring,
+    Priority,
+    ProductionMode,
+    Reason,
+    Reduction,
+    ReductionSource,
+    Reserve,
+    Session,
+    SiteSettings,
+    SiteSnapshot,
+    Zone,
+    connector_to_building_phases,
+    detect_ev_phases,
+    offline_currents,
+    reserve_for_connector,
+)
+from apps.meters.services import MeterStatus, meters_hot_state
+from apps.siteconfig.models import SiteSettings as SiteSettingsRow
+from apps.stations.models import Connector, MeterSample, Station, StationState, Transaction
+from apps.zones.models import Zone as ZoneRow
+from apps.zones.selectors import ActiveReduction, active_reductions
+
+# A meter reading older than this many polling periods (at least 5 s) is stale.
+METER_STALE_PERIODS = 6
+METER_STALE_MIN_S = 5.0
+
+
+@dataclass(frozen=True)
+class ConnectorRef:
+    """What the control loop needs to reach a connector and label its session."""
+
+    key: str
+    station_id: int
+    identity: str
+    connector_id: int
+    current_type: str
+    transaction_id: int | None = None
+
+
+@dataclass
+class SnapshotContext:
+    """The snapshot plus the references to deliver its results."""
+
+    snapshot: SiteSnapshot
+    refs: dict[str, ConnectorRef] = field(default_factory=dict)
+    offline_a: dict[str, float] = field(default_factory=dict)
+    offline_w: dict[str, float | None] = field(default_factory=dict)
+    installed_connectors: dict[str, ConnectorRef] = field(default_factory=dict)
+    connected_station_ids: set[int] = field(default_factory=set)
+    reductions: dict[int, list[ActiveReduction]] = field(default_factory=dict)
+    zone_names: dict[int, str] = field(default_factory=dict)
+
+
+def connector_key(identity: str, connector_id: int) -> str:
+    return f"{identity}/{connector_id}"
+
+
+def allocator_settings(row: SiteSettingsRow) -> SiteSettings:
+    return SiteSettings(
+        floor_mode=FloorMode(row.floor_mode),
+        priority=Priority(row.priority),
+        production_mode=ProductionMode(row.production_mode),
+        optimisation_enabled=row.optimisation_enabled,
+        reduction_trigger_a=float(row.reduction_trigger_a),
+        reduction_gap_a=float(row.reduction_gap_a),
+        increase_gap_a=float(row.increase_gap_a),
+        idle_suspension_enabled=row.idle_suspension_enabled,
+        idle_after_s=float(row.idle_after_s),
+        wake_up_interval_s=float(row.idle_wake_up_interval_s),
+        nominal_voltage_v=float(row.nominal_voltage_v),
+    )
+
+
+def _phase_currents(
+    hot: dict | None, now: datetime, stale_s: float
+) -> tuple[float, float, float] | None:
+    """Per-phase current of a meter, or None when lost, failing or stale."""
+    if not hot or hot.get("status") != MeterStatus.CONNECTED or not hot.get("read_at"):
+        return None
+    if (now - datetime.fromisoformat(hot["read_at"])).total_seconds() > stale_s:
+        return None
+    values = hot.get("values") or {}
+    currents = [values.get(f"current_l{n}_a") for n in (1, 2, 3)]
+    if any(c is None for c in currents):
+        return None
+    return (float(currents[0]), float(currents[1]), float(currents[2]))
+
+
+def _reductions(items: Iterable[ActiveReduction]) -> tuple[Reduction, ...]:
+    return tuple(
+        Reduction(
+            source=ReductionSource(item.source), percent=item.percent, current_a=item.current_a
+        )
+        for item in items
+    )
+
+
+def build_zones(
+    now: datetime, site: SiteSettingsRow, reductions: dict[int, list[ActiveReduction]]
+) -> tuple[Zone, ...]:
+    rows = list(ZoneRow.objects.all())
+    meter_ids = [i for row in rows for i in (row.meter_id, row.production_meter_id) if i]
+    hot = meters_hot_state(meter_ids)
+    stale_s = max(METER_STALE_MIN_S, METER_STALE_PERIODS * site.meter_poll_interval_ms / 1000)
+    return tuple(
+        Zone(
+            zone_id=row.pk,
+            parent_id=row.parent_id,
+            max_current_a=float(row.max_current_a),
+            dynamic=row.meter_id is not None,
+            degraded_current_a=float(row.degraded_current_a),
+            meter_current_a=_phase_currents(hot.get(row.meter_id), now, stale_s)
+            if row.meter_id
+            else None,
+            has_production_meter=row.production_meter_id is not None,
+            production_current_a=(
+                _phase_currents(hot.get(row.production_meter_id), now, stale_s)
+                if row.production_meter_id
+                else None
+            ),
+            reductions=_reductions(reductions.get(row.pk, ())),
+            phase_imbalance_limit_a=(
+                float(row.phase_imbalance_limit_a)
+                if row.phase_imbalance_limit_a is not None
+                else None
+            ),
+        )
+        for row in rows
+    )
+
+
+def _alloc_connector(station: Station, connector: Connector) -> AllocConnector:
+    return AllocConnector(
+        key=connector_key(station.identity, connector.connector_id),
+        zone_id=station.zone_id,
+        wiring=PhaseWiring(connector.phase_wiring),
+        current_type=CurrentType(connector.current_type),
+        max_current_a=float(connector.max_current_a)
+        if connector.max_current_a is not None
+        else None,
+        max_power_w=float(connector.max_power_w) if connector.max_power_w is not None else None,
+        station_id=station.pk,
+    )
+
+
+def build_snapshot(
+    *, now: datetime | None = None, capacity_changed: bool = False
+) -> SnapshotContext:
+    """Everything the allocator needs at ``now``, from the database and Redis."""
+    from apps.central_system.presence import connected_identities
+
+    now = now or timezone.now()
+    now_s = now.timestamp()
+    site = SiteSettingsRow.load()
+    settings = allocator_settings(site)
+    reductions = active_reductions(now)
+    zones = build_zones(now, site, reductions)
+
+    stations = list(
+        Station.objects.filter(state=StationState.INSTALLED, zone__isnull=False).prefetch_related(
+            "connectors"
+        )
+    )
+    connected = connected_identities([s.identity for s in stations])
+    connectors: list[AllocConnector] = []
+    by_key: dict[str, tuple[Station, Connector]] = {}
+    for station in stations:
+        for connector in station.connectors.all():
+            alloc = _alloc_connector(station, connector)
+            connectors.append(alloc)
+            by_key[alloc.key] = (station, connector)
+    offline = {item.key: item for item in offline_currents(zones, connectors, settings)}
+    alloc_by_key = {c.key: c for c in connectors}
+
+    latest_sample = MeterSample.objects.filter(transaction=OuterRef("pk")).order_by(
+        "-sampled_at", "-pk"
+    )
+    ongoing = list(
+        Transaction.objects.filter(
+            stopped_at__isnull=True, station__in=[s for s in stations if s.identity in connected]
+        )
+        .annotate(sample_id=Subquery(latest_sample.values("pk")[:1]))
+        .select_related("station")
+    )
+    samples = MeterSample.objects.in_bulk([t.sample_id for t in ongoing if t.sample_id])
+    sent = state.last_sent_setpoints()
+
+    context = SnapshotContext(snapshot=None)  # type: ignore[arg-type]
+    sessions: list[Session] = []
+    busy_keys: set[str] = set()
+    for tx in sorted(ongoing, key=lambda t: t.pk):
+        key = connector_key(tx.station.identity, tx.connector_id)
+        if key not in alloc_by_key or key in busy_keys:
+            continue  # an unknown connector, or a stale second transaction: nothing to drive
+        busy_keys.add(key)
+        station, connector = by_key[key]
+        alloc = alloc_by_key[key]
+        sample = samples.get(tx.sample_id) if tx.sample_id else None
+        measured = ev_phases = None
+        if sample is not None and sample.current_l1_a is not None:
+            per_connector_phase = [
+                sample.current_l1_a or 0.0,
+                sample.current_l2_a or 0.0,
+                sample.current_l3_a or 0.0,
+            ]
+            measured = connector_to_building_phases(alloc.wiring, per_connector_phase)
+            ev_phases = detect_ev_phases(alloc.wiring, per_connector_phase)
+        last = sent.get(key) or {}
+        same_tx = last.get("transaction_id") == tx.pk
+        sessions.append(
+            Session(
+                connector=alloc,
+                vip=station.vip or tx.vip,
+                energy_wh=float(tx.energy_wh),
+                charging_duration_s=float(tx.charging_duration_s),
+                ev_phases=ev_phases,
+                measured_current_a=measured,
+                last_setpoint_a=last.get("setpoint_a") if same_tx else None,
+                last_setpoint_at_s=last.get("at_s") if same_tx else None,
+                last_reason=Reason(last["reason"]) if same_tx and last.get("reason") else None,
+                idle_since_s=last.get("idle_since_s") if same_tx else None,
+            )
+        )
+        context.refs[key] = ConnectorRef(
+            key, station.pk, station.identity, connector.connector_id, connector.current_type, tx.pk
+        )
+
+    reserves: list[Reserve] = []
+    for key, alloc in alloc_by_key.items():
+        station, connector = by_key[key]
+        context.installed_connectors[key] = ConnectorRef(
+            key, station.pk, station.identity, connector.connector_id, connector.current_type
+        )
+        context.offline_a[key] = offline[key].current_a
+        context.offline_w[key] = offline[key].power_w
+        if station.identity in connected:
+            continue
+        last = sent.get(key) or {}
+        if alloc.current_type is CurrentType.DC and last.get("setpoint_w"):
+            # A DC station keeps its last setpoint while disconnected (SPEC §3.8).
+            reserves.append(
+                reserve_for_connector(
+                    alloc,
+                    power_w=float(last["setpoint_w"]),
+                    nominal_voltage_v=settings.nominal_voltage_v,
+                )
+            )
+            continue
+        reserve_a = offline[key].current_a
+        if last.get("setpoint_a") and now_s < float(last.get("valid_until_s") or 0):
+            # Until its live profile expires the station may still draw that setpoint.
+            reserve_a = max(reserve_a, float(last["setpoint_a"]))
+        if reserve_a > 0:
+            reserves.append(reserve_for_connector(alloc, current_a=reserve_a))
+
+    context.snapshot = SiteSnapshot(
+        now_s=now_s,
+        zones=zones,
+        sessions=tuple(sessions),
+        reserves=tuple(reserves),
+        settings=settings,
+        previous_ranking=state.ranking(),
+        capacity_changed=capacity_changed,
+    )
+    context.connected_station_ids = {s.pk for s in stations if s.identity in connected}
+    context.reductions = reductions
+    context.zone_names = dict(ZoneRow.objects.values_list("pk", "name"))
+    return context

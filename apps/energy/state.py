@@ -1,0 +1,98 @@
+"""Hot state of the control loop, kept in Redis and shared by every process.
+
+- the setpoint last *accepted* by each connector (what the deadband compares
+  with, and what a disconnected station may still draw until its lease ends);
+- the priority ranking fed back to the next allocation;
+- the last allocation per connector and per zone, read by the UI and the API.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from apps.energy.allocator import Ranking
+from evce_site.hotstate import key, redis_client
+
+SENT = key("energy", "sent")
+RANKING = key("energy", "ranking")
+SESSIONS = key("energy", "sessions")
+ZONES = key("energy", "zones")
+DEFAULTS = key("energy", "default-profiles")
+
+
+def last_sent_setpoints() -> dict[str, dict[str, Any]]:
+    return {k: json.loads(v) for k, v in redis_client().hgetall(SENT).items()}
+
+
+def record_sent(entries: dict[str, dict[str, Any]]) -> None:
+    if entries:
+        redis_client().hset(SENT, mapping={k: json.dumps(v) for k, v in entries.items()})
+
+
+def forget_sent(keys: list[str]) -> None:
+    if keys:
+        redis_client().hdel(SENT, *keys)
+
+
+def ranking() -> Ranking | None:
+    raw = redis_client().get(RANKING)
+    return Ranking.from_dict(json.loads(raw)) if raw else None
+
+
+def save_results(
+    ranking_: Ranking, sessions: dict[str, dict[str, Any]], zones: dict[int, dict[str, Any]]
+) -> None:
+    """Store what the UI and API show; replaces the previous allocation as a whole."""
+    pipe = redis_client().pipeline()
+    pipe.set(RANKING, json.dumps(ranking_.as_dict()))
+    pipe.delete(SESSIONS, ZONES)
+    if sessions:
+        pipe.hset(SESSIONS, mapping={k: json.dumps(v) for k, v in sessions.items()})
+    if zones:
+        pipe.hset(ZONES, mapping={str(k): json.dumps(v) for k, v in zones.items()})
+    pipe.execute()
+
+
+def session_results() -> dict[str, dict[str, Any]]:
+    return {k: json.loads(v) for k, v in redis_client().hgetall(SESSIONS).items()}
+
+
+def zone_results() -> dict[int, dict[str, Any]]:
+    return {int(k): json.loads(v) for k, v in redis_client().hgetall(ZONES).items()}
+
+
+def default_profiles_sent() -> dict[str, float]:
+    return {k: float(v) for k, v in redis_client().hgetall(DEFAULTS).items()}
+
+
+def record_default_profiles(entries: dict[str, float]) -> None:
+    if entries:
+        redis_client().hset(DEFAULTS, mapping={k: str(v) for k, v in entries.items()})
+
+
+def forget_default_profiles(keys: list[str]) -> None:
+    if keys:
+        redis_client().hdel(DEFAULTS, *keys)
+
+
+def forget_station(identity: str) -> None:
+    """A station that (re)connects may have lost its profiles: send them again."""
+    prefix = f"{identity}/"
+    client = redis_client()
+    for name in (SENT, DEFAULTS):
+        keys = [k for k in client.hkeys(name) if k.startswith(prefix)]
+        if keys:
+            client.hdel(name, *keys)
+
+
+def reset() -> None:
+    """Forget what was sent and any pending run: after a start every profile is sent again.
+
+    Cheap and safe (stations simply receive their current setpoints once more),
+    and it keeps a Redis that outlived a database reset from holding records
+    of transactions that no longer exist.
+    """
+    from apps.energy.services import DIRTY, LOCK, QUEUED
+
+    redis_client().delete(SENT, DEFAULTS, SESSIONS, ZONES, RANKING, DIRTY, QUEUED, LOCK)

@@ -1,0 +1,323 @@
+"""Meter models and meters: reading, polling, hot state and history.
+
+Polling keeps the latest reading of every meter in Redis (what the control
+loop and the dashboard read), a downsampled history in the database, and the
+lost/recovered state machine: a meter is *lost* after N consecutive failed
+polls and back on the first success. Both transitions are device-log events
+and ask for a re-allocation, because a zone whose meter is lost must run on
+its degraded setpoint at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.maintenance.models import EventCategory, EventLevel
+from apps.maintenance.services import device_log_write
+from apps.meters.modbus.builtin import BUILTIN_MODELS
+from apps.meters.modbus.client import (
+    BlockingMeterSession,
+    Connection,
+    MeterError,
+    MeterReading,
+    RtuConnection,
+    TcpConnection,
+)
+from apps.meters.modbus.registers import RegisterMap, register_map_errors
+from apps.meters.models import ConnectionType, Meter, MeterModel, MeterRecord
+from evce_site.hotstate import key, redis_client
+
+logger = logging.getLogger(__name__)
+
+HISTORY_PERIOD_S = 10.0
+# A change of a zone meter's phase current at least this big asks for a re-allocation.
+REBALANCE_DELTA_A = 0.5
+
+
+class MeterStatus:
+    CONNECTED = "connected"
+    ERROR = "error"  # failing, not yet lost
+    LOST = "lost"
+    NOT_CONNECTED = "not_connected"  # never read
+
+
+@transaction.atomic
+def builtin_models_sync() -> int:
+    """Make the database's built-in models equal to the ones shipped in code.
+
+    Runs after every migration, so an upgrade that corrects a register map
+    reaches existing installations. Returns how many rows were written.
+    """
+    written = 0
+    for name, register_map in BUILTIN_MODELS.items():
+        data = register_map.to_dict()
+        model = MeterModel.objects.filter(name=name).first()
+        if model is None:
+            model = MeterModel(name=name)
+        if (model.builtin, model.description, model.register_map) == (
+            True,
+            data["description"],
+            data["registers"],
+        ):
+            continue
+        model.builtin = True
+        model.description = data["description"]
+        model.register_map = data["registers"]
+        model.save()
+        written += 1
+    return written
+
+
+class MeterModelImportError(Exception):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+@transaction.atomic
+def meter_model_import(data: str | bytes | dict, *, user=None) -> tuple[MeterModel, bool]:
+    """Create or update a custom meter model from its JSON; built-in models stay as shipped."""
+    errors = register_map_errors(data)
+    if errors:
+        raise MeterModelImportError(errors)
+    register_map = RegisterMap.from_json(data)
+    model = MeterModel.objects.filter(name=register_map.name).first()
+    if model is not None and model.builtin:
+        raise MeterModelImportError(
+            [f"name: {register_map.name!r} is a built-in model and cannot be replaced"]
+        )
+    created = model is None
+    model = model or MeterModel(name=register_map.name)
+    payload = register_map.to_dict()
+    model.description = payload["description"]
+    model.register_map = payload["registers"]
+    model.full_clean()
+    model.save()
+    device_log_write(
+        category=EventCategory.CONFIGURATION,
+        event="meter_model_imported",
+        message=f"Meter model {model.name} {'created' if created else 'updated'} from JSON.",
+        user=user,
+    )
+    return model, created
+
+
+def meter_connection(meter: Meter) -> Connection:
+    """The Modbus address of a meter, as the reader takes it."""
+    if meter.connection_type == ConnectionType.RTU:
+        return RtuConnection(
+            device=meter.serial_device,
+            unit_id=meter.unit_id,
+            baudrate=meter.baudrate,
+            bytesize=meter.bytesize,
+            parity=meter.parity,
+            stopbits=meter.stopbits,
+        )
+    return TcpConnection(host=meter.host, port=meter.port, unit_id=meter.unit_id)
+
+
+def meter_read_once(meter: Meter) -> MeterReading:
+    """Read a meter once (admin "test connection", ``manage.py meter read``).
+
+    Raises ``MeterError`` with a message an installer can act on.
+    """
+    with BlockingMeterSession(timeout_s=meter.timeout_ms / 1000) as session:
+        return session.read_meter(
+            meter_connection(meter), meter.model.as_register_map(), read_at=timezone.now()
+        )
+
+
+# --------------------------------------------------------------------------
+# Hot state
+# --------------------------------------------------------------------------
+
+
+def _hot_key(meter_id: int) -> str:
+    return key("meter", meter_id)
+
+
+def meter_hot_state(meter_id: int) -> dict[str, Any] | None:
+    """The latest state of a meter: status, failures, values, read_at (ISO)."""
+    raw = redis_client().get(_hot_key(meter_id))
+    return json.loads(raw) if raw else None
+
+
+def meters_hot_state(meter_ids: list[int]) -> dict[int, dict[str, Any]]:
+    if not meter_ids:
+        return {}
+    raws = redis_client().mget([_hot_key(i) for i in meter_ids])
+    return {i: json.loads(raw) for i, raw in zip(meter_ids, raws, strict=True) if raw}
+
+
+# --------------------------------------------------------------------------
+# Polling
+# --------------------------------------------------------------------------
+
+_session: BlockingMeterSession | None = None
+_session_lock = threading.Lock()
+
+
+def poll_session() -> BlockingMeterSession:
+    """One session per worker process: links stay open between polls."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = BlockingMeterSession(timeout_s=1.0)
+        return _session
+
+
+@dataclass(frozen=True)
+class PollResult:
+    read: int
+    failed: int
+    lost: list[str]
+    recovered: list[str]
+    rebalance: bool
+
+
+def meters_poll(*, now: datetime | None = None, lost_after: int | None = None) -> PollResult:
+    """Read every enabled meter concurrently and update hot state and history."""
+    from apps.siteconfig.models import SiteSettings
+
+    now = now or timezone.now()
+    if lost_after is None:
+        lost_after = SiteSettings.load().meter_lost_after_polls
+    meters = list(Meter.objects.filter(enabled=True).select_related("model"))
+    if not meters:
+        return PollResult(0, 0, [], [], False)
+    maps = {m.model_id: _register_map(m.model) for m in meters}
+    requests = [(meter_connection(m), maps[m.model_id]) for m in meters]
+    timeout_s = max(m.timeout_ms for m in meters) / 1000
+    results = poll_session().read_meters(requests, read_at=now, timeout_s=timeout_s)
+    previous = meters_hot_state([m.pk for m in meters])
+    zone_meter_ids = _zone_meter_ids()
+    pipe = redis_client().pipeline()
+    lost, recovered, records = [], [], []
+    rebalance = False
+    failed = 0
+    for meter, result in zip(meters, results, strict=True):
+        before = previous.get(meter.pk) or {"status": MeterStatus.NOT_CONNECTED, "failures": 0}
+        state = _next_state(before, result, now, lost_after)
+        if state["status"] == MeterStatus.CONNECTED and _history_due(before, now):
+            state["recorded_at"] = now.isoformat()
+            records.append(_record(meter, result, now))
+        pipe.set(_hot_key(meter.pk), json.dumps(state))
+        if isinstance(result, MeterError):
+            failed += 1
+        if state["status"] == MeterStatus.LOST and before["status"] != MeterStatus.LOST:
+            lost.append(meter.name)
+            _log_transition(meter, lost=True, error=state.get("error", ""))
+        elif state["status"] == MeterStatus.CONNECTED and before["status"] == MeterStatus.LOST:
+            recovered.append(meter.name)
+            _log_transition(meter, lost=False)
+        if meter.pk in zone_meter_ids and _changes_allocation(before, state):
+            rebalance = True
+    pipe.execute()
+    if records:
+        MeterRecord.objects.bulk_create(records)
+    if rebalance:
+        from apps.energy.services import rebalance_request
+
+        rebalance_request(reason="meter")
+    return PollResult(len(meters) - failed, failed, lost, recovered, rebalance)
+
+
+_map_cache: dict[tuple[int, str], RegisterMap] = {}
+
+
+def _register_map(model: MeterModel) -> RegisterMap:
+    cache_key = (model.pk, json.dumps(model.register_map, sort_keys=True))
+    register_map = _map_cache.get(cache_key)
+    if register_map is None:
+        register_map = _map_cache[cache_key] = model.as_register_map()
+    return register_map
+
+
+def _zone_meter_ids() -> set[int]:
+    from apps.zones.models import Zone
+
+    ids = set()
+    for meter_id, production_id in Zone.objects.values_list("meter_id", "production_meter_id"):
+        ids.update(i for i in (meter_id, production_id) if i is not None)
+    return ids
+
+
+def _next_state(
+    before: dict[str, Any], result: MeterReading | MeterError, now: datetime, lost_after: int
+) -> dict[str, Any]:
+    if isinstance(result, MeterError):
+        failures = int(before.get("failures", 0)) + 1
+        was_lost = before.get("status") == MeterStatus.LOST
+        status = MeterStatus.LOST if failures >= lost_after or was_lost else MeterStatus.ERROR
+        state = {k: v for k, v in before.items() if k in ("values", "read_at", "recorded_at")}
+        state.update(status=status, failures=failures, error=str(result), failed_at=now.isoformat())
+        return state
+    return {
+        "status": MeterStatus.CONNECTED,
+        "failures": 0,
+        "values": result.values(),
+        "read_at": now.isoformat(),
+        "recorded_at": before.get("recorded_at"),
+    }
+
+
+def _changes_allocation(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """True when the control loop must look again: status or a phase current moved."""
+    lost_before = before.get("status") == MeterStatus.LOST
+    lost_after = after.get("status") == MeterStatus.LOST
+    if lost_before != lost_after:
+        return True
+    if after.get("status") != MeterStatus.CONNECTED:
+        return False
+    old = (before.get("values") or {}) if before.get("status") == MeterStatus.CONNECTED else {}
+    new = after.get("values") or {}
+    for field in ("current_l1_a", "current_l2_a", "current_l3_a"):
+        a, b = old.get(field), new.get(field)
+        if (a is None) != (b is None) or (a is not None and abs(a - b) >= REBALANCE_DELTA_A):
+            return True
+    return False
+
+
+def _history_due(before: dict[str, Any], now: datetime) -> bool:
+    recorded_at = before.get("recorded_at")
+    if not recorded_at:
+        return True
+    return now - datetime.fromisoformat(recorded_at) >= timedelta(seconds=HISTORY_PERIOD_S)
+
+
+def _record(meter: Meter, reading: MeterReading, now: datetime) -> MeterRecord:
+    return MeterRecord(
+        meter=meter,
+        at=now,
+        current_l1_a=reading.current_l1_a,
+        current_l2_a=reading.current_l2_a,
+        current_l3_a=reading.current_l3_a,
+        power_total_kw=reading.power_total_kw,
+        energy_delivered_kwh=reading.energy_delivered_kwh,
+    )
+
+
+def _log_transition(meter: Meter, *, lost: bool, error: str = "") -> None:
+    if lost:
+        device_log_write(
+            category=EventCategory.COMMUNICATION,
+            level=EventLevel.ERROR,
+            event="meter_lost",
+            message=f"Meter {meter.name} lost: {error}",
+            data={"meter": meter.name, "error": error},
+        )
+    else:
+        device_log_write(
+            category=EventCategory.COMMUNICATION,
+            event="meter_recovered",
+            message=f"Meter {meter.name} answers again.",
+            data={"meter": meter.name},
+        )

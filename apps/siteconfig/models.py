@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class FloorMode(models.TextChoices):
+    IEC61851 = "iec61851", _("IEC 61851 (6 A)")
+    EVZE = "evze", _("EV/ZE ready (8 A single-phase, 14 A three-phase)")
+
+
+class Priority(models.TextChoices):
+    ENERGY = "energy", _("Least energy received first")
+    DURATION = "duration", _("Shortest charging time first")
+
+
+class ProductionMode(models.TextChoices):
+    GRID = "grid", _("Grid only")
+    GRID_LOCAL = "grid+local", _("Grid and local production")
+    LOCAL = "local", _("Local production only")
+
+
+class SupervisionMode(models.TextChoices):
+    LOCAL = "local", _("Local (evce authorises)")
+    UNIQUE = "unique", _("One CPO for all stations")
+    MULTIPLE = "multiple", _("Stations split between CPOs and local groups")
+
+
+class SiteSettings(models.Model):
+    """The site-wide settings: one row (pk 1), created on first access.
+
+    Energy-management parameters feed the allocator; login settings feed the
+    account lockout; the limits bound the zone tree.
+    """
+
+    SINGLETON_PK = 1
+
+    name = models.CharField(_("device name"), max_length=64, default="evce")
+    floor_mode = models.CharField(
+        _("floor mode"), max_length=16, choices=FloorMode.choices, default=FloorMode.IEC61851
+    )
+    priority = models.CharField(
+        _("shedding priority"), max_length=16, choices=Priority.choices, default=Priority.ENERGY
+    )
+    production_mode = models.CharField(
+        _("production mode"),
+        max_length=16,
+        choices=ProductionMode.choices,
+        default=ProductionMode.GRID,
+    )
+    supervision_mode = models.CharField(
+        _("supervision mode"),
+        max_length=16,
+        choices=SupervisionMode.choices,
+        default=SupervisionMode.LOCAL,
+    )
+
+    optimisation_enabled = models.BooleanField(_("consumption optimisation"), default=True)
+    reduction_trigger_a = models.DecimalField(
+        _("reduction trigger (A)"),
+        max_digits=5,
+        decimal_places=1,
+        default=4,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
+    reduction_gap_a = models.DecimalField(
+        _("reduction gap (A)"),
+        max_digits=5,
+        decimal_places=1,
+        default=2,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
+    increase_gap_a = models.DecimalField(
+        _("increase gap (A)"),
+        max_digits=5,
+        decimal_places=1,
+        default=1,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
+    idle_suspension_enabled = models.BooleanField(_("suspend idle sessions"), default=False)
+    idle_after_s = models.PositiveIntegerField(
+        _("idle after (s)"),
+        default=300,
+        validators=[MinValueValidator(10), MaxValueValidator(86400)],
+    )
+    idle_wake_up_interval_s = models.PositiveIntegerField(
+        _("idle wake-up interval (s)"),
+        default=600,
+        validators=[MinValueValidator(60), MaxValueValidator(86400)],
+    )
+    nominal_voltage_v = models.PositiveIntegerField(
+        _("nominal voltage per phase (V)"),
+        default=230,
+        validators=[MinValueValidator(100), MaxValueValidator(400)],
+    )
+    meter_poll_interval_ms = models.PositiveIntegerField(
+        _("meter polling period (ms)"),
+        default=500,
+        validators=[MinValueValidator(250), MaxValueValidator(10000)],
+    )
+    meter_lost_after_polls = models.PositiveIntegerField(
+        _("meter lost after failed polls"),
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+    )
+    heartbeat_interval_s = models.PositiveIntegerField(
+        _("station heartbeat interval (s)"),
+        default=60,
+        validators=[MinValueValidator(10), MaxValueValidator(86400)],
+    )
+    meter_value_sample_interval_s = models.PositiveIntegerField(
+        _("station meter-value interval (s)"),
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(3600)],
+    )
+    max_zones = models.PositiveIntegerField(
+        _("maximum number of zones"),
+        default=20,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+    )
+    max_zone_levels = models.PositiveIntegerField(
+        _("maximum zone levels"),
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+    )
+
+    login_max_attempts = models.PositiveIntegerField(
+        _("failed logins before lock"),
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+    )
+    login_lock_s = models.PositiveIntegerField(
+        _("login lock period (s)"),
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(86400)],
+    )
+    session_timeout_s = models.PositiveIntegerField(
+        _("web session timeout (s)"),
+        default=6000,
+        validators=[MinValueValidator(60), MaxValueValidator(604800)],
+    )
+
+    ocpp_log_retention_days = models.PositiveIntegerField(
+        _("OCPP message log retention (days)"),
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+    )
+    meter_sample_retention_days = models.PositiveIntegerField(
+        _("meter sample retention (days)"),
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+    )
+    shared_authorization_key_hash = models.CharField(
+        _("shared station authorization key (hashed)"),
+        max_length=128,
+        blank=True,
+        help_text=_("Used by stations that have no key of their own (security profiles 1 and 2)."),
+    )
+    setup_completed = models.BooleanField(_("setup wizard completed"), default=False)
+
+    class Meta:
+        verbose_name = _("site settings")
+        verbose_name_plural = _("site settings")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(pk=1), name="site_settings_singleton"),
+            models.CheckConstraint(
+                condition=models.Q(
+                    meter_poll_interval_ms__gte=250, meter_poll_interval_ms__lte=10000
+                ),
+                name="site_settings_poll_interval_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.pk = self.SINGLETON_PK
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        if (
+            self.reduction_gap_a is not None
+            and self.reduction_trigger_a is not None
+            and self.reduction_gap_a > self.reduction_trigger_a
+        ):
+            raise ValidationError(
+                {"reduction_gap_a": _("The reduction gap cannot exceed the reduction trigger.")}
+            )
+
+    @classmethod
+    def load(cls) -> SiteSettings:
+        """The settings row, created with defaults the first time."""
+        obj, _created = cls.objects.get_or_create(pk=cls.SINGLETON_PK)
+        return obj

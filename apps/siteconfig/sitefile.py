@@ -1,0 +1,1265 @@
+"""The declarative site file: commissioning as code (import and export).
+
+Import reads the whole YAML file, checks it completely (shape, values,
+references, electrical rules) and reports *every* problem with its path, such
+as ``zones[0].zones[1].max_current_a: exceeds parent's 63 A``. Only a file
+without problems is applied, inside one database transaction, so an invalid
+file changes nothing. Objects are matched by their natural key (meter and zone
+names, station identity, card id tag, group and period names): importing
+creates or updates them and leaves objects the file does not name untouched.
+
+Export writes the current configuration in the same shape, without secrets,
+so ``import → export → import`` is stable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import yaml
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from apps.maintenance.models import EventCategory
+from apps.maintenance.services import device_log_write
+from apps.meters.modbus.registers import register_map_errors
+from apps.meters.models import ConnectionType, Meter, MeterModel
+from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode
+from apps.siteconfig.models import (
+    FloorMode,
+    Priority,
+    ProductionMode,
+    SiteSettings,
+    SupervisionMode,
+)
+from apps.stations.models import (
+    Connector,
+    CurrentType,
+    PhaseWiring,
+    SecurityProfile,
+    Station,
+    StationState,
+    identity_validator,
+)
+from apps.zones.models import (
+    DAYS,
+    MAX_EXTERNAL_INPUTS,
+    MAX_TOU_PERIODS,
+    MAX_TOU_SLOTS,
+    ExternalInput,
+    InputKind,
+    TouPeriod,
+    TouSlot,
+    Zone,
+)
+
+SECTIONS = (
+    "site",
+    "meter_models",
+    "meters",
+    "zones",
+    "auth_groups",
+    "stations",
+    "cards",
+    "tou_periods",
+    "external_inputs",
+)
+
+# site-file key -> SiteSettings field, for the scalar site settings.
+SITE_KEYS: dict[str, str] = {
+    "name": "name",
+    "floor": "floor_mode",
+    "priority": "priority",
+    "production": "production_mode",
+    "supervision": "supervision_mode",
+    "nominal_voltage_v": "nominal_voltage_v",
+    "meter_poll_interval_ms": "meter_poll_interval_ms",
+    "meter_lost_after_polls": "meter_lost_after_polls",
+    "heartbeat_interval_s": "heartbeat_interval_s",
+    "meter_value_sample_interval_s": "meter_value_sample_interval_s",
+    "max_zones": "max_zones",
+    "max_zone_levels": "max_zone_levels",
+}
+OPTIMISATION_KEYS = {
+    "enabled": "optimisation_enabled",
+    "reduction_trigger_a": "reduction_trigger_a",
+    "reduction_gap_a": "reduction_gap_a",
+    "increase_gap_a": "increase_gap_a",
+}
+IDLE_KEYS = {
+    "enabled": "idle_suspension_enabled",
+    "after_s": "idle_after_s",
+    "wake_up_interval_s": "idle_wake_up_interval_s",
+}
+
+_SLOT_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
+
+
+class SiteFileError(Exception):
+    """The file cannot be imported; ``errors`` lists every problem with its path."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass
+class ImportResult:
+    site_name: str
+    created: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str, created: bool) -> None:
+        bucket = self.created if created else self.updated
+        bucket[kind] = bucket.get(kind, 0) + 1
+
+
+# ---------------------------------------------------------------------------
+# Reading values with paths
+# ---------------------------------------------------------------------------
+
+
+class Checker:
+    """Collects problems with their path while reading the raw YAML tree."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(f"{path or 'file'}: {message}")
+
+    def mapping(
+        self, node: Any, path: str, allowed: Iterable[str], required: Iterable[str] = ()
+    ) -> dict | None:
+        if not isinstance(node, dict):
+            self.error(path, "must be a mapping (key: value)")
+            return None
+        allowed = tuple(allowed)
+        for key in node:
+            if key not in allowed:
+                self.error(
+                    _join(path, str(key)), f"unknown key (expected one of {', '.join(allowed)})"
+                )
+        for key in required:
+            if node.get(key) is None:
+                self.error(_join(path, key), "is required")
+        return node
+
+    def sequence(self, node: Any, path: str) -> list:
+        if node is None:
+            return []
+        if not isinstance(node, list):
+            self.error(path, "must be a list")
+            return []
+        return node
+
+    def text(
+        self,
+        node: dict,
+        key: str,
+        path: str,
+        *,
+        max_length: int,
+        required: bool = False,
+        pattern: Callable[[str], str | None] | None = None,
+    ) -> str | None:
+        value = node.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            self.error(_join(path, key), "must be text")
+            return None
+        value = str(value)
+        if required and not value.strip():
+            self.error(_join(path, key), "must not be empty")
+            return None
+        if len(value) > max_length:
+            self.error(_join(path, key), f"is longer than {max_length} characters")
+            return None
+        if pattern is not None:
+            problem = pattern(value)
+            if problem:
+                self.error(_join(path, key), problem)
+                return None
+        return value
+
+    def choice(self, node: dict, key: str, path: str, choices: Iterable[str]) -> str | None:
+        value = node.get(key)
+        if value is None:
+            return None
+        choices = tuple(choices)
+        if value not in choices:
+            self.error(_join(path, key), f"{value!r} is not one of {', '.join(choices)}")
+            return None
+        return value
+
+    def boolean(self, node: dict, key: str, path: str) -> bool | None:
+        value = node.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            self.error(_join(path, key), "must be true or false")
+            return None
+        return value
+
+    def integer(self, node: dict, key: str, path: str, *, minimum: int, maximum: int) -> int | None:
+        value = node.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(_join(path, key), "must be a whole number")
+            return None
+        if not minimum <= value <= maximum:
+            self.error(_join(path, key), f"must be between {minimum} and {maximum}")
+            return None
+        return value
+
+    def amps(
+        self, node: dict, key: str, path: str, *, minimum: str = "0", maximum: str = "10000"
+    ) -> Decimal | None:
+        """A current (or %) with at most one decimal, as an exact Decimal."""
+        value = node.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.error(_join(path, key), "must be a number")
+            return None
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            number = Decimal("NaN")
+        if not number.is_finite():
+            self.error(_join(path, key), "must be a number")
+            return None
+        # The range first: quantizing a huge number exceeds the decimal precision.
+        if not Decimal(minimum) <= number <= Decimal(maximum):
+            self.error(_join(path, key), f"must be between {minimum} and {maximum}")
+            return None
+        if number != number.quantize(Decimal("0.1")):
+            self.error(_join(path, key), "has more than one decimal")
+            return None
+        return number.quantize(Decimal("0.1"))
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _fmt_amps(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def _identity_problem(value: str) -> str | None:
+    try:
+        identity_validator(value)
+    except ValidationError:
+        return "must be 1–30 characters among letters, digits and * - _ = + | @ . (no spaces)"
+    return None
+
+
+def _id_tag_problem(value: str) -> str | None:
+    if not re.fullmatch(r"[\x21-\x7e]{1,20}", value):
+        return "must be 1–20 printable characters without spaces"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# The validated plan
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class ZonePlan:
+    path: str
+    name: str
+    parent: str | None
+    level: int
+    values: dict[str, Any]
+    meter: str | None
+    production_meter: str | None
+    children: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """The file, checked and normalised, ready to be applied."""
+
+    site: dict[str, Any] = field(default_factory=dict)
+    meter_models: list[tuple[str, dict]] = field(default_factory=list)
+    meters: list[tuple[str, dict]] = field(default_factory=list)
+    zones: list[ZonePlan] = field(default_factory=list)
+    auth_groups: list[tuple[str, dict]] = field(default_factory=list)
+    stations: list[tuple[str, dict]] = field(default_factory=list)
+    cards: list[tuple[str, dict]] = field(default_factory=list)
+    tou_periods: list[tuple[str, dict]] = field(default_factory=list)
+    external_inputs: list[tuple[str, dict]] = field(default_factory=list)
+
+
+def parse_site_file(text: str) -> Plan:
+    """Check a whole site file; raise ``SiteFileError`` listing every problem."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SiteFileError([f"{where}: not valid YAML ({problem})"]) from None
+    if raw is None:
+        raise SiteFileError(["file: is empty"])
+    check = Checker()
+    root = check.mapping(raw, "", SECTIONS)
+    if root is None:
+        raise SiteFileError(check.errors)
+    plan = Plan()
+    site_limits = _check_site(check, root.get("site"), plan)
+    model_names = _check_meter_models(check, root.get("meter_models"), plan)
+    meters = _check_meters(check, root.get("meters"), plan, model_names)
+    zones = _check_zones(check, root.get("zones"), plan, meters, site_limits)
+    groups = _check_auth_groups(check, root.get("auth_groups"), plan)
+    _check_stations(check, root.get("stations"), plan, zones, groups)
+    _check_cards(check, root.get("cards"), plan, groups)
+    _check_tou(check, root.get("tou_periods"), plan, zones)
+    _check_inputs(check, root.get("external_inputs"), plan, meters)
+    if check.errors:
+        raise SiteFileError(check.errors)
+    return plan
+
+
+def _check_site(check: Checker, node: Any, plan: Plan) -> tuple[int, int]:
+    # Checking only reads: a fresh install's settings row is not created here.
+    current = SiteSettings.objects.filter(pk=SiteSettings.SINGLETON_PK).first() or SiteSettings()
+    limits = (current.max_zones, current.max_zone_levels)
+    if node is None:
+        return limits
+    site = check.mapping(node, "site", (*SITE_KEYS, "optimisation", "idle_suspension"))
+    if site is None:
+        return limits
+    values: dict[str, Any] = {}
+    name = check.text(site, "name", "site", max_length=64, required=True)
+    if name is not None:
+        values["name"] = name
+    for key, choices in (
+        ("floor", FloorMode.values),
+        ("priority", Priority.values),
+        ("production", ProductionMode.values),
+        ("supervision", SupervisionMode.values),
+    ):
+        value = check.choice(site, key, "site", choices)
+        if value is not None:
+            values[SITE_KEYS[key]] = value
+    for key, low, high in (
+        ("nominal_voltage_v", 100, 400),
+        ("meter_poll_interval_ms", 250, 10000),
+        ("meter_lost_after_polls", 1, 100),
+        ("heartbeat_interval_s", 10, 86400),
+        ("meter_value_sample_interval_s", 1, 3600),
+        ("max_zones", 1, 1000),
+        ("max_zone_levels", 1, 10),
+    ):
+        value = check.integer(site, key, "site", minimum=low, maximum=high)
+        if value is not None:
+            values[SITE_KEYS[key]] = value
+    optimisation = site.get("optimisation")
+    if optimisation is not None and check.mapping(
+        optimisation, "site.optimisation", OPTIMISATION_KEYS
+    ):
+        path = "site.optimisation"
+        enabled = check.boolean(optimisation, "enabled", path)
+        if enabled is not None:
+            values["optimisation_enabled"] = enabled
+        for key in ("reduction_trigger_a", "reduction_gap_a", "increase_gap_a"):
+            value = check.amps(optimisation, key, path, maximum="100")
+            if value is not None:
+                values[key] = value
+    idle = site.get("idle_suspension")
+    if idle is not None and check.mapping(idle, "site.idle_suspension", IDLE_KEYS):
+        path = "site.idle_suspension"
+        enabled = check.boolean(idle, "enabled", path)
+        if enabled is not None:
+            values["idle_suspension_enabled"] = enabled
+        after = check.integer(idle, "after_s", path, minimum=10, maximum=86400)
+        if after is not None:
+            values["idle_after_s"] = after
+        wake = check.integer(idle, "wake_up_interval_s", path, minimum=60, maximum=86400)
+        if wake is not None:
+            values["idle_wake_up_interval_s"] = wake
+    plan.site = values
+    return (values.get("max_zones", limits[0]), values.get("max_zone_levels", limits[1]))
+
+
+def _check_meter_models(check: Checker, node: Any, plan: Plan) -> set[str]:
+    names = set(MeterModel.objects.values_list("name", flat=True))
+    builtin = set(MeterModel.objects.filter(builtin=True).values_list("name", flat=True))
+    seen: set[str] = set()
+    for index, item in enumerate(check.sequence(node, "meter_models")):
+        path = f"meter_models[{index}]"
+        if not isinstance(item, dict):
+            check.error(path, "must be a mapping (key: value)")
+            continue
+        problems = register_map_errors(item)
+        check.errors.extend(f"{path}.{problem}" for problem in problems)
+        name = item.get("name")
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            check.error(f"{path}.name", f"model {name!r} is defined twice")
+        if name in builtin:
+            check.error(f"{path}.name", f"{name!r} is a built-in model and cannot be redefined")
+        seen.add(name)
+        if not problems:
+            plan.meter_models.append((path, item))
+    return names | seen
+
+
+def _check_meters(check: Checker, node: Any, plan: Plan, model_names: set[str]) -> dict[str, bool]:
+    """Return every known meter name → whether it is a reporting meter."""
+    known = dict(Meter.objects.values_list("name", "is_reporting"))
+    seen: set[str] = set()
+    keys = (
+        "name",
+        "model",
+        "host",
+        "port",
+        "unit_id",
+        "serial",
+        "baudrate",
+        "bytesize",
+        "parity",
+        "stopbits",
+        "timeout_ms",
+        "reporting",
+        "enabled",
+    )
+    for index, item in enumerate(check.sequence(node, "meters")):
+        path = f"meters[{index}]"
+        meter = check.mapping(item, path, keys, required=("name", "model"))
+        if meter is None:
+            continue
+        name = check.text(meter, "name", path, max_length=64, required=True)
+        model = check.text(meter, "model", path, max_length=64)
+        if model is not None and model not in model_names:
+            check.error(f"{path}.model", f"unknown meter model {model!r}")
+        if name is not None and name in seen:
+            check.error(f"{path}.name", f"meter {name!r} is defined twice")
+        host = check.text(meter, "host", path, max_length=253)
+        serial = check.text(meter, "serial", path, max_length=200)
+        if bool(host) == bool(serial):
+            check.error(path, "give either host (Modbus TCP) or serial (Modbus RTU)")
+        values: dict[str, Any] = {
+            "connection_type": ConnectionType.RTU if serial else ConnectionType.TCP,
+            "host": host or "",
+            "serial_device": serial or "",
+        }
+        for key, low, high in (
+            ("port", 1, 65535),
+            ("unit_id", 1, 255),
+            ("baudrate", 1200, 921600),
+            ("bytesize", 7, 8),
+            ("stopbits", 1, 2),
+            ("timeout_ms", 50, 30000),
+        ):
+            value = check.integer(meter, key, path, minimum=low, maximum=high)
+            if value is not None:
+                values[key] = value
+        parity = check.choice(meter, "parity", path, ("N", "E", "O"))
+        if parity is not None:
+            values["parity"] = parity
+        reporting = check.boolean(meter, "reporting", path)
+        values["is_reporting"] = bool(reporting)
+        enabled = check.boolean(meter, "enabled", path)
+        if enabled is not None:
+            values["enabled"] = enabled
+        if name is not None:
+            seen.add(name)
+            known[name] = bool(reporting)
+            if model is not None:
+                plan.meters.append((path, {"name": name, "model": model, **values}))
+    return known
+
+
+def _check_zones(
+    check: Checker, node: Any, plan: Plan, meters: dict[str, bool], limits: tuple[int, int]
+) -> dict[str, bool]:
+    """Return every known zone name → whether it is terminal (may hold stations)."""
+    max_zones, max_levels = limits
+    names_in_file: dict[str, str] = {}
+    meter_users: dict[str, str] = {}
+    keys = (
+        "name",
+        "max_current_a",
+        "meter",
+        "degraded_current_a",
+        "production_meter",
+        "phase_imbalance_limit_a",
+        "zones",
+    )
+
+    def visit(items: Any, path: str, parent: ZonePlan | None, level: int) -> None:
+        for index, item in enumerate(check.sequence(items, path)):
+            zpath = f"{path}[{index}]"
+            zone = check.mapping(item, zpath, keys, required=("name", "max_current_a"))
+            if zone is None:
+                continue
+            name = check.text(zone, "name", zpath, max_length=64, required=True)
+            max_a = check.amps(zone, "max_current_a", zpath, minimum="0.1")
+            degraded = check.amps(zone, "degraded_current_a", zpath)
+            imbalance = check.amps(zone, "phase_imbalance_limit_a", zpath, minimum="1")
+            if level > max_levels:
+                check.error(zpath, f"is at level {level}; zones are limited to {max_levels} levels")
+            if name is not None:
+                if name in names_in_file:
+                    check.error(
+                        f"{zpath}.name",
+                        f"zone {name!r} is already defined at {names_in_file[name]}",
+                    )
+                names_in_file.setdefault(name, zpath)
+            if (
+                parent is not None
+                and max_a is not None
+                and parent.values.get("max_current_a") is not None
+            ):
+                parent_max = parent.values["max_current_a"]
+                if max_a > parent_max:
+                    check.error(
+                        f"{zpath}.max_current_a", f"exceeds parent's {_fmt_amps(parent_max)} A"
+                    )
+            if degraded is not None and max_a is not None and degraded > max_a:
+                check.error(
+                    f"{zpath}.degraded_current_a", f"exceeds the zone's {_fmt_amps(max_a)} A"
+                )
+            meter_refs: dict[str, str | None] = {}
+            for key in ("meter", "production_meter"):
+                ref = check.text(zone, key, zpath, max_length=64)
+                meter_refs[key] = ref
+                if ref is None:
+                    continue
+                if ref not in meters:
+                    check.error(f"{zpath}.{key}", f"unknown meter {ref!r}")
+                elif meters[ref]:
+                    check.error(f"{zpath}.{key}", f"meter {ref!r} is a reporting meter")
+                elif ref in meter_users:
+                    check.error(
+                        f"{zpath}.{key}", f"meter {ref!r} already serves {meter_users[ref]}"
+                    )
+                else:
+                    meter_users[ref] = zpath
+            values = {
+                "max_current_a": max_a,
+                "degraded_current_a": degraded or Decimal("0"),
+                "phase_imbalance_limit_a": imbalance,
+            }
+            zplan = ZonePlan(
+                zpath,
+                name or "",
+                parent.name if parent else None,
+                level,
+                values,
+                meter_refs["meter"],
+                meter_refs["production_meter"],
+            )
+            if name is not None:
+                plan.zones.append(zplan)
+                if parent is not None:
+                    parent.children.append(name)
+            visit(zone.get("zones"), f"{zpath}.zones", zplan, level + 1)
+
+    visit(node, "zones", None, 1)
+    existing = dict.fromkeys(Zone.objects.values_list("name", flat=True), True)
+    for parent_id in Zone.objects.exclude(parent=None).values_list("parent__name", flat=True):
+        existing[parent_id] = False
+    total = len(set(existing) | set(names_in_file))
+    if total > max_zones:
+        check.error("zones", f"the site would have {total} zones; the limit is {max_zones}")
+    known = existing
+    for zplan in plan.zones:
+        known[zplan.name] = not zplan.children
+    return known
+
+
+def _check_auth_groups(check: Checker, node: Any, plan: Plan) -> set[str]:
+    names = set(AuthGroup.objects.values_list("name", flat=True))
+    seen: set[str] = set()
+    for index, item in enumerate(check.sequence(node, "auth_groups")):
+        path = f"auth_groups[{index}]"
+        group = check.mapping(
+            item, path, ("name", "online", "offline", "plug_and_charge_id_tag"), required=("name",)
+        )
+        if group is None:
+            continue
+        name = check.text(group, "name", path, max_length=64, required=True)
+        online = check.choice(group, "online", path, OnlineMode.values)
+        offline = check.choice(group, "offline", path, OfflineStrategy.values)
+        tag = check.text(
+            group, "plug_and_charge_id_tag", path, max_length=20, pattern=_id_tag_problem
+        )
+        if name is None:
+            continue
+        if name in seen:
+            check.error(f"{path}.name", f"group {name!r} is defined twice")
+        seen.add(name)
+        values = {"name": name}
+        if online:
+            values["online_mode"] = online
+        if offline:
+            values["offline_strategy"] = offline
+        if tag is not None:
+            values["plug_and_charge_id_tag"] = tag
+        plan.auth_groups.append((path, values))
+    return names | seen
+
+
+def _check_stations(
+    check: Checker, node: Any, plan: Plan, zones: dict[str, bool], groups: set[str]
+) -> None:
+    seen: set[str] = set()
+    keys = (
+        "identity",
+        "name",
+        "zone",
+        "group",
+        "vip",
+        "security_profile",
+        "authorization_key",
+        "web_page_url",
+        "connectors",
+    )
+    for index, item in enumerate(check.sequence(node, "stations")):
+        path = f"stations[{index}]"
+        station = check.mapping(
+            item, path, keys, required=("identity", "name", "zone", "connectors")
+        )
+        if station is None:
+            continue
+        identity = check.text(station, "identity", path, max_length=30, pattern=_identity_problem)
+        name = check.text(station, "name", path, max_length=64, required=True)
+        zone = check.text(station, "zone", path, max_length=64)
+        group = check.text(station, "group", path, max_length=64)
+        vip = check.boolean(station, "vip", path)
+        profile = check.integer(station, "security_profile", path, minimum=0, maximum=3)
+        key = check.text(station, "authorization_key", path, max_length=40)
+        url = check.text(station, "web_page_url", path, max_length=200)
+        if identity is not None:
+            if identity.lower() in seen:
+                check.error(f"{path}.identity", f"station {identity!r} is defined twice")
+            seen.add(identity.lower())
+        if zone is not None:
+            if zone not in zones:
+                check.error(f"{path}.zone", f"unknown zone {zone!r}")
+            elif not zones[zone]:
+                check.error(
+                    f"{path}.zone",
+                    f"zone {zone!r} has sub-zones; stations go on terminal zones only",
+                )
+        if group is not None and group not in groups:
+            check.error(f"{path}.group", f"unknown authentication group {group!r}")
+        connectors = _check_connectors(check, station.get("connectors"), f"{path}.connectors")
+        if None in (identity, name, zone) or connectors is None:
+            continue
+        values = {
+            "identity": identity,
+            "name": name,
+            "zone": zone,
+            "group": group,
+            "vip": bool(vip),
+            "security_profile": profile if profile is not None else SecurityProfile.NONE,
+            "authorization_key": key,
+            "web_page_url": url or "",
+            "connectors": connectors,
+        }
+        plan.stations.append((path, values))
+
+
+def _check_connectors(check: Checker, node: Any, path: str) -> list[dict] | None:
+    items = check.sequence(node, path)
+    if not items:
+        check.error(path, "a station needs at least one connector")
+        return None
+    result: list[dict] = []
+    ids: set[int] = set()
+    ok = True
+    for index, item in enumerate(items):
+        cpath = f"{path}[{index}]"
+        connector = check.mapping(
+            item, cpath, ("id", "type", "phases", "max_current_a", "max_power_w"), required=("id",)
+        )
+        if connector is None:
+            ok = False
+            continue
+        number = check.integer(connector, "id", cpath, minimum=1, maximum=99)
+        kind = check.choice(connector, "type", cpath, CurrentType.values) or CurrentType.AC
+        phases = check.choice(connector, "phases", cpath, PhaseWiring.values)
+        max_a = check.amps(connector, "max_current_a", cpath, minimum="6", maximum="1000")
+        max_w = check.integer(connector, "max_power_w", cpath, minimum=1000, maximum=1_000_000)
+        if number is not None:
+            if number in ids:
+                check.error(f"{cpath}.id", f"connector {number} is defined twice")
+            ids.add(number)
+        if kind == CurrentType.AC and connector.get("max_current_a") is None:
+            check.error(f"{cpath}.max_current_a", "is required for an AC connector")
+            ok = False
+        if kind == CurrentType.DC and connector.get("max_power_w") is None:
+            check.error(f"{cpath}.max_power_w", "is required for a DC connector")
+            ok = False
+        if number is None:
+            ok = False
+            continue
+        result.append(
+            {
+                "connector_id": number,
+                "current_type": kind,
+                "phase_wiring": phases or PhaseWiring.TRI123,
+                "max_current_a": max_a if kind == CurrentType.AC else None,
+                "max_power_w": max_w if kind == CurrentType.DC else None,
+            }
+        )
+    return result if ok else None
+
+
+def _check_cards(check: Checker, node: Any, plan: Plan, groups: set[str]) -> None:
+    seen: set[str] = set()
+    keys = ("id_tag", "authorized", "vip", "comment", "groups", "parent_id_tag")
+    for index, item in enumerate(check.sequence(node, "cards")):
+        path = f"cards[{index}]"
+        card = check.mapping(item, path, keys, required=("id_tag",))
+        if card is None:
+            continue
+        id_tag = check.text(card, "id_tag", path, max_length=20, pattern=_id_tag_problem)
+        authorized = check.boolean(card, "authorized", path)
+        vip = check.boolean(card, "vip", path)
+        comment = check.text(card, "comment", path, max_length=50)
+        parent = check.text(card, "parent_id_tag", path, max_length=20, pattern=_id_tag_problem)
+        card_groups = []
+        for gindex, group in enumerate(check.sequence(card.get("groups"), f"{path}.groups")):
+            if not isinstance(group, str) or group not in groups:
+                check.error(f"{path}.groups[{gindex}]", f"unknown authentication group {group!r}")
+            else:
+                card_groups.append(group)
+        if id_tag is None:
+            continue
+        if id_tag.lower() in seen:
+            check.error(f"{path}.id_tag", f"card {id_tag!r} is defined twice")
+        seen.add(id_tag.lower())
+        plan.cards.append(
+            (
+                path,
+                {
+                    "id_tag": id_tag,
+                    "authorized": True if authorized is None else authorized,
+                    "vip": bool(vip),
+                    "comment": comment or "",
+                    "parent_id_tag": parent or "",
+                    "groups": card_groups,
+                },
+            )
+        )
+
+
+def _parse_slot(value: Any) -> tuple[time, time] | None:
+    if not isinstance(value, str):
+        return None
+    match = _SLOT_RE.match(value.strip())
+    if not match:
+        return None
+    start_h, start_m, end_h, end_m = (int(g) for g in match.groups())
+    if end_h == 24:
+        if end_m:
+            return None
+        end_h = 0
+    start, end = time(start_h, start_m), time(end_h, end_m)
+    return None if start == end else (start, end)
+
+
+def _check_tou(check: Checker, node: Any, plan: Plan, zones: dict[str, bool]) -> None:
+    items = check.sequence(node, "tou_periods")
+    existing = set(TouPeriod.objects.values_list("name", flat=True))
+    names_in_file = {
+        item["name"]
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("name"), str)
+    }
+    if len(existing | names_in_file) > MAX_TOU_PERIODS:
+        check.error("tou_periods", f"at most {MAX_TOU_PERIODS} time-of-use periods")
+    other_slots = TouSlot.objects.exclude(period__name__in=names_in_file).count()
+    total_slots = other_slots
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        path = f"tou_periods[{index}]"
+        period = check.mapping(
+            item,
+            path,
+            ("name", "enabled", "days", "slots", "max_percent", "zones"),
+            required=("name", "days", "slots", "max_percent"),
+        )
+        if period is None:
+            continue
+        name = check.text(period, "name", path, max_length=32, required=True)
+        enabled = check.boolean(period, "enabled", path)
+        percent = check.integer(period, "max_percent", path, minimum=0, maximum=100)
+        days = []
+        for dindex, day in enumerate(check.sequence(period.get("days"), f"{path}.days")):
+            if day not in DAYS:
+                check.error(f"{path}.days[{dindex}]", f"{day!r} is not one of {', '.join(DAYS)}")
+            elif day in days:
+                check.error(f"{path}.days[{dindex}]", f"{day!r} is listed twice")
+            else:
+                days.append(day)
+        slots = []
+        for sindex, raw_slot in enumerate(check.sequence(period.get("slots"), f"{path}.slots")):
+            slot = _parse_slot(raw_slot)
+            if slot is None:
+                check.error(
+                    f"{path}.slots[{sindex}]", f'{raw_slot!r} is not a slot like "07:00-10:00"'
+                )
+            else:
+                slots.append(slot)
+        total_slots += len(slots)
+        period_zones = []
+        for zindex, zone in enumerate(check.sequence(period.get("zones"), f"{path}.zones")):
+            if not isinstance(zone, str) or zone not in zones:
+                check.error(f"{path}.zones[{zindex}]", f"unknown zone {zone!r}")
+            else:
+                period_zones.append(zone)
+        if name is None:
+            continue
+        if name in seen:
+            check.error(f"{path}.name", f"period {name!r} is defined twice")
+        seen.add(name)
+        if percent is not None and days and slots:
+            plan.tou_periods.append(
+                (
+                    path,
+                    {
+                        "name": name,
+                        "enabled": True if enabled is None else enabled,
+                        "days": [d for d in DAYS if d in days],
+                        "max_percent": percent,
+                        "slots": slots,
+                        "zones": period_zones,
+                    },
+                )
+            )
+    if total_slots > MAX_TOU_SLOTS:
+        check.error(
+            "tou_periods", f"{total_slots} time slots in total; the limit is {MAX_TOU_SLOTS}"
+        )
+
+
+def _check_inputs(check: Checker, node: Any, plan: Plan, meters: dict[str, bool]) -> None:
+    seen: set[int] = set()
+    keys = (
+        "number",
+        "name",
+        "enabled",
+        "percent",
+        "source",
+        "device",
+        "address",
+        "active_when_off",
+    )
+    for index, item in enumerate(check.sequence(node, "external_inputs")):
+        path = f"external_inputs[{index}]"
+        entry = check.mapping(item, path, keys, required=("number", "name", "percent"))
+        if entry is None:
+            continue
+        number = check.integer(entry, "number", path, minimum=1, maximum=MAX_EXTERNAL_INPUTS)
+        name = check.text(entry, "name", path, max_length=64, required=True)
+        enabled = check.boolean(entry, "enabled", path)
+        percent = check.integer(entry, "percent", path, minimum=0, maximum=99)
+        source = check.choice(entry, "source", path, InputKind.values) or InputKind.DISCRETE_INPUT
+        device = check.text(entry, "device", path, max_length=64)
+        address = check.integer(entry, "address", path, minimum=0, maximum=65535)
+        active_when_off = check.boolean(entry, "active_when_off", path)
+        if source != InputKind.API:
+            if device is None:
+                check.error(f"{path}.device", "is required for a Modbus input")
+            elif device not in meters:
+                check.error(f"{path}.device", f"unknown meter {device!r}")
+            if address is None and entry.get("address") is None:
+                check.error(f"{path}.address", "is required for a Modbus input")
+        if number is not None:
+            if number in seen:
+                check.error(f"{path}.number", f"input {number} is defined twice")
+            seen.add(number)
+        if None not in (number, name, percent):
+            plan.external_inputs.append(
+                (
+                    path,
+                    {
+                        "number": number,
+                        "name": name,
+                        "enabled": True if enabled is None else enabled,
+                        "percent": percent,
+                        "kind": source,
+                        "device": device if source != InputKind.API else None,
+                        "address": address if source != InputKind.API else None,
+                        "active_when_off": bool(active_when_off),
+                    },
+                )
+            )
+
+
+# ---------------------------------------------------------------------------
+# Applying a plan
+# ---------------------------------------------------------------------------
+
+
+class _Applier:
+    def __init__(self, result: ImportResult) -> None:
+        self.result = result
+        self.errors: list[str] = []
+
+    def save(self, obj, path: str, kind: str, created: bool, exclude: Iterable[str] = ()) -> bool:
+        """Validate ``obj`` with the model's own rules, then save it."""
+        try:
+            obj.full_clean(exclude=list(exclude))
+        except ValidationError as exc:
+            for field_name, messages in exc.message_dict.items():
+                where = path if field_name == "__all__" else f"{path}.{field_name}"
+                for message in messages:
+                    self.errors.append(f"{where}: {message}")
+            return False
+        obj.save()
+        self.result.count(kind, created)
+        return True
+
+
+def apply_plan(plan: Plan) -> ImportResult:
+    """Write a checked plan; raise ``SiteFileError`` (and roll back) if the database refuses it."""
+    site = SiteSettings.load()
+    for key, value in plan.site.items():
+        setattr(site, key, value)
+    result = ImportResult(site_name=site.name)
+    applier = _Applier(result)
+    applier.save(site, "site", "site", created=False)
+
+    for path, data in plan.meter_models:
+        model, created = _get_or_new(MeterModel, name=data["name"])
+        model.description = data.get("description", "")
+        model.register_map = data["registers"]
+        applier.save(model, path, "meter_models", created)
+
+    models_by_name = {m.name: m for m in MeterModel.objects.all()}
+    for path, data in plan.meters:
+        meter, created = _get_or_new(Meter, name=data["name"])
+        values = {k: v for k, v in data.items() if k not in ("name", "model")}
+        meter.model = models_by_name.get(data["model"])
+        for key, value in values.items():
+            setattr(meter, key, value)
+        applier.save(meter, path, "meters", created)
+
+    meters_by_name = {m.name: m for m in Meter.objects.all()}
+    # Meters move between zones in a file: release them first so the
+    # one-meter-one-zone rule is checked against the file's final state.
+    planned_meters = {z.meter for z in plan.zones} | {z.production_meter for z in plan.zones}
+    Zone.objects.filter(meter__name__in=planned_meters).exclude(
+        name__in=[z.name for z in plan.zones]
+    ).update(meter=None)
+    Zone.objects.filter(production_meter__name__in=planned_meters).exclude(
+        name__in=[z.name for z in plan.zones]
+    ).update(production_meter=None)
+    Zone.objects.filter(name__in=[z.name for z in plan.zones]).update(
+        meter=None, production_meter=None
+    )
+    zones_by_name: dict[str, Zone] = {}
+    for zplan in plan.zones:  # parents come before their children
+        zone, created = _get_or_new(Zone, name=zplan.name)
+        zone.parent = zones_by_name.get(zplan.parent) if zplan.parent else None
+        for key, value in zplan.values.items():
+            setattr(zone, key, value)
+        zone.meter = meters_by_name.get(zplan.meter) if zplan.meter else None
+        zone.production_meter = (
+            meters_by_name.get(zplan.production_meter) if zplan.production_meter else None
+        )
+        if applier.save(zone, zplan.path, "zones", created):
+            zones_by_name[zone.name] = zone
+    zones_by_name.update({z.name: z for z in Zone.objects.exclude(name__in=zones_by_name)})
+
+    for path, data in plan.auth_groups:
+        group, created = _get_or_new(AuthGroup, name=data["name"])
+        for key, value in data.items():
+            setattr(group, key, value)
+        applier.save(group, path, "auth_groups", created)
+    groups_by_name = {g.name: g for g in AuthGroup.objects.all()}
+
+    for path, data in plan.stations:
+        _apply_station(applier, path, data, zones_by_name, groups_by_name)
+
+    for path, data in plan.cards:
+        card = Card.objects.filter(id_tag__iexact=data["id_tag"]).first()
+        created = card is None
+        card = card or Card(id_tag=data["id_tag"])
+        for key in ("authorized", "vip", "comment", "parent_id_tag"):
+            setattr(card, key, data[key])
+        if applier.save(card, path, "cards", created):
+            card.groups.set([groups_by_name[g] for g in data["groups"]])
+
+    for path, data in plan.tou_periods:
+        period, created = _get_or_new(TouPeriod, name=data["name"])
+        period.enabled, period.days, period.max_percent = (
+            data["enabled"],
+            data["days"],
+            data["max_percent"],
+        )
+        if applier.save(period, path, "tou_periods", created):
+            period.slots.all().delete()
+            TouSlot.objects.bulk_create(
+                TouSlot(period=period, start=s, end=e) for s, e in data["slots"]
+            )
+            period.zones.set([zones_by_name[z] for z in data["zones"]])
+
+    for path, data in plan.external_inputs:
+        entry, created = _get_or_new(ExternalInput, number=data["number"])
+        for key, value in data.items():
+            if key != "device":
+                setattr(entry, key, value)
+        entry.device = meters_by_name.get(data["device"]) if data["device"] else None
+        applier.save(entry, path, "external_inputs", created)
+
+    if applier.errors:
+        raise SiteFileError(applier.errors)
+    return result
+
+
+def _apply_station(
+    applier: _Applier, path: str, data: dict, zones: dict[str, Zone], groups: dict[str, AuthGroup]
+) -> None:
+    station = Station.objects.filter(identity__iexact=data["identity"]).first()
+    created = station is None
+    station = station or Station(identity=data["identity"])
+    station.name = data["name"]
+    station.zone = zones.get(data["zone"])
+    station.auth_group = groups.get(data["group"]) if data["group"] else None
+    station.vip = data["vip"]
+    station.security_profile = data["security_profile"]
+    station.web_page_url = data["web_page_url"]
+    if data["authorization_key"]:
+        station.set_authorization_key(data["authorization_key"])
+    if station.state != StationState.INSTALLED:
+        from django.utils import timezone
+
+        station.state = StationState.INSTALLED
+        station.installed_at = timezone.now()
+    if not applier.save(station, path, "stations", created):
+        return
+    wanted = {c["connector_id"] for c in data["connectors"]}
+    station.connectors.exclude(connector_id__in=wanted).delete()
+    for index, values in enumerate(data["connectors"]):
+        connector = station.connectors.filter(connector_id=values["connector_id"]).first()
+        is_new = connector is None
+        connector = connector or Connector(station=station, connector_id=values["connector_id"])
+        for key, value in values.items():
+            setattr(connector, key, value)
+        applier.save(connector, f"{path}.connectors[{index}]", "connectors", is_new)
+
+
+def _get_or_new(model, **lookup):
+    obj = model.objects.filter(**lookup).first()
+    return (obj, False) if obj is not None else (model(**lookup), True)
+
+
+def site_import(text: str, *, source: str = "", user=None, dry_run: bool = False) -> ImportResult:
+    """Check and apply a site file; on any problem raise ``SiteFileError`` and change nothing."""
+    plan = parse_site_file(text)
+    with transaction.atomic():
+        result = apply_plan(plan)
+        if dry_run:
+            transaction.set_rollback(True)
+            return result
+        device_log_write(
+            category=EventCategory.CONFIGURATION,
+            event="site_imported",
+            message=f"Site file {source or '(upload)'} imported.",
+            user=user,
+            data={"created": result.created, "updated": result.updated},
+        )
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------
+
+
+def _number(value: Decimal | None) -> int | float | None:
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _compact(values: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Drop empty optional values (and values equal to their default) for a readable file."""
+    defaults = defaults or {}
+    return {
+        k: v
+        for k, v in values.items()
+        if v not in (None, "", []) and defaults.get(k, object()) != v
+    }
+
+
+def site_export() -> str:
+    """The current configuration as a site file (no secrets)."""
+    site = SiteSettings.load()
+    doc: dict[str, Any] = {
+        "site": {key: _plain(getattr(site, attr)) for key, attr in SITE_KEYS.items()}
+    }
+    doc["site"]["optimisation"] = {
+        key: _plain(getattr(site, attr)) for key, attr in OPTIMISATION_KEYS.items()
+    }
+    doc["site"]["idle_suspension"] = {key: getattr(site, attr) for key, attr in IDLE_KEYS.items()}
+
+    custom_models = MeterModel.objects.filter(builtin=False).order_by("name")
+    if custom_models:
+        doc["meter_models"] = [m.as_json() for m in custom_models]
+    meters = []
+    for meter in Meter.objects.select_related("model").order_by("name"):
+        entry: dict[str, Any] = {"name": meter.name, "model": meter.model.name}
+        if meter.connection_type == ConnectionType.TCP:
+            entry.update(host=meter.host, port=meter.port)
+        else:
+            entry.update(
+                serial=meter.serial_device,
+                baudrate=meter.baudrate,
+                bytesize=meter.bytesize,
+                parity=meter.parity,
+                stopbits=meter.stopbits,
+            )
+        entry.update(unit_id=meter.unit_id, timeout_ms=meter.timeout_ms)
+        entry.update(_compact({"reporting": meter.is_reporting or None}))
+        if not meter.enabled:
+            entry["enabled"] = False
+        meters.append(entry)
+    if meters:
+        doc["meters"] = meters
+
+    zones = list(Zone.objects.select_related("meter", "production_meter").order_by("name"))
+    children: dict[int | None, list[Zone]] = {}
+    for zone in zones:
+        children.setdefault(zone.parent_id, []).append(zone)
+
+    def zone_entry(zone: Zone) -> dict[str, Any]:
+        entry = _compact(
+            {
+                "name": zone.name,
+                "max_current_a": _number(zone.max_current_a),
+                "meter": zone.meter.name if zone.meter else None,
+                "degraded_current_a": _number(zone.degraded_current_a)
+                if zone.meter or zone.degraded_current_a
+                else None,
+                "production_meter": zone.production_meter.name if zone.production_meter else None,
+                "phase_imbalance_limit_a": _number(zone.phase_imbalance_limit_a),
+            }
+        )
+        sub = [zone_entry(child) for child in children.get(zone.pk, [])]
+        if sub:
+            entry["zones"] = sub
+        return entry
+
+    if zones:
+        doc["zones"] = [zone_entry(zone) for zone in children.get(None, [])]
+    groups = [
+        _compact(
+            {
+                "name": g.name,
+                "online": g.online_mode,
+                "offline": g.offline_strategy,
+                "plug_and_charge_id_tag": g.plug_and_charge_id_tag,
+            }
+        )
+        for g in AuthGroup.objects.order_by("name")
+    ]
+    if groups:
+        doc["auth_groups"] = groups
+    stations = []
+    for station in (
+        Station.objects.filter(state=StationState.INSTALLED)
+        .select_related("zone", "auth_group")
+        .prefetch_related("connectors")
+        .order_by("identity")
+    ):
+        entry = _compact(
+            {
+                "identity": station.identity,
+                "name": station.name,
+                "zone": station.zone.name,
+                "group": station.auth_group.name if station.auth_group else None,
+                "vip": station.vip,
+                "security_profile": station.security_profile or None,
+                "web_page_url": station.web_page_url,
+            }
+        )
+        entry["vip"] = station.vip
+        entry["connectors"] = [
+            _compact(
+                {
+                    "id": c.connector_id,
+                    "type": c.current_type if c.current_type != CurrentType.AC else None,
+                    "phases": c.phase_wiring,
+                    "max_current_a": _number(c.max_current_a),
+                    "max_power_w": c.max_power_w,
+                }
+            )
+            for c in sorted(station.connectors.all(), key=lambda c: c.connector_id)
+        ]
+        stations.append(entry)
+    if stations:
+        doc["stations"] = stations
+    cards = []
+    for card in Card.objects.prefetch_related("groups").order_by("id_tag"):
+        entry = {"id_tag": card.id_tag, "authorized": card.authorized, "vip": card.vip}
+        entry.update(_compact({"comment": card.comment, "parent_id_tag": card.parent_id_tag}))
+        entry["groups"] = sorted(g.name for g in card.groups.all())
+        cards.append(entry)
+    if cards:
+        doc["cards"] = cards
+    periods = []
+    for period in TouPeriod.objects.prefetch_related("slots", "zones").order_by("name"):
+        entry = {"name": period.name}
+        if not period.enabled:
+            entry["enabled"] = False
+        entry.update(
+            {
+                "days": [d for d in DAYS if d in period.days],
+                "slots": [
+                    f"{s.start:%H:%M}-{s.end:%H:%M}"
+                    for s in sorted(period.slots.all(), key=lambda s: s.start)
+                ],
+                "max_percent": period.max_percent,
+            }
+        )
+        zone_names = sorted(z.name for z in period.zones.all())
+        if zone_names:
+            entry["zones"] = zone_names
+        periods.append(entry)
+    if periods:
+        doc["tou_periods"] = periods
+    inputs = []
+    for entry_obj in ExternalInput.objects.select_related("device").order_by("number"):
+        entry = {"number": entry_obj.number, "name": entry_obj.name}
+        if not entry_obj.enabled:
+            entry["enabled"] = False
+        entry.update({"percent": entry_obj.percent, "source": entry_obj.kind})
+        if entry_obj.kind != InputKind.API:
+            entry.update(device=entry_obj.device.name, address=entry_obj.address)
+        if entry_obj.active_when_off:
+            entry["active_when_off"] = True
+        inputs.append(entry)
+    if inputs:
+        doc["external_inputs"] = inputs
+    return yaml.safe_dump(
+        doc, sort_keys=False, allow_unicode=True, default_flow_style=None, width=110
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return _number(value)
+    if isinstance(value, str):
+        # A settings row just created holds its defaults as choice enums
+        # (str subclasses), which the YAML safe dumper refuses.
+        return str(value)
+    return value

@@ -1,0 +1,620 @@
+"""Station and transaction workflows: discovery, installation, sessions, samples.
+
+The OCPP consumer calls these with plain values (already validated and in
+explicit units); so do the admin, the API and the tests. Everything a station
+reports late or twice lands on the same rows: a repeated start maps to the
+same transaction, a stop is never lost, a repeated stop changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import partial
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.maintenance.models import EventCategory, EventLevel
+from apps.maintenance.services import device_log_write
+from apps.rfid.models import AuthGroup, Card
+from apps.stations.models import (
+    Connector,
+    CurrentType,
+    MeterSample,
+    PhaseWiring,
+    Station,
+    StationState,
+    Transaction,
+    TransactionStatus,
+)
+from apps.zones.models import Zone
+
+logger = logging.getLogger(__name__)
+
+# A phase drawing at least this much is counted in a session's phases used.
+PHASE_ACTIVE_CURRENT_A = 1.0
+# A connector first reported by a station is registered with these ratings
+# until an installer sets the real ones.
+DEFAULT_CONNECTOR_MAX_CURRENT_A = Decimal("32")
+CHARGING = "Charging"
+_SESSION_STATUSES = {s.value for s in TransactionStatus} - {TransactionStatus.FINISHED.value}
+
+
+@dataclass(frozen=True, slots=True)
+class StationInfo:
+    """What a station tells about itself in its BootNotification."""
+
+    vendor: str
+    model: str
+    serial_number: str = ""
+    firmware_version: str = ""
+    iccid: str = ""
+    imsi: str = ""
+    meter_type: str = ""
+    meter_serial_number: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorSpec:
+    """How an installer declares a connector (AC: current limit; DC: power limit)."""
+
+    connector_id: int
+    phase_wiring: str = PhaseWiring.TRI123
+    current_type: str = CurrentType.AC
+    max_current_a: Decimal | None = DEFAULT_CONNECTOR_MAX_CURRENT_A
+    max_power_w: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReading:
+    """What a station measured on one connector at one instant, in A, W and Wh."""
+
+    sampled_at: datetime
+    current_l1_a: float | None = None
+    current_l2_a: float | None = None
+    current_l3_a: float | None = None
+    power_w: float | None = None
+    energy_wh: float | None = None
+    current_offered_a: float | None = None
+    context: str = ""
+
+    @property
+    def phase_currents_a(self) -> list[float]:
+        return [
+            c for c in (self.current_l1_a, self.current_l2_a, self.current_l3_a) if c is not None
+        ]
+
+    @property
+    def has_measurement(self) -> bool:
+        return bool(self.phase_currents_a) or any(
+            v is not None for v in (self.power_w, self.energy_wh, self.current_offered_a)
+        )
+
+
+# --- stations -------------------------------------------------------------------
+
+
+def station_boot(
+    *, identity: str, info: StationInfo, remote_addr: str | None = None, at: datetime | None = None
+) -> tuple[Station, bool]:
+    """Record a BootNotification; an unknown identity becomes a *discovered* station.
+
+    Returns the station and whether it was created. Identities are matched
+    case-insensitively, like the site file does.
+    """
+    at = at or timezone.now()
+    station = Station.objects.filter(identity__iexact=identity).first()
+    created = station is None
+    if station is None:
+        station = Station(identity=identity, state=StationState.DISCOVERED)
+    for name in (
+        "vendor",
+        "model",
+        "serial_number",
+        "firmware_version",
+        "iccid",
+        "imsi",
+        "meter_type",
+        "meter_serial_number",
+    ):
+        limit = Station._meta.get_field(name).max_length
+        setattr(station, name, (getattr(info, name) or "")[:limit])
+    station.last_boot_at = at
+    station.last_seen_at = at
+    if remote_addr:
+        station.ip_address = remote_addr
+    try:
+        with transaction.atomic():
+            station.save()
+    except IntegrityError:
+        # Two connections of a new station booted at once: the other one created it.
+        if not created:
+            raise
+        return station_boot(identity=identity, info=info, remote_addr=remote_addr, at=at)
+    if created:
+        device_log_write(
+            category=EventCategory.COMMUNICATION,
+            event="station_discovered",
+            message=_("New station %(identity)s (%(vendor)s %(model)s) waits for installation.")
+            % {"identity": identity, "vendor": info.vendor, "model": info.model},
+            station_identity=identity,
+            remote_addr=remote_addr,
+            data={"serial_number": info.serial_number, "firmware": info.firmware_version},
+        )
+    return station, created
+
+
+def station_install(
+    station: Station,
+    *,
+    name: str,
+    zone: Zone,
+    auth_group: AuthGroup | None = None,
+    vip: bool = False,
+    connectors: Sequence[ConnectorSpec] = (),
+    user=None,
+) -> Station:
+    """Install a discovered (or declared) station: it is answered ``Accepted`` from its next boot.
+
+    Raises ``ValidationError`` (nothing changed) when the zone has sub-zones
+    or a connector is inconsistent. Once committed, the station is asked to
+    boot again (when online) so it is accepted and configured at once.
+    """
+    with transaction.atomic():
+        station = Station.objects.select_for_update().get(pk=station.pk)
+        station.name = name
+        station.zone = zone
+        station.auth_group = auth_group
+        station.vip = vip
+        station.state = StationState.INSTALLED
+        station.installed_at = timezone.now()
+        station.full_clean()
+        station.save()
+        for spec in connectors:
+            connector = Connector.objects.filter(
+                station=station, connector_id=spec.connector_id
+            ).first() or Connector(station=station, connector_id=spec.connector_id)
+            connector.phase_wiring = spec.phase_wiring
+            connector.current_type = spec.current_type
+            connector.max_current_a = spec.max_current_a
+            connector.max_power_w = spec.max_power_w
+            connector.full_clean()
+            connector.save()
+        device_log_write(
+            category=EventCategory.CONFIGURATION,
+            event="station_installed",
+            message=_("Station %(identity)s installed as %(name)s in zone %(zone)s.")
+            % {"identity": station.identity, "name": name, "zone": zone.name},
+            station_identity=station.identity,
+            zone_name=zone.name,
+            user=user,
+        )
+        transaction.on_commit(partial(_after_state_change, station.identity, "installed"))
+    return station
+
+
+def station_refuse(station: Station, *, user=None) -> Station:
+    """Refuse a station: its boots are answered ``Rejected`` and its socket is closed."""
+    with transaction.atomic():
+        station = Station.objects.select_for_update().get(pk=station.pk)
+        _refuse_if_charging(station)
+        station.state = StationState.REFUSED
+        station.save(update_fields=["state"])
+        device_log_write(
+            category=EventCategory.CONFIGURATION,
+            event="station_refused",
+            message=_("Station %(identity)s refused.") % {"identity": station.identity},
+            station_identity=station.identity,
+            user=user,
+        )
+        transaction.on_commit(partial(_after_state_change, station.identity, "refused"))
+    return station
+
+
+def station_delete(station: Station, *, user=None) -> None:
+    """Delete a station (its CDRs stay, with its identity and name copied)."""
+    with transaction.atomic():
+        station = Station.objects.select_for_update().get(pk=station.pk)
+        _refuse_if_charging(station)
+        identity = station.identity
+        station.delete()
+        device_log_write(
+            category=EventCategory.CONFIGURATION,
+            event="station_deleted",
+            message=_("Station %(identity)s deleted.") % {"identity": identity},
+            station_identity=identity,
+            user=user,
+        )
+        transaction.on_commit(partial(_after_state_change, identity, "deleted"))
+
+
+def _refuse_if_charging(station: Station) -> None:
+    if Transaction.objects.filter(station=station, stopped_at__isnull=True).exists():
+        raise ValidationError(
+            _("Station %(identity)s has an ongoing transaction: stop it first.")
+            % {"identity": station.identity}
+        )
+
+
+def _after_state_change(identity: str, change: str) -> None:
+    # The central system builds on this app, not the other way round.
+    from apps.central_system.services import station_state_changed
+
+    station_state_changed(identity, change)
+
+
+def station_touch(*, station_id: int, at: datetime | None = None) -> None:
+    """Note that the station spoke (the live state is in Redis; this survives it)."""
+    Station.objects.filter(pk=station_id).update(last_seen_at=at or timezone.now())
+
+
+# --- connectors -----------------------------------------------------------------
+
+
+def _connector(station: Station, connector_id: int) -> Connector:
+    """The connector, registered with default ratings when the station first reports it."""
+    connector = Connector.objects.filter(station=station, connector_id=connector_id).first()
+    if connector is not None:
+        return connector
+    try:
+        with transaction.atomic():
+            return Connector.objects.create(
+                station=station,
+                connector_id=connector_id,
+                current_type=CurrentType.AC,
+                max_current_a=DEFAULT_CONNECTOR_MAX_CURRENT_A,
+            )
+    except IntegrityError:
+        return Connector.objects.get(station=station, connector_id=connector_id)
+
+
+def connector_status_update(
+    *,
+    station: Station,
+    connector_id: int,
+    status: str,
+    error_code: str = "NoError",
+    info: str = "",
+    at: datetime | None = None,
+) -> None:
+    """Apply a StatusNotification: connector (or station, for 0) and session status.
+
+    Time spent in ``Charging`` is added to the ongoing session's charging
+    duration when the connector leaves that status.
+    """
+    at = at or timezone.now()
+    if connector_id == 0:
+        Station.objects.filter(pk=station.pk).update(status=status)
+        return
+    with transaction.atomic():
+        connector = _connector(station, connector_id)
+        previous, since = connector.status, connector.status_at
+        session = _ongoing(station.identity, connector_id, lock=True)
+        if session is not None:
+            changed = []
+            if previous == CHARGING and status != CHARGING and since is not None:
+                session.charging_duration_s += _seconds_between(
+                    max(since, session.started_at or since), at
+                )
+                changed.append("charging_duration_s")
+            if status in _SESSION_STATUSES and session.status != status:
+                session.status = status
+                changed.append("status")
+            if changed:
+                session.save(update_fields=changed)
+        connector.error_code = error_code[:30]
+        connector.status_info = info[:50]
+        if status != previous:
+            connector.status = status
+            connector.status_at = at
+        connector.save(update_fields=["status", "error_code", "status_info", "status_at"])
+
+
+def _seconds_between(start: datetime, end: datetime) -> int:
+    return max(0, int((end - start).total_seconds()))
+
+
+def _ongoing(identity: str, connector_id: int, *, lock: bool = False) -> Transaction | None:
+    sessions = Transaction.objects.filter(
+        station_identity=identity, connector_id=connector_id, stopped_at__isnull=True
+    ).order_by("-started_at", "-id")
+    if lock:
+        sessions = sessions.select_for_update()
+    return sessions.first()
+
+
+# --- transactions ------------------------------------------------------------------
+
+
+def transaction_start(
+    *,
+    station: Station,
+    connector_id: int,
+    id_tag: str,
+    meter_start_wh: int,
+    started_at: datetime,
+    card: Card | None = None,
+    reservation_id: int | None = None,
+) -> Transaction:
+    """Open a session, or return the one a repeated StartTransaction already opened.
+
+    The same station, connector, id tag and start time is the same session
+    (a station re-sends its start after a lost answer or a reconnection).
+    """
+    _connector(station, connector_id)
+    lookup = {
+        "station_identity": station.identity,
+        "connector_id": connector_id,
+        "id_tag": id_tag,
+        "started_at": started_at,
+    }
+    existing = Transaction.objects.filter(**lookup).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return Transaction.objects.create(
+                **lookup,
+                station=station,
+                station_name=station.name,
+                card=card,
+                vip=station.vip or bool(card and card.vip),
+                meter_start_wh=meter_start_wh,
+                reservation_id=reservation_id,
+                status=TransactionStatus.CHARGING,
+            )
+    except IntegrityError:
+        return Transaction.objects.get(**lookup)
+
+
+def transaction_stop(
+    *,
+    station: Station,
+    transaction_id: int,
+    meter_stop_wh: int,
+    stopped_at: datetime,
+    reason: str = "Local",
+    id_tag: str = "",
+    readings: Sequence[MeterReading] = (),
+) -> Transaction:
+    """Close a session from a StopTransaction; never refuses, never loses one.
+
+    * ongoing session: closed with the station's figures;
+    * session force-stopped by an operator: reconciled with the station's figures;
+    * already stopped: unchanged (a repeated stop);
+    * unknown id: stored as a session without start, so the energy is not lost.
+    """
+    with transaction.atomic():
+        session = (
+            Transaction.objects.select_for_update()
+            .filter(pk=transaction_id, station_identity__iexact=station.identity)
+            .first()
+        )
+        if session is None:
+            session, created = _store_unknown_stop(
+                station, transaction_id, meter_stop_wh, stopped_at, reason, id_tag
+            )
+            if not created:
+                return session  # the same stop again
+        elif session.stopped_at is None or session.forced_stop:
+            repeat = session.forced_stop and session.stopped_at == stopped_at
+            _close(session, stopped_at=stopped_at, meter_stop_wh=meter_stop_wh, reason=reason)
+            if repeat:
+                return session
+        else:
+            return session  # already stopped by the station: a repeated stop
+        _store_samples(station, session.connector_id, session, readings)
+    return session
+
+
+def _store_unknown_stop(
+    station: Station,
+    transaction_id: int,
+    meter_stop_wh: int,
+    stopped_at: datetime,
+    reason: str,
+    id_tag: str,
+) -> tuple[Transaction, bool]:
+    same = Transaction.objects.filter(
+        station_identity=station.identity,
+        started_at__isnull=True,
+        stopped_at=stopped_at,
+        meter_stop_wh=meter_stop_wh,
+    ).first()
+    if same is not None:
+        return same, False
+    session = Transaction.objects.create(
+        station=station,
+        station_identity=station.identity,
+        station_name=station.name,
+        connector_id=0,
+        id_tag=id_tag,
+        stopped_at=stopped_at,
+        meter_stop_wh=meter_stop_wh,
+        stop_reason=reason,
+        status=TransactionStatus.FINISHED,
+    )
+    device_log_write(
+        category=EventCategory.COMMUNICATION,
+        level=EventLevel.WARNING,
+        event="stop_unknown_transaction",
+        message=_(
+            "Station %(identity)s stopped transaction %(station_id)s that evce does not know; "
+            "stored as transaction %(pk)s."
+        )
+        % {"identity": station.identity, "station_id": transaction_id, "pk": session.pk},
+        station_identity=station.identity,
+        data={"transaction_id": transaction_id, "stored_as": session.pk},
+    )
+    return session, True
+
+
+def _close(
+    session: Transaction, *, stopped_at: datetime, meter_stop_wh: int | None, reason: str
+) -> None:
+    if session.started_at is not None:
+        stopped_at = max(stopped_at, session.started_at)
+    if session.stopped_at is None:
+        connector = Connector.objects.filter(
+            station__identity=session.station_identity, connector_id=session.connector_id
+        ).first()
+        if connector is not None and connector.status == CHARGING and connector.status_at:
+            start = max(connector.status_at, session.started_at or connector.status_at)
+            session.charging_duration_s += _seconds_between(start, stopped_at)
+    session.stopped_at = stopped_at
+    session.stop_reason = reason[:20]
+    session.status = TransactionStatus.FINISHED
+    if meter_stop_wh is not None:
+        session.meter_stop_wh = meter_stop_wh
+        if session.meter_start_wh is not None:
+            final_wh = max(0, meter_stop_wh - session.meter_start_wh)
+            if final_wh > session.energy_wh:
+                session.tou_energy_wh = tou_energy_add(
+                    session.tou_energy_wh, final_wh - session.energy_wh, stopped_at
+                )
+            session.energy_wh = final_wh
+    session.save()
+
+
+def transaction_force_stop(
+    transaction_: Transaction, *, user, stopped_at: datetime | None = None
+) -> Transaction:
+    """Close a session the station no longer reports (e.g. station lost), without the station.
+
+    The energy is what the meter samples showed so far; a StopTransaction
+    arriving later still reconciles the record with the station's figures.
+    """
+    with transaction.atomic():
+        session = Transaction.objects.select_for_update().get(pk=transaction_.pk)
+        if session.stopped_at is not None:
+            raise ValidationError(_("This transaction is already stopped."))
+        meter_stop = (
+            session.meter_start_wh + session.energy_wh
+            if session.meter_start_wh is not None
+            else None
+        )
+        _close(session, stopped_at=stopped_at or timezone.now(), meter_stop_wh=None, reason="Other")
+        session.meter_stop_wh = meter_stop
+        session.forced_stop = True
+        session.save(update_fields=["meter_stop_wh", "forced_stop"])
+        device_log_write(
+            category=EventCategory.LOAD_MANAGEMENT,
+            level=EventLevel.WARNING,
+            event="transaction_force_stopped",
+            message=_("Transaction %(pk)s on %(identity)s/%(connector)s force-stopped.")
+            % {
+                "pk": session.pk,
+                "identity": session.station_identity,
+                "connector": session.connector_id,
+            },
+            station_identity=session.station_identity,
+            user=user,
+            data={"transaction_id": session.pk},
+        )
+    return session
+
+
+# --- meter values ---------------------------------------------------------------------
+
+
+def meter_values_record(
+    *,
+    station: Station,
+    connector_id: int,
+    transaction_id: int | None,
+    readings: Sequence[MeterReading],
+) -> Transaction | None:
+    """Store MeterValues samples and update the live figures of their session.
+
+    Samples for an unknown transaction id are kept without a session.
+    """
+    session = None
+    if transaction_id is not None:
+        session = (
+            Transaction.objects.filter(pk=transaction_id, station_identity=station.identity)
+            .only("pk", "stopped_at", "meter_start_wh", "energy_wh", "phases_used", "tou_energy_wh")
+            .first()
+        )
+    _store_samples(station, connector_id, session, readings)
+    if session is not None and session.stopped_at is None and readings:
+        _update_live_figures(session, readings)
+    return session
+
+
+def _store_samples(
+    station: Station,
+    connector_id: int,
+    session: Transaction | None,
+    readings: Sequence[MeterReading],
+) -> None:
+    readings = [r for r in readings if r.has_measurement]
+    if not readings:
+        return
+    # Repeats of a message are filtered before (the central system remembers
+    # recent message ids); a message re-sent after that window is rare enough
+    # not to pay a query on every sample for it.
+    MeterSample.objects.bulk_create(
+        [
+            MeterSample(
+                transaction=session,
+                station=station,
+                connector_id=connector_id,
+                sampled_at=r.sampled_at,
+                current_l1_a=r.current_l1_a,
+                current_l2_a=r.current_l2_a,
+                current_l3_a=r.current_l3_a,
+                power_w=r.power_w,
+                energy_wh=r.energy_wh,
+                current_offered_a=r.current_offered_a,
+                context=r.context[:24],
+            )
+            for r in readings
+        ]
+    )
+
+
+NO_PERIOD = "NoPeriod"
+
+
+def tou_energy_add(tou_energy_wh: dict | None, delta_wh: int, at: datetime) -> dict:
+    """Add energy to the TOU period in force at ``at`` (or ``NoPeriod``), SPEC §3.6.
+
+    Energy between two samples is credited to the period of the later one, so a
+    period boundary is at most one sample interval off.
+    """
+    from apps.zones.selectors import tou_period_name_at_minute
+
+    name = tou_period_name_at_minute(at) or NO_PERIOD
+    result = dict(tou_energy_wh or {})
+    result[name] = int(result.get(name, 0)) + int(delta_wh)
+    return result
+
+
+def _update_live_figures(session: Transaction, readings: Sequence[MeterReading]) -> None:
+    changes: dict[str, object] = {}
+    registers = [r.energy_wh for r in readings if r.energy_wh is not None]
+    if registers and session.meter_start_wh is not None:
+        energy_wh = max(0, round(max(registers) - session.meter_start_wh))
+        if energy_wh > session.energy_wh:
+            changes["energy_wh"] = energy_wh
+            latest_at = max(r.sampled_at for r in readings if r.energy_wh is not None)
+            changes["tou_energy_wh"] = tou_energy_add(
+                session.tou_energy_wh, energy_wh - session.energy_wh, latest_at
+            )
+    with_current = [r for r in readings if r.phase_currents_a]
+    if with_current:
+        latest = max(with_current, key=lambda r: r.sampled_at)
+        changes["consumption_a"] = Decimal(str(round(max(latest.phase_currents_a), 1)))
+        active = max(
+            sum(1 for c in r.phase_currents_a if c >= PHASE_ACTIVE_CURRENT_A) for r in with_current
+        )
+        if active and active > (session.phases_used or 0):
+            changes["phases_used"] = active
+    if changes:
+        Transaction.objects.filter(pk=session.pk).update(**changes)

@@ -1,0 +1,121 @@
+"""Reads of the zone tree and of the reductions active at a given time (SPEC §3.5)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from apps.zones.models import DAYS, EbmsReduction, ExternalInput, TouPeriod, Zone
+
+
+@dataclass(frozen=True)
+class ActiveReduction:
+    """A limit active on a zone right now, with what the UI and API show of it."""
+
+    source: str  # "tou" | "input" | "ebms"
+    percent: float | None
+    current_a: float | None
+    description: str
+    valid_until: datetime | None = None
+
+
+def slot_active(start: time, end: time, days: list[str], local_now: datetime) -> bool:
+    """Whether a daily slot of a period is running at ``local_now`` (site time).
+
+    A slot crossing midnight belongs to the day it starts: "22:00-06:00" on
+    Monday also covers Tuesday 03:00.
+    """
+    now_t = local_now.time()
+    today = DAYS[local_now.weekday()]
+    if start < end:
+        return today in days and start <= now_t < end
+    yesterday = DAYS[(local_now - timedelta(days=1)).weekday()]
+    return (today in days and now_t >= start) or (yesterday in days and now_t < end)
+
+
+def tou_periods_active(now: datetime) -> list[TouPeriod]:
+    """Enabled TOU periods with a slot running at ``now`` (slots and zones prefetched)."""
+    local_now = timezone.localtime(now)
+    periods = TouPeriod.objects.filter(enabled=True).prefetch_related("slots", "zones")
+    return [
+        period
+        for period in periods
+        if any(slot_active(s.start, s.end, period.days, local_now) for s in period.slots.all())
+    ]
+
+
+def tou_period_name_at(now: datetime, periods: list[TouPeriod] | None = None) -> str | None:
+    """The TOU period used for energy accounting at ``now`` (lowest % wins), or None."""
+    active = tou_periods_active(now) if periods is None else periods
+    if not active:
+        return None
+    return min(active, key=lambda p: (p.max_percent, p.name)).name
+
+
+_period_by_minute: dict[datetime, str | None] = {}
+
+
+def tou_period_name_at_minute(now: datetime) -> str | None:
+    """``tou_period_name_at`` cached per minute: it runs for every MeterValues message.
+
+    The cache is cleared whenever a period or slot changes (``tou_cache_clear``).
+    """
+    minute = now.replace(second=0, microsecond=0)
+    if minute not in _period_by_minute:
+        if len(_period_by_minute) > 256:
+            _period_by_minute.clear()
+        _period_by_minute[minute] = tou_period_name_at(minute)
+    return _period_by_minute[minute]
+
+
+def tou_cache_clear(**_kwargs) -> None:
+    _period_by_minute.clear()
+
+
+def active_reductions(now: datetime | None = None) -> dict[int, list[ActiveReduction]]:
+    """Every reduction active at ``now``, by zone id.
+
+    The allocator applies the rules between them (inputs override TOU, the
+    lowest remaining wins); this only says which are in force.
+    """
+    now = now or timezone.now()
+    zone_ids = list(Zone.objects.values_list("pk", flat=True))
+    result: dict[int, list[ActiveReduction]] = defaultdict(list)
+    for period in tou_periods_active(now):
+        targets = [z.pk for z in period.zones.all()] or zone_ids
+        for zone_id in targets:
+            result[zone_id].append(
+                ActiveReduction("tou", float(period.max_percent), None, f"TOU period {period.name}")
+            )
+    for entry in ExternalInput.objects.filter(enabled=True, active=True):
+        for zone_id in zone_ids:
+            result[zone_id].append(
+                ActiveReduction(
+                    "input",
+                    float(entry.percent),
+                    None,
+                    f"External input {entry.number} ({entry.name})",
+                )
+            )
+    reductions = EbmsReduction.objects.filter(
+        cleared_at=None, created_at__lte=now, valid_until__gt=now
+    )
+    for reduction in reductions:
+        result[reduction.zone_id].append(
+            ActiveReduction(
+                "ebms",
+                _float(reduction.percent),
+                _float(reduction.current_a),
+                reduction.description or "Building management system",
+                reduction.valid_until,
+            )
+        )
+    return dict(result)
+
+
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,136 @@
+"""Zone-side workflows: external inputs (read or set) and EBMS reductions."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.maintenance.models import EventCategory, EventLevel
+from apps.maintenance.services import device_log_write
+from apps.meters.modbus.client import MeterError
+from apps.zones.models import EbmsReduction, ExternalInput, InputKind, Zone
+
+logger = logging.getLogger(__name__)
+
+
+def external_input_apply(entry: ExternalInput, active: bool, *, source: str, user=None) -> bool:
+    """Record an input's state; on a change log it and ask for a re-allocation.
+
+    The update is conditional so two pollers never log the same change twice.
+    """
+    changed = ExternalInput.objects.filter(pk=entry.pk).exclude(active=active).update(active=active)
+    if not changed:
+        return False
+    entry.active = active
+    state = "active" if active else "inactive"
+    device_log_write(
+        category=EventCategory.LOAD_MANAGEMENT,
+        level=EventLevel.WARNING if active else EventLevel.INFO,
+        event="input_active" if active else "input_inactive",
+        message=f"External input {entry.number} ({entry.name}) {state} ({source}): "
+        f"zones capped at {entry.percent} %."
+        if active
+        else f"External input {entry.number} ({entry.name}) {state} ({source}).",
+        user=user,
+        data={"input": entry.number, "percent": entry.percent, "active": active},
+    )
+    from apps.energy.services import rebalance_request
+
+    transaction.on_commit(lambda: rebalance_request(reason="input"))
+    return True
+
+
+def external_inputs_poll() -> dict[int, bool | str]:
+    """Read every enabled Modbus input; a failed read keeps the last known state."""
+    from apps.meters.services import meter_connection, poll_session
+
+    results: dict[int, bool | str] = {}
+    entries = (
+        ExternalInput.objects.filter(enabled=True)
+        .exclude(kind=InputKind.API)
+        .select_related("device")
+    )
+    for entry in entries:
+        try:
+            bit = poll_session().read_bit(
+                meter_connection(entry.device),
+                entry.address,
+                entry.kind,
+                timeout_s=entry.device.timeout_ms / 1000,
+            )
+        except MeterError as exc:
+            logger.warning("External input %s could not be read: %s", entry.number, exc)
+            results[entry.number] = str(exc)
+            continue
+        active = bit != entry.active_when_off
+        external_input_apply(entry, active, source="Modbus")
+        results[entry.number] = active
+    return results
+
+
+@transaction.atomic
+def zone_reduction_set(
+    *,
+    zone: Zone,
+    valid_until: datetime,
+    percent: Decimal | None = None,
+    current_a: Decimal | None = None,
+    description: str = "",
+    user=None,
+) -> EbmsReduction:
+    """Set a building-management limit on a zone (replaces the previous one)."""
+    now = timezone.now()
+    EbmsReduction.objects.filter(zone=zone, cleared_at=None, valid_until__gt=now).update(
+        cleared_at=now
+    )
+    reduction = EbmsReduction(
+        zone=zone,
+        percent=percent,
+        current_a=current_a,
+        description=description,
+        created_at=now,
+        valid_until=valid_until,
+        created_by=user if getattr(user, "pk", None) else None,
+    )
+    reduction.full_clean()
+    reduction.save()
+    device_log_write(
+        category=EventCategory.LOAD_MANAGEMENT,
+        event="reduction_set",
+        message=f"Zone {zone.name} reduced to {reduction} by the building management system.",
+        zone_name=zone.name,
+        user=user,
+        data={
+            "percent": str(percent) if percent is not None else None,
+            "current_a": str(current_a) if current_a is not None else None,
+            "valid_until": valid_until.isoformat(),
+        },
+    )
+    from apps.energy.services import rebalance_request
+
+    transaction.on_commit(lambda: rebalance_request(reason="reduction"))
+    return reduction
+
+
+@transaction.atomic
+def zone_reduction_clear(*, zone: Zone, user=None) -> int:
+    now = timezone.now()
+    cleared = EbmsReduction.objects.filter(zone=zone, cleared_at=None, valid_until__gt=now).update(
+        cleared_at=now
+    )
+    if cleared:
+        device_log_write(
+            category=EventCategory.LOAD_MANAGEMENT,
+            event="reduction_cleared",
+            message=f"Reduction of zone {zone.name} cleared.",
+            zone_name=zone.name,
+            user=user,
+        )
+        from apps.energy.services import rebalance_request
+
+        transaction.on_commit(lambda: rebalance_request(reason="reduction"))
+    return cleared

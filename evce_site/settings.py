@@ -1,0 +1,260 @@
+"""evce settings: one module, configured from environment variables.
+
+Documented variables (defaults in brackets): EVCE_DATA_DIR [./var],
+DATABASE_URL [SQLite in the data dir], REDIS_URL [embedded Redis on a Unix
+socket in the data dir], EVCE_HTTP_PORT [8000], EVCE_OCPP_PORT [9979],
+EVCE_SECRET_KEY [generated once into the data dir], EVCE_ALLOWED_HOSTS [*],
+EVCE_TIME_ZONE [UTC], EVCE_DEBUG [0], EVCE_HTTPS_ONLY [0], EVCE_OCPP_TLS [0],
+EVCE_OCPP_TLS_PORT [9981], EVCE_OCPP_TLS_CERT / EVCE_OCPP_TLS_KEY [generated],
+EVCE_OCPP_DB_THREADS [-1: 1 on SQLite, 4 on PostgreSQL].
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from django.utils.translation import gettext_lazy as _
+
+from evce_site import embedded_redis
+from evce_site.env import env_bool, env_int, env_list, env_str, parse_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("EVCE_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """Use EVCE_SECRET_KEY, else a key generated once and kept in the data dir."""
+    given = env_str("EVCE_SECRET_KEY", "")
+    if given:
+        return given
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(64))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("EVCE_DEBUG", False)
+ALLOWED_HOSTS = env_list("EVCE_ALLOWED_HOSTS", ["*"])
+HTTP_PORT = env_int("EVCE_HTTP_PORT", 8000, minimum=1, maximum=65535)
+OCPP_PORT = env_int("EVCE_OCPP_PORT", 9979, minimum=1, maximum=65535)
+# TLS endpoint for security profile 2; certificate generated into the data dir
+# unless EVCE_OCPP_TLS_CERT / EVCE_OCPP_TLS_KEY name one (apps/central_system/tls.py).
+OCPP_TLS_ENABLED = env_bool("EVCE_OCPP_TLS", False)
+OCPP_TLS_PORT = env_int("EVCE_OCPP_TLS_PORT", 9981, minimum=1, maximum=65535)
+OCPP_TLS_CERT = env_str("EVCE_OCPP_TLS_CERT", "")
+OCPP_TLS_KEY = env_str("EVCE_OCPP_TLS_KEY", "")
+# Threads running the OCPP handlers' database work: -1 = one on SQLite (a single
+# writer), four on PostgreSQL; 0 = Channels' shared thread.
+OCPP_DB_THREADS = env_int("EVCE_OCPP_DB_THREADS", -1, minimum=-1, maximum=64)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "drf_spectacular",
+    "apps.accounts",
+    "apps.siteconfig",
+    "apps.maintenance",
+    "apps.meters",
+    "apps.zones",
+    "apps.rfid",
+    "apps.stations",
+    "apps.central_system",
+    "apps.energy",
+    "apps.simulator",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "evce_site.urls"
+ASGI_APPLICATION = "evce_site.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+_database_url = env_str("DATABASE_URL", "")
+if _database_url:
+    _db = parse_database_url(_database_url)
+    DATABASES = {
+        "default": {
+            "ENGINE": _db.engine,
+            "NAME": _db.name,
+            "USER": _db.user,
+            "PASSWORD": _db.password,
+            "HOST": _db.host,
+            "PORT": _db.port,
+        }
+    }
+else:
+    DATABASES = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "evce.sqlite3"}
+    }
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Several processes (web, worker, beat) share the file: WAL lets readers
+    # run beside the writer, IMMEDIATE transactions take the write lock up
+    # front (no "database is locked" on lock upgrade) and the busy timeout
+    # makes writers wait for each other instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = 60
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer, Celery broker, hot state ---------------------------
+REDIS_URL = env_str("REDIS_URL", "")
+EMBEDDED_REDIS = not REDIS_URL
+if EMBEDDED_REDIS:
+    _socket = embedded_redis.socket_path(DATA_DIR)
+    REDIS_URL = f"unix://{_socket}"
+    CELERY_BROKER_URL = f"redis+socket://{_socket}"
+else:
+    CELERY_BROKER_URL = REDIS_URL
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            # Receivers block in BZPOPMIN for 5 s; redis-py's default 5 s socket
+            # timeout would race that reply and kill idle consumers. Its default
+            # pool of 100 connections fails (not waits) when a thousand station
+            # connections open or close at once.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "max_connections": 4096}],
+            "prefix": "evce",
+            "capacity": 1000,
+            "expiry": 30,
+        },
+    }
+}
+
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ALWAYS_EAGER = env_bool("EVCE_CELERY_EAGER", False)
+# Beat tick of the meter poller; the site's polling period (250-10000 ms) is
+# applied on top of it (see apps.meters.tasks).
+# Validity of a live charging profile; renewed at half-life while evce runs.
+SETPOINT_LEASE_S = env_int("EVCE_SETPOINT_LEASE_S", 120, minimum=30, maximum=3600)
+METER_TICK_MS = env_int("EVCE_METER_TICK_MS", 250, minimum=50, maximum=10000)
+
+# --- Authentication -------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "apps.accounts.validators.EvcePasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+SESSION_COOKIE_AGE = 6000  # default inactivity timeout; the site setting overrides it
+SESSION_SAVE_EVERY_REQUEST = True
+
+# --- HTTPS-only deployments -----------------------------------------------------
+HTTPS_ONLY = env_bool("EVCE_HTTPS_ONLY", False)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+if HTTPS_ONLY:
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+CSRF_TRUSTED_ORIGINS = env_list("EVCE_CSRF_TRUSTED_ORIGINS", [])
+
+# --- Internationalisation ------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("fr", _("French"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env_str("EVCE_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files and uploads ---------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+MEDIA_ROOT = DATA_DIR / "uploads"
+MEDIA_URL = "/media/"
+
+# --- API ---------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "evce EBMS API",
+    "DESCRIPTION": "Building / energy management interface of evce.",
+    "VERSION": "2.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Logging -----------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("EVCE_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The meter poll runs every 250 ms: one line per task would drown the log.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
+        "pymodbus": {"level": "CRITICAL"},  # failures are reported by evce's own messages
+    },
+}

@@ -1,0 +1,170 @@
+"""Runs every evce process under one parent: Redis (embedded), web, worker, beat.
+
+The parent restarts nothing silently: if a child dies, everything is stopped
+and the exit code says so, because a controller without its control loop must
+not look healthy. Ctrl-C (SIGINT) or SIGTERM stops all children cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+from evce_site import embedded_redis
+
+
+@dataclass
+class Child:
+    """A supervised process; evce stops when a critical one dies."""
+
+    name: str
+    argv: list[str]
+    critical: bool = True
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+
+def web_argv(bind: str) -> list[str]:
+    endpoints = [f"tcp:port={settings.HTTP_PORT}:interface={bind}"]
+    if settings.OCPP_PORT != settings.HTTP_PORT:
+        endpoints.append(f"tcp:port={settings.OCPP_PORT}:interface={bind}")
+    if settings.OCPP_TLS_ENABLED:
+        from apps.central_system.tls import tls_endpoint
+
+        endpoints.append(tls_endpoint(bind))
+    # Station sockets stay open for months: no daphne maximum connection age.
+    argv = [sys.executable, "-m", "daphne", "--proxy-headers", "--websocket_timeout", "-1"]
+    for endpoint in endpoints:
+        argv += ["-e", endpoint]
+    return [*argv, "evce_site.asgi:application"]
+
+
+def worker_argv(concurrency: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "evce_site",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        "evce-worker@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
+def simulator_argv(ocpp_port: int, meter_port: int) -> list[str]:
+    """The demo's simulated stations and meters, driven by this evce."""
+    return [
+        sys.executable,
+        "manage.py",
+        "simulate",
+        "--from-site",
+        "--url",
+        f"ws://127.0.0.1:{ocpp_port}",
+        "--meters",
+        str(meter_port),
+        "--arrival",
+        "poisson:45",
+        "--status-every",
+        "60",
+    ]
+
+
+def beat_argv(data_dir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "evce_site",
+        "beat",
+        "--loglevel",
+        "INFO",
+        "--schedule",
+        str(data_dir / "celerybeat-schedule"),
+    ]
+
+
+class Supervisor:
+    def __init__(self, children: list[Child], *, stdout=sys.stdout) -> None:
+        self.children = children
+        self.stdout = stdout
+        self.redis_process: subprocess.Popen | None = None
+        self._stopping = False
+        self._ended: set[str] = set()
+
+    def start_redis(self) -> None:
+        """Start the embedded Redis (when REDIS_URL is unset) before anything uses it."""
+        if settings.EMBEDDED_REDIS and self.redis_process is None:
+            self.redis_process = embedded_redis.start(settings.DATA_DIR)
+            where = embedded_redis.socket_path(settings.DATA_DIR)
+            self.stdout.write(f"embedded Redis on {where}\n")
+
+    def start(self) -> None:
+        self.start_redis()
+        for child in self.children:
+            # Own process group: the terminal's Ctrl-C reaches the parent only,
+            # which then stops children in order.
+            child.process = subprocess.Popen(child.argv, start_new_session=True)
+            self.stdout.write(f"started {child.name} (pid {child.process.pid})\n")
+
+    def wait(self) -> int:
+        """Block until a signal arrives or a child exits; return the exit code."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            while not self._stopping:
+                for child in self.children:
+                    code = child.process.poll() if child.process else None
+                    if code is None or child.name in self._ended:
+                        continue
+                    if not child.critical:
+                        self._ended.add(child.name)
+                        self.stdout.write(
+                            f"{child.name} exited with code {code}; evce keeps running\n"
+                        )
+                        continue
+                    self.stdout.write(f"{child.name} exited with code {code}: stopping evce\n")
+                    self.stop()
+                    return code or 1
+                time.sleep(0.5)
+        finally:
+            self.stop()
+        return 0
+
+    def _on_signal(self, signum, frame) -> None:
+        self._stopping = True
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        running = [c for c in self.children if c.process and c.process.poll() is None]
+        for child in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for child in running:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                child.process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()
+        if self.redis_process is not None and self.redis_process.poll() is None:
+            self.redis_process.terminate()
+            try:
+                self.redis_process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.redis_process.kill()
+        self.redis_process = None

@@ -1,0 +1,144 @@
+"""Commands to stations: the caller side and the consumer's queue, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from apps.central_system import commands
+from tests.stations.factories import StationFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def station(db):
+    return StationFactory()
+
+
+def run(coroutine_function):
+    return async_to_sync(coroutine_function)()
+
+
+def test_builders_make_schema_valid_payloads():
+    built = [
+        commands.remote_start("TAG1", connector_id=1),
+        commands.remote_stop(12),
+        commands.reset("Hard"),
+        commands.change_availability(0, "Inoperative"),
+        commands.change_configuration("HeartbeatInterval", "60"),
+        commands.get_configuration(["HeartbeatInterval"]),
+        commands.set_charging_profile(
+            1,
+            {
+                "chargingProfileId": 1,
+                "stackLevel": 1,
+                "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": "Absolute",
+                "chargingSchedule": {
+                    "chargingRateUnit": "A",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 21.4}],
+                },
+            },
+        ),
+        commands.clear_charging_profile(profile_id=1),
+        commands.get_composite_schedule(1, 3600, charging_rate_unit="A"),
+        commands.trigger_message("StatusNotification", connector_id=1),
+        commands.unlock_connector(1),
+        commands.data_transfer("evce", message_id="x", data="y"),
+        commands.send_local_list(1, "Full", [{"idTag": "A", "idTagInfo": {"status": "Accepted"}}]),
+        commands.get_local_list_version(),
+        commands.clear_cache(),
+    ]
+    for command in built:
+        assert commands._checked(command.action, command.payload) == command.payload
+
+
+def test_invalid_commands_are_refused_before_sending():
+    with pytest.raises(commands.InvalidCommand, match="not a command"):
+        commands.call_sync("CP1", "Heartbeat", {})
+    with pytest.raises(commands.InvalidCommand, match="type"):
+        commands.send_sync("CP1", commands.reset("Sideways"))
+
+
+def test_offline_station_fails_at_once(redis_url):
+    with pytest.raises(commands.StationOffline):
+        commands.send_sync("NOBODY-HERE", commands.reset("Soft"), timeout_s=2)
+
+
+def test_round_trip_through_the_channel_layer(make_station, station, redis_url):
+    async def scenario():
+        cp = make_station(station.identity)
+        await cp.open()
+        pending = asyncio.create_task(commands.send(station.identity, commands.reset("Hard")))
+        frame = await cp.receive()
+        assert frame[0] == 2 and frame[2:] == ["Reset", {"type": "Hard"}]
+        await cp.answer(frame, {"status": "Rejected"})
+        assert await pending == {"status": "Rejected"}
+        await cp.close()
+
+    run(scenario)
+
+
+def test_one_outstanding_call_at_a_time_in_order(make_station, station, redis_url):
+    async def scenario():
+        cp = make_station(station.identity)
+        await cp.open()
+        first = asyncio.create_task(commands.send(station.identity, commands.unlock_connector(1)))
+        await asyncio.sleep(0.2)
+        second = asyncio.create_task(commands.send(station.identity, commands.clear_cache()))
+        frame = await cp.receive()
+        assert frame[2] == "UnlockConnector"
+        # The second command waits for the first answer.
+        assert await cp.nothing_more(0.5)
+        await cp.answer(frame, {"status": "Unlocked"})
+        frame = await cp.receive()
+        assert frame[2] == "ClearCache"
+        await cp.answer(frame, {"status": "Accepted"})
+        assert await first == {"status": "Unlocked"}
+        assert await second == {"status": "Accepted"}
+        await cp.close()
+
+    run(scenario)
+
+
+def test_call_error_and_timeout(make_station, station, redis_url):
+    async def scenario():
+        cp = make_station(station.identity)
+        await cp.open()
+        pending = asyncio.create_task(commands.send(station.identity, commands.clear_cache()))
+        frame = await cp.receive()
+        await cp.send_text(f'[4,"{frame[1]}","NotSupported","no cache here",{{}}]')
+        with pytest.raises(commands.CallError) as error:
+            await pending
+        assert error.value.code == "NotSupported"
+        assert error.value.description == "no cache here"
+
+        with pytest.raises(commands.CallTimeout):
+            await commands.send(station.identity, commands.clear_cache(), timeout_s=0.5)
+        # The line is free again after the timeout.
+        pending = asyncio.create_task(commands.send(station.identity, commands.clear_cache()))
+        await cp.receive()  # the timed-out CALL
+        frame = await cp.receive()
+        await cp.answer(frame, {"status": "Accepted"})
+        assert await pending == {"status": "Accepted"}
+        await cp.close()
+
+    run(scenario)
+
+
+def test_disconnection_fails_waiting_commands(make_station, station, redis_url):
+    async def scenario():
+        cp = make_station(station.identity)
+        await cp.open()
+        pending = asyncio.create_task(commands.send(station.identity, commands.clear_cache()))
+        await cp.receive()
+        await cp.close()
+        with pytest.raises(commands.StationOffline, match="disconnected"):
+            await pending
+        with pytest.raises(commands.StationOffline):
+            await commands.send(station.identity, commands.clear_cache())
+
+    run(scenario)

@@ -1,0 +1,148 @@
+"""Invariants of the allocator on random sites (hypothesis).
+
+Example counts come from the active profile: 2000 per property with ``CI`` set.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apps.energy.allocator import (
+    Allocation,
+    Connector,
+    SiteSettings,
+    SiteSnapshot,
+    Zone,
+    allocate,
+    offline_currents,
+)
+
+from .checks import ancestors, check_fairness, check_priorities, check_safety, limit_of
+from .strategies import NOW_S, connectors_for, sites, without_history, zone_trees
+
+PROPERTY = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@PROPERTY
+@given(site=sites())
+def test_no_limit_is_ever_exceeded(site: SiteSnapshot) -> None:
+    """Zone phases with reserves, imbalance limits, floors, connector max, VIP, shedding."""
+    allocation = allocate(site)
+    check_safety(site, allocation)
+    check_priorities(site, allocation)
+
+
+@PROPERTY
+@given(site=sites(min_zones=10, min_sessions=40))
+def test_large_sites_stay_within_every_limit(site: SiteSnapshot) -> None:
+    """The same invariants on deep, crowded sites (10–20 zones, 40–60 sessions)."""
+    allocation = allocate(site)
+    check_safety(site, allocation)
+    check_priorities(site, allocation)
+
+
+@PROPERTY
+@given(site=sites(imbalance=False, deadband=False))
+def test_allocation_is_max_min_fair(site: SiteSnapshot) -> None:
+    """Without deadband or imbalance limits, every stopped session is at a real bottleneck."""
+    allocation = allocate(site)
+    check_safety(site, allocation)
+    check_fairness(site, allocation)
+
+
+@PROPERTY
+@given(site=sites(), shuffler=st.randoms(use_true_random=False))
+def test_same_input_same_output_in_any_order(site: SiteSnapshot, shuffler: random.Random) -> None:
+    first = allocate(site)
+    assert allocate(site) == first
+    zones, sessions, reserves = list(site.zones), list(site.sessions), list(site.reserves)
+    shuffler.shuffle(zones)
+    shuffler.shuffle(sessions)
+    shuffler.shuffle(reserves)
+    shuffled = replace(site, zones=tuple(zones), sessions=tuple(sessions), reserves=tuple(reserves))
+    assert allocate(shuffled) == first
+
+
+def _next_tick(site: SiteSnapshot, allocation: Allocation) -> SiteSnapshot:
+    """The same site one tick later, with the allocator's outputs fed back."""
+    return replace(
+        site,
+        previous_ranking=allocation.ranking,
+        capacity_changed=False,
+        sessions=tuple(
+            replace(
+                session,
+                last_setpoint_a=allocation.session(session.key).setpoint_a,
+                last_setpoint_at_s=site.now_s,
+                last_reason=allocation.session(session.key).reason,
+                idle_since_s=allocation.session(session.key).idle_since_s,
+            )
+            for session in site.sessions
+        ),
+    )
+
+
+@PROPERTY
+@given(site=sites(max_sessions=40))
+def test_feeding_back_an_allocation_changes_nothing(site: SiteSnapshot) -> None:
+    """Nothing moved (no new readings, optimisation and idle suspension off): no flapping."""
+    site = replace(
+        without_history(site),
+        settings=replace(site.settings, optimisation_enabled=False, idle_suspension_enabled=False),
+    )
+    first = allocate(site)
+    second = allocate(_next_tick(site, first))
+    check_safety(site, second)
+    assert not second.reranked
+    for before, after in zip(first.sessions, second.sessions, strict=True):
+        assert after.setpoint_a == before.setpoint_a
+        assert not after.changed
+
+
+@PROPERTY
+@given(site=sites(max_sessions=40), shift_s=st.integers(0, 3600))
+def test_next_tick_with_history_stays_safe(site: SiteSnapshot, shift_s: int) -> None:
+    """Deadband, optimisation and idle state fed back never break a limit."""
+    first = allocate(site)
+    later = replace(_next_tick(site, first), now_s=site.now_s + shift_s)
+    second = allocate(later)
+    check_safety(later, second)
+    check_priorities(later, second)
+
+
+@st.composite
+def offline_cases(draw: st.DrawFn) -> tuple[tuple[Zone, ...], tuple[Connector, ...]]:
+    zones = draw(zone_trees(max_zones=8, imbalance=False))
+    count = draw(st.integers(0, 30))
+    return zones, connectors_for(
+        zones, draw(st.binary(min_size=count * 8, max_size=count * 8)), count
+    )
+
+
+@PROPERTY
+@given(case=offline_cases())
+def test_offline_currents_fit_every_zone_budget(
+    case: tuple[tuple[Zone, ...], tuple[Connector, ...]],
+) -> None:
+    """Even if every station falls back at once, no zone's safe budget is exceeded."""
+    zones, connectors = case
+    settings_ = SiteSettings()
+    offline = {item.key: item.current_a for item in offline_currents(zones, connectors, settings_)}
+    site = SiteSnapshot(now_s=NOW_S, zones=zones)
+    for zone in zones:
+        budget = limit_of(zone)
+        if zone.dynamic:
+            budget = min(budget, zone.degraded_current_a)
+        below = [c for c in connectors if zone.zone_id in ancestors(site, c.zone_id)]
+        assert sum(offline[c.key] for c in below) <= budget + 1e-6
+    for connector in connectors:
+        value = offline[connector.key]
+        assert connector.max_current_a is not None
+        assert value == 0 or 6.0 <= value <= connector.max_current_a + 1e-6

@@ -1,0 +1,153 @@
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from evce_site.env import DatabaseUrl, env_bool, env_int, env_list, env_str, parse_database_url
+
+VAR = "EVCE_TEST_SETTING"
+
+
+@pytest.fixture
+def setenv(monkeypatch):
+    monkeypatch.delenv(VAR, raising=False)
+    return lambda value: monkeypatch.setenv(VAR, value)
+
+
+def test_env_str_returns_the_value_or_the_default(setenv):
+    assert env_str(VAR, "fallback") == "fallback"
+    setenv("value")
+    assert env_str(VAR, "fallback") == "value"
+
+
+@pytest.mark.parametrize("default", [True, False])
+def test_env_bool_unset_gives_the_default(setenv, default):
+    assert env_bool(VAR, default) is default
+
+
+@pytest.mark.parametrize("raw", ["1", "true", "TRUE", "yes", "On", " true "])
+def test_env_bool_true_values(setenv, raw):
+    setenv(raw)
+    assert env_bool(VAR, False) is True
+
+
+@pytest.mark.parametrize("raw", ["0", "false", "No", "OFF", "", "  "])
+def test_env_bool_false_values(setenv, raw):
+    setenv(raw)
+    assert env_bool(VAR, True) is False
+
+
+@pytest.mark.parametrize("raw", ["2", "enabled", "y", "truee"])
+def test_env_bool_refuses_anything_else(setenv, raw):
+    setenv(raw)
+    with pytest.raises(ImproperlyConfigured, match=f"{VAR}=.*is not a boolean"):
+        env_bool(VAR, False)
+
+
+def test_env_int_unset_gives_the_default(setenv):
+    assert env_int(VAR, 8000, minimum=1, maximum=65535) == 8000
+
+
+@pytest.mark.parametrize(("raw", "value"), [("9979", 9979), (" 42 ", 42), ("-3", -3), ("+7", 7)])
+def test_env_int_parses_integers(setenv, raw, value):
+    setenv(raw)
+    assert env_int(VAR, 0) == value
+
+
+@pytest.mark.parametrize("raw", ["", "4.2", "abc", "80 80", "0x50"])
+def test_env_int_refuses_non_integers(setenv, raw):
+    setenv(raw)
+    with pytest.raises(ImproperlyConfigured, match="is not an integer"):
+        env_int(VAR, 0)
+
+
+def test_env_int_bounds_are_inclusive(setenv):
+    setenv("1")
+    assert env_int(VAR, 0, minimum=1, maximum=65535) == 1
+    setenv("65535")
+    assert env_int(VAR, 0, minimum=1, maximum=65535) == 65535
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [("0", "below the minimum 1"), ("65536", "above the maximum 65535")],
+)
+def test_env_int_refuses_values_out_of_bounds(setenv, raw, message):
+    setenv(raw)
+    with pytest.raises(ImproperlyConfigured, match=message):
+        env_int(VAR, 0, minimum=1, maximum=65535)
+
+
+def test_env_list_splits_on_commas_and_drops_blanks(setenv):
+    setenv(" evce.local, 10.0.0.2,,  ")
+    assert env_list(VAR, ["*"]) == ["evce.local", "10.0.0.2"]
+
+
+def test_env_list_empty_value_gives_an_empty_list(setenv):
+    setenv("")
+    assert env_list(VAR, ["*"]) == []
+
+
+def test_env_list_default_is_a_copy(setenv):
+    default = ["*"]
+    hosts = env_list(VAR, default)
+    hosts.append("x")
+    assert default == ["*"]
+
+
+def test_sqlite_url_with_a_relative_path():
+    assert parse_database_url("sqlite:///evce.sqlite3") == DatabaseUrl(
+        "django.db.backends.sqlite3", "evce.sqlite3", "", "", "", ""
+    )
+
+
+def test_sqlite_url_with_an_absolute_path():
+    assert parse_database_url("sqlite:////var/lib/evce/evce.sqlite3").name == (
+        "/var/lib/evce/evce.sqlite3"
+    )
+
+
+@pytest.mark.parametrize("url", ["sqlite:///", "sqlite://"])
+def test_sqlite_url_without_a_path_is_refused(url):
+    with pytest.raises(ImproperlyConfigured, match="needs a file path"):
+        parse_database_url(url)
+
+
+def test_postgres_url_with_port_and_password():
+    assert parse_database_url("postgres://evce:s3cr%40t@db.example:5433/evce_prod") == DatabaseUrl(
+        engine="django.db.backends.postgresql",
+        name="evce_prod",
+        user="evce",
+        password="s3cr@t",
+        host="db.example",
+        port="5433",
+    )
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "pgsql"])
+def test_postgres_schemes_without_port_or_credentials(scheme):
+    url = parse_database_url(f"{scheme}://localhost/evce")
+    assert url.engine == "django.db.backends.postgresql"
+    assert (url.name, url.user, url.password, url.host, url.port) == (
+        "evce",
+        "",
+        "",
+        "localhost",
+        "",
+    )
+
+
+@pytest.mark.parametrize("url", ["mysql://u:p@h/db", "redis://localhost/0", "evce.sqlite3"])
+def test_unsupported_schemes_are_refused(url):
+    with pytest.raises(ImproperlyConfigured, match="is not supported"):
+        parse_database_url(url)
+
+
+@pytest.mark.parametrize("url", ["postgres://localhost", "postgres://localhost/"])
+def test_postgres_url_without_database_name_is_refused(url):
+    with pytest.raises(ImproperlyConfigured, match="no database name"):
+        parse_database_url(url)
+
+
+@pytest.mark.parametrize("url", ["postgres://h:port/db", "postgres://h:99999/db"])
+def test_postgres_url_with_a_bad_port_is_refused(url):
+    with pytest.raises(ImproperlyConfigured, match="invalid port"):
+        parse_database_url(url)

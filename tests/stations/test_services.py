@@ -1,0 +1,326 @@
+"""Station and transaction workflows (what the OCPP handlers rely on)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from apps.maintenance.models import DeviceLogEntry
+from apps.stations import services
+from apps.stations.models import (
+    Connector,
+    MeterSample,
+    PhaseWiring,
+    Station,
+    StationState,
+    Transaction,
+    TransactionStatus,
+)
+from apps.stations.services import MeterReading, StationInfo
+from tests.rfid.factories import CardFactory
+from tests.stations.factories import (
+    ConnectorFactory,
+    DiscoveredStationFactory,
+    StationFactory,
+    TransactionFactory,
+)
+from tests.zones.factories import ZoneFactory
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def start(station: Station, *, connector_id: int = 1, id_tag: str = "CARD1", meter_wh: int = 1000):
+    return services.transaction_start(
+        station=station,
+        connector_id=connector_id,
+        id_tag=id_tag,
+        meter_start_wh=meter_wh,
+        started_at=T0,
+    )
+
+
+class TestBoot:
+    def test_unknown_identity_becomes_a_discovered_station(self):
+        info = StationInfo(vendor="Acme", model="W22", serial_number="S1", firmware_version="2.0")
+        station, created = services.station_boot(identity="NEW1", info=info, remote_addr="10.0.0.9")
+        assert created
+        assert station.state == StationState.DISCOVERED
+        assert (station.vendor, station.model, station.serial_number) == ("Acme", "W22", "S1")
+        assert station.ip_address == "10.0.0.9"
+        assert DeviceLogEntry.objects.filter(event="station_discovered", station_identity="NEW1")
+
+    def test_known_identity_is_matched_case_insensitively_and_updated(self):
+        known = StationFactory(identity="CP-A1", firmware_version="1.0")
+        station, created = services.station_boot(
+            identity="cp-a1", info=StationInfo(vendor="Acme", model="W22", firmware_version="1.1")
+        )
+        assert not created and station.pk == known.pk
+        known.refresh_from_db()
+        assert known.firmware_version == "1.1"
+        assert known.state == StationState.INSTALLED
+
+    def test_overlong_fields_are_cut_to_fit(self):
+        station, _ = services.station_boot(
+            identity="LONG", info=StationInfo(vendor="V" * 40, model="M" * 40)
+        )
+        assert len(station.vendor) == 20 and len(station.model) == 20
+
+
+class TestInstall:
+    def test_install_sets_name_zone_and_connectors(self, django_capture_on_commit_callbacks):
+        station = DiscoveredStationFactory()
+        zone = ZoneFactory()
+        with django_capture_on_commit_callbacks() as callbacks:
+            services.station_install(
+                station,
+                name="Bay 3",
+                zone=zone,
+                vip=True,
+                connectors=[
+                    services.ConnectorSpec(1, PhaseWiring.MONO2, max_current_a=Decimal(16))
+                ],
+            )
+        station.refresh_from_db()
+        assert station.state == StationState.INSTALLED and station.zone == zone and station.vip
+        connector = station.connectors.get()
+        assert (connector.phase_wiring, connector.max_current_a) == ("MONO2", Decimal(16))
+        # The station's connection is told (to ask for a new boot).
+        assert any(getattr(c, "args", None) == (station.identity, "installed") for c in callbacks)
+
+    def test_install_in_a_zone_with_sub_zones_changes_nothing(self):
+        station = DiscoveredStationFactory()
+        parent = ZoneFactory()
+        ZoneFactory(parent=parent)
+        with pytest.raises(ValidationError):
+            services.station_install(station, name="Bay 3", zone=parent)
+        station.refresh_from_db()
+        assert station.state == StationState.DISCOVERED
+
+    def test_refuse_and_delete_wait_for_the_end_of_sessions(self):
+        station = StationFactory()
+        session = TransactionFactory(station=station)
+        with pytest.raises(ValidationError):
+            services.station_refuse(station)
+        with pytest.raises(ValidationError):
+            services.station_delete(station)
+        services.transaction_force_stop(session, user=None)
+        assert services.station_refuse(station).state == StationState.REFUSED
+        services.station_delete(station)
+        assert not Station.objects.filter(pk=station.pk).exists()
+        session.refresh_from_db()
+        assert session.station is None and session.station_identity == station.identity
+
+
+class TestStatus:
+    def test_first_status_registers_the_connector(self):
+        station = StationFactory()
+        services.connector_status_update(station=station, connector_id=2, status="Available", at=T0)
+        connector = Connector.objects.get(station=station, connector_id=2)
+        assert connector.status == "Available" and connector.status_at == T0
+        assert connector.max_current_a == Decimal(32)
+
+    def test_connector_zero_is_the_station_status(self):
+        station = StationFactory()
+        services.connector_status_update(station=station, connector_id=0, status="Unavailable")
+        station.refresh_from_db()
+        assert station.status == "Unavailable"
+
+    def test_time_in_charging_makes_the_charging_duration(self):
+        station = StationFactory()
+        session = start(station)
+        for minute, status in [
+            (0, "Charging"),
+            (30, "SuspendedEV"),
+            (40, "Charging"),
+            (50, "Finishing"),
+        ]:
+            services.connector_status_update(
+                station=station, connector_id=1, status=status, at=at(minute)
+            )
+        session.refresh_from_db()
+        assert session.charging_duration_s == 40 * 60
+        assert session.status == TransactionStatus.FINISHING
+
+    def test_a_repeated_status_keeps_its_start_time(self):
+        station = StationFactory()
+        session = start(station)
+        services.connector_status_update(
+            station=station, connector_id=1, status="Charging", at=at(0)
+        )
+        services.connector_status_update(
+            station=station, connector_id=1, status="Charging", at=at(5)
+        )
+        services.transaction_stop(
+            station=station, transaction_id=session.pk, meter_stop_wh=5000, stopped_at=at(10)
+        )
+        session.refresh_from_db()
+        assert session.charging_duration_s == 600
+
+
+class TestTransactions:
+    def test_full_session_gives_a_cdr(self):
+        station = StationFactory(vip=False)
+        card = CardFactory(id_tag="CARD1", vip=True)
+        session = services.transaction_start(
+            station=station,
+            connector_id=1,
+            id_tag="CARD1",
+            meter_start_wh=1000,
+            started_at=T0,
+            card=card,
+        )
+        services.connector_status_update(station=station, connector_id=1, status="Charging", at=T0)
+        stopped = services.transaction_stop(
+            station=station,
+            transaction_id=session.pk,
+            meter_stop_wh=8500,
+            stopped_at=at(60),
+            reason="EVDisconnected",
+            id_tag="CARD1",
+        )
+        assert stopped.pk == session.pk
+        assert stopped.energy_wh == 7500 and stopped.energy_kwh == 7.5
+        assert (stopped.started_at, stopped.stopped_at) == (T0, at(60))
+        assert stopped.stop_reason == "EVDisconnected"
+        assert stopped.status == TransactionStatus.FINISHED
+        assert stopped.charging_duration_s == 3600
+        assert stopped.vip and stopped.card == card
+        assert stopped.station_name == station.name
+
+    def test_repeated_start_is_the_same_session(self):
+        station = StationFactory()
+        assert start(station).pk == start(station).pk
+        assert Transaction.objects.count() == 1
+
+    def test_repeated_stop_changes_nothing(self):
+        station = StationFactory()
+        session = start(station)
+        for _ in range(2):
+            services.transaction_stop(
+                station=station, transaction_id=session.pk, meter_stop_wh=2000, stopped_at=at(30)
+            )
+        session.refresh_from_db()
+        assert session.energy_wh == 1000 and session.stopped_at == at(30)
+
+    def test_unknown_stop_is_stored_not_lost(self):
+        station = StationFactory()
+        readings = [MeterReading(sampled_at=at(1), energy_wh=5100.0)]
+        for _ in range(2):  # a re-sent stop is stored once
+            stored = services.transaction_stop(
+                station=station,
+                transaction_id=987654,
+                meter_stop_wh=5100,
+                stopped_at=at(2),
+                reason="PowerLoss",
+                id_tag="CARD9",
+                readings=readings,
+            )
+        assert stored.started_at is None and stored.stopped_at == at(2)
+        assert (stored.connector_id, stored.id_tag, stored.stop_reason) == (0, "CARD9", "PowerLoss")
+        assert Transaction.objects.count() == 1
+        assert stored.samples.count() == 1
+        event = DeviceLogEntry.objects.get(event="stop_unknown_transaction")
+        assert event.data == {"transaction_id": 987654, "stored_as": stored.pk}
+
+    def test_stop_before_start_time_is_clamped(self):
+        station = StationFactory()
+        session = start(station)
+        services.transaction_stop(
+            station=station, transaction_id=session.pk, meter_stop_wh=900, stopped_at=at(-5)
+        )
+        session.refresh_from_db()
+        assert session.stopped_at == T0 and session.energy_wh == 0
+
+    def test_force_stop_then_late_stop_reconciles(self):
+        station = StationFactory()
+        session = start(station)
+        services.meter_values_record(
+            station=station,
+            connector_id=1,
+            transaction_id=session.pk,
+            readings=[MeterReading(sampled_at=at(10), energy_wh=3000.0)],
+        )
+        forced = services.transaction_force_stop(session, user=None, stopped_at=at(20))
+        assert forced.forced_stop and forced.stopped_at == at(20)
+        assert (forced.energy_wh, forced.meter_stop_wh) == (2000, 3000)
+        assert forced.stop_reason == "Other"
+        with pytest.raises(ValidationError):
+            services.transaction_force_stop(forced, user=None)
+        # The station comes back and reports what really happened.
+        services.transaction_stop(
+            station=station,
+            transaction_id=session.pk,
+            meter_stop_wh=6000,
+            stopped_at=at(45),
+            reason="Local",
+        )
+        session.refresh_from_db()
+        assert (session.stopped_at, session.energy_wh, session.stop_reason) == (
+            at(45),
+            5000,
+            "Local",
+        )
+        assert session.forced_stop
+        assert DeviceLogEntry.objects.filter(event="transaction_force_stopped").count() == 1
+
+
+class TestMeterValues:
+    def test_samples_update_the_session_live_figures(self):
+        station = StationFactory()
+        session = start(station, meter_wh=10_000)
+        services.meter_values_record(
+            station=station,
+            connector_id=1,
+            transaction_id=session.pk,
+            readings=[
+                MeterReading(at(1), 15.9, 16.2, 0.1, power_w=7400.0, energy_wh=10_500.0),
+                MeterReading(at(2), 15.8, 16.0, 0.0, power_w=7300.0, energy_wh=10_700.0),
+            ],
+        )
+        session.refresh_from_db()
+        assert session.energy_wh == 700
+        assert session.phases_used == 2
+        assert session.consumption_a == Decimal("16.0")
+        assert session.samples.count() == 2
+
+    def test_samples_for_unknown_or_no_transaction_are_kept(self):
+        station = StationFactory()
+        ConnectorFactory(station=station, connector_id=1)
+        assert (
+            services.meter_values_record(
+                station=station,
+                connector_id=1,
+                transaction_id=424242,
+                readings=[MeterReading(at(1), current_offered_a=16.0)],
+            )
+            is None
+        )
+        services.meter_values_record(
+            station=station,
+            connector_id=1,
+            transaction_id=None,
+            readings=[MeterReading(at(2), 8.0), MeterReading(at(3))],
+        )
+        assert MeterSample.objects.filter(station=station, transaction=None).count() == 2
+
+    def test_energy_never_goes_back(self):
+        station = StationFactory()
+        session = start(station, meter_wh=0)
+        for minute, energy in [(2, 900.0), (1, 400.0)]:  # late, out-of-order sample
+            services.meter_values_record(
+                station=station,
+                connector_id=1,
+                transaction_id=session.pk,
+                readings=[MeterReading(at(minute), energy_wh=energy)],
+            )
+        session.refresh_from_db()
+        assert session.energy_wh == 900

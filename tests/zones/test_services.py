@@ -1,0 +1,141 @@
+"""External inputs read over Modbus, and building-management reductions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from apps.energy.services import DIRTY
+from apps.maintenance.models import DeviceLogEntry
+from apps.meters.modbus.simulator import MeterSimulator
+from apps.meters.models import Meter, MeterModel
+from apps.zones.models import EbmsReduction, ExternalInput, InputKind, Zone
+from apps.zones.services import (
+    external_input_apply,
+    external_inputs_poll,
+    zone_reduction_clear,
+    zone_reduction_set,
+)
+
+
+@pytest.fixture
+def io_device():
+    sim = MeterSimulator(host="127.0.0.1", port=0)
+    sim.add_unit(1, coil_count=8, discrete_input_count=8)
+    sim.start_in_thread()
+    yield sim
+    sim.stop_thread()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_modbus_inputs_follow_the_bits_and_log_changes(io_device, hot_state):
+    device = Meter.objects.create(
+        name="io",
+        model=MeterModel.objects.get(name="pm5320"),
+        host="127.0.0.1",
+        port=io_device.port,
+        unit_id=1,
+        is_reporting=True,
+    )
+    di = ExternalInput.objects.create(
+        number=1,
+        name="Load shedding relay",
+        percent=50,
+        kind=InputKind.DISCRETE_INPUT,
+        device=device,
+        address=3,
+    )
+    coil = ExternalInput.objects.create(
+        number=2,
+        name="Inverted coil",
+        percent=0,
+        kind=InputKind.COIL,
+        device=device,
+        address=5,
+        active_when_off=True,
+    )
+    io_device.set_bit(1, "discrete_input", 3, False)
+    io_device.set_bit(1, "coil", 5, True)
+    assert external_inputs_poll() == {1: False, 2: False}
+    assert not DeviceLogEntry.objects.filter(event__startswith="input_").exists()
+
+    hot_state.delete(DIRTY)
+    io_device.set_bit(1, "discrete_input", 3, True)
+    io_device.set_bit(1, "coil", 5, False)
+    assert external_inputs_poll() == {1: True, 2: True}
+    di.refresh_from_db()
+    coil.refresh_from_db()
+    assert di.active and coil.active
+    assert DeviceLogEntry.objects.filter(event="input_active").count() == 2
+    assert "input" in hot_state.smembers(DIRTY)
+
+    # A second poll with the same bits logs nothing new.
+    external_inputs_poll()
+    assert DeviceLogEntry.objects.filter(event="input_active").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreadable_input_keeps_its_last_state(io_device, hot_state):
+    device = Meter.objects.create(
+        name="io",
+        model=MeterModel.objects.get(name="pm5320"),
+        host="127.0.0.1",
+        port=io_device.port,
+        unit_id=1,
+        timeout_ms=200,
+        is_reporting=True,
+    )
+    entry = ExternalInput.objects.create(
+        number=1, name="Relay", percent=50, device=device, address=300, active=True
+    )
+    result = external_inputs_poll()
+    assert "illegal data address" in result[1]
+    entry.refresh_from_db()
+    assert entry.active
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_input_set_and_cleared(hot_state):
+    entry = ExternalInput.objects.create(number=3, name="BMS", percent=20, kind=InputKind.API)
+    assert external_input_apply(entry, True, source="API")
+    assert not external_input_apply(entry, True, source="API")  # no change, nothing logged
+    assert external_input_apply(entry, False, source="API")
+    assert list(DeviceLogEntry.objects.order_by("id").values_list("event", flat=True)) == [
+        "input_active",
+        "input_inactive",
+    ]
+
+
+@pytest.mark.django_db
+def test_ebms_reduction_replaces_the_previous_and_can_be_cleared():
+    zone = Zone.objects.create(name="Main", max_current_a=100)
+    until = timezone.now() + timedelta(hours=1)
+    first = zone_reduction_set(zone=zone, valid_until=until, percent=Decimal("70"))
+    second = zone_reduction_set(zone=zone, valid_until=until, current_a=Decimal("40"))
+    first.refresh_from_db()
+    assert first.cleared_at is not None and second.cleared_at is None
+    assert zone_reduction_clear(zone=zone) == 1
+    assert not EbmsReduction.objects.filter(cleared_at=None).exists()
+    assert DeviceLogEntry.objects.filter(event="reduction_set").count() == 2
+
+
+@pytest.mark.django_db
+def test_ebms_reduction_refuses_bad_values_and_changes_nothing():
+    zone = Zone.objects.create(name="Main", max_current_a=100)
+    with pytest.raises(ValidationError):
+        zone_reduction_set(
+            zone=zone,
+            valid_until=timezone.now() + timedelta(hours=1),
+            percent=Decimal("50"),
+            current_a=Decimal("10"),
+        )
+    with pytest.raises(ValidationError):
+        zone_reduction_set(
+            zone=zone, valid_until=timezone.now() - timedelta(hours=1), percent=Decimal("50")
+        )
+    assert not EbmsReduction.objects.exists()
+    assert not DeviceLogEntry.objects.exists()
