@@ -20,6 +20,7 @@ from apps.central_system.authorization import authorize_id_tag
 from apps.central_system.commands import Command
 from apps.central_system.metering import parse_meter_values
 from apps.central_system.protocol import ErrorCode, OcppError, parse_ocpp_datetime, utc_now_text
+from apps.energy import services as energy_services
 from apps.maintenance.models import EventCategory, EventLevel
 from apps.maintenance.services import device_log_write
 from apps.siteconfig.models import SiteSettings
@@ -88,7 +89,12 @@ def boot_notification(session: Session, payload: dict[str, Any]) -> Outcome:
         },
         station_id=station.pk,
         accepted=accepted,
-        followups=services.station_configuration_commands(station, site) if accepted else [],
+        followups=(
+            energy_services.fallback_commands(station)
+            + services.station_configuration_commands(station, site)
+            if accepted
+            else []
+        ),
     )
 
 

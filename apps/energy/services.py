@@ -11,11 +11,16 @@ of 500 MeterValues therefore causes a handful of runs, not 500.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from evce_site.hotstate import key, redis_client
+
+if TYPE_CHECKING:
+    from apps.central_system.commands import Command
+    from apps.stations.models import Station
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +84,29 @@ def rebalance_run() -> int:
         if not client.exists(DIRTY):
             return runs
     return runs
+
+
+def fallback_commands(station: Station) -> list[Command]:
+    """The fallback profiles to install on a station that has just booted.
+
+    Sent right behind the BootNotification answer, before the station can start
+    a transaction, so that a car plugged in at once charges at the offline
+    current, never at the connector maximum, until its live setpoint arrives.
+    """
+    from apps.central_system import commands
+    from apps.energy import profiles
+    from apps.energy.snapshot import station_offline_currents
+
+    try:
+        offline = station_offline_currents(station)
+    except (RedisError, OSError) as exc:
+        # The control loop installs it on its next run; the boot must not fail.
+        logger.warning("Fallback profiles of %s not computed: %s", station.identity, exc)
+        return []
+    return [
+        commands.Command(
+            "SetChargingProfile",
+            profiles.fallback_profile(connector_id, current_a=item.current_a, power_w=item.power_w),
+        )
+        for connector_id, item in sorted(offline.items())
+    ]

@@ -22,6 +22,7 @@ from apps.energy.allocator import (
 from apps.energy.allocator import (
     CurrentType,
     FloorMode,
+    OfflineCurrent,
     PhaseWiring,
     Priority,
     ProductionMode,
@@ -165,6 +166,33 @@ def _alloc_connector(station: Station, connector: Connector) -> AllocConnector:
         max_power_w=float(connector.max_power_w) if connector.max_power_w is not None else None,
         station_id=station.pk,
     )
+
+
+def station_offline_currents(
+    station: Station, now: datetime | None = None
+) -> dict[int, OfflineCurrent]:
+    """Offline current of each connector of ``station``, by connector id.
+
+    It depends on every installed connector of the zones above the station, so
+    the whole tree is read; a station outside any zone gets nothing.
+    """
+    if station.zone_id is None or station.state != StationState.INSTALLED:
+        return {}
+    now = now or timezone.now()
+    site = SiteSettingsRow.load()
+    zones = build_zones(now, site, active_reductions(now))
+    installed = Station.objects.filter(
+        state=StationState.INSTALLED, zone__isnull=False
+    ).prefetch_related("connectors")
+    connectors = [_alloc_connector(s, c) for s in installed for c in s.connectors.all()]
+    offline = {
+        item.key: item for item in offline_currents(zones, connectors, allocator_settings(site))
+    }
+    return {
+        connector.connector_id: offline[connector_key(station.identity, connector.connector_id)]
+        for connector in station.connectors.all()
+        if connector_key(station.identity, connector.connector_id) in offline
+    }
 
 
 def build_snapshot(

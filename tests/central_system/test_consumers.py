@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -10,7 +11,8 @@ from channels.db import database_sync_to_async
 
 from apps.central_system import commands
 from apps.stations.models import OcppMessage, Station, StationState
-from tests.stations.factories import StationFactory, TransactionFactory
+from tests.stations.factories import ConnectorFactory, StationFactory, TransactionFactory
+from tests.zones.factories import ZoneFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -82,6 +84,37 @@ def test_accepted_boot_pushes_the_station_configuration(make_station, redis_url)
             "Current.Import,Power.Active.Import,Energy.Active.Import.Register,Current.Offered",
         ),
     ]
+
+
+def test_accepted_boot_installs_the_fallback_profiles_first(make_station, redis_url):
+    """A car plugged in right after the boot must not charge at the connector maximum."""
+    zone = ZoneFactory(max_current_a=Decimal("40"))
+    installed = StationFactory(zone=zone)
+    ConnectorFactory(station=installed, connector_id=1)
+    ConnectorFactory(station=installed, connector_id=2)
+
+    async def scenario():
+        station = make_station(installed.identity)
+        await station.open()
+        await station.boot()
+        frames = []
+        for _ in range(5):
+            frame = await station.receive()
+            frames.append(frame)
+            await station.answer(frame, {"status": "Accepted"})
+        await station.close()
+        return frames
+
+    frames = run(scenario)
+    assert [f[2] for f in frames] == ["SetChargingProfile"] * 2 + ["ChangeConfiguration"] * 3
+    profiles = {f[3]["connectorId"]: f[3]["csChargingProfiles"] for f in frames[:2]}
+    assert sorted(profiles) == [1, 2]
+    for profile in profiles.values():
+        assert profile["chargingProfilePurpose"] == "TxDefaultProfile"
+        # Static zone: 40 A shared by its two connectors (SPEC §3.8).
+        assert profile["chargingSchedule"]["chargingSchedulePeriod"] == [
+            {"startPeriod": 0, "limit": 20.0}
+        ]
 
 
 @pytest.mark.parametrize(

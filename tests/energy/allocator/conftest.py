@@ -29,4 +29,3 @@ def _ensure_profiles() -> None:
 
 
 _ensure_profiles()
-
