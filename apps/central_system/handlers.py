@@ -81,6 +81,8 @@ def boot_notification(session: Session, payload: dict[str, Any]) -> Outcome:
     status = services.registration_status(station)
     site = SiteSettings.load()
     accepted = status == services.RegistrationStatus.ACCEPTED
+    if accepted:
+        services.station_authentication_check(station.pk, booted=True)
     return Outcome(
         {
             "status": str(status),
@@ -111,6 +113,8 @@ def status_notification(session: Session, payload: dict[str, Any]) -> Outcome:
         info=payload.get("info", "") or payload.get("vendorErrorCode", ""),
         at=_timestamp(payload),
     )
+    if payload["status"] == "Preparing":
+        services.car_plugged_in(session.identity, payload["connectorId"])
     return Outcome({})
 
 

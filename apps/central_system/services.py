@@ -13,6 +13,8 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
 
 from apps.central_system import commands, hotstate
 from apps.central_system.models import CommandResult, CommandStatus
@@ -84,6 +86,9 @@ def connection_event(identity: str, *, connected: bool, remote_addr: str | None,
 
     if connected:
         energy_state.forget_station(identity)
+        installed = Station.objects.filter(identity=identity, state=StationState.INSTALLED)
+        for station_id in installed.values_list("pk", flat=True):
+            station_authentication_check(station_id, booted=False)
     rebalance_request(reason="station")
     device_log_write(
         category=EventCategory.COMMUNICATION,
@@ -98,6 +103,37 @@ def connection_event(identity: str, *, connected: bool, remote_addr: str | None,
         remote_addr=remote_addr,
         data=data,
     )
+
+
+def station_authentication_check(station_id: int, *, booted: bool) -> None:
+    """Have the station's authentication configuration and local list checked.
+
+    At boot and at each connection: the station may have been reset, or
+    missed card changes while it was away.
+    """
+    from apps.rfid import station_sync
+
+    reason = station_sync.BOOT if booted else station_sync.CONNECTED
+    transaction.on_commit(partial(station_sync.station_sync_request, [station_id], reason=reason))
+
+
+def car_plugged_in(identity: str, connector_id: int) -> None:
+    """A connector went to Preparing: with the reader disabled, evce starts the session."""
+    from apps.rfid import station_sync
+    from apps.rfid.tasks import plug_in_start_task
+
+    station = Station.objects.select_related("auth_group").filter(identity=identity).first()
+    if station is not None and station_sync.plug_in_start_needed(station, connector_id):
+        transaction.on_commit(
+            partial(_queue_plug_in_start, plug_in_start_task, identity, connector_id)
+        )
+
+
+def _queue_plug_in_start(task, identity: str, connector_id: int) -> None:
+    try:
+        task.delay(identity, connector_id)
+    except (KombuError, RedisError, OSError) as exc:  # the driver can still badge or retry
+        logger.warning("Plug-in start of %s/%d not queued: %s", identity, connector_id, exc)
 
 
 def command_failed_event(identity: str, action: str, outcome: str, detail: dict) -> None:

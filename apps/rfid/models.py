@@ -108,3 +108,48 @@ class Card(models.Model):
                 {"id_tag": _("A card with id tag %(tag)s already exists.") % {"tag": self.id_tag}}
             )
         super().validate_constraints(exclude=exclude)
+
+
+class StationAuthState(models.Model):
+    """What evce last installed on a station for authentication, to send only changes.
+
+    The local list as the station holds it (``list_entries``, by id tag, as
+    OCPP ``idTagInfo``) is what differential ``SendLocalList`` updates are
+    computed against; ``list_version`` is the version evce gave it.
+    """
+
+    station = models.OneToOneField(
+        "stations.Station",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="auth_state",
+        verbose_name=_("station"),
+    )
+    list_version = models.PositiveIntegerField(_("local list version"), default=0)
+    list_entries = models.JSONField(_("local list entries"), default=dict, blank=True)
+    list_supported = models.BooleanField(_("local list supported"), null=True, blank=True)
+    list_max_length = models.PositiveIntegerField(_("local list capacity"), null=True, blank=True)
+    update_max_length = models.PositiveIntegerField(_("entries per update"), null=True, blank=True)
+    free_vend_prefix = models.CharField(
+        _("free-vend key prefix"),
+        max_length=40,
+        blank=True,
+        help_text=_("Vendor prefix of the station's FreeVendActive key, when it has one."),
+    )
+    configuration_read = models.BooleanField(_("configuration read"), default=False)
+    applied_configuration = models.JSONField(_("applied configuration"), default=dict, blank=True)
+    rejected_keys = models.JSONField(
+        _("refused configuration"),
+        default=dict,
+        blank=True,
+        help_text=_("Keys the station refused, with its answer."),
+    )
+    synced_at = models.DateTimeField(_("last synchronised"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("station authentication state")
+        verbose_name_plural = _("station authentication states")
+
+    def __str__(self) -> str:
+        return f"{self.station} (list v{self.list_version})"

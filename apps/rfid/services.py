@@ -75,6 +75,11 @@ def _groups_changed(*, group_ids: Iterable[int], station_ids: Iterable[int]) -> 
     transaction.on_commit(lambda: _send(auth_groups_changed, AuthGroup, payload))
 
 
+def announce_groups_changed(*, group_ids: Iterable[int], station_ids: Iterable[int]) -> None:
+    """For writers outside this module (site import): groups or stations changed."""
+    _groups_changed(group_ids=group_ids, station_ids=station_ids)
+
+
 def _send(signal, sender, payload: dict[str, Any]) -> None:
     # The change is committed: a failing receiver must not turn it into an error
     # for the person who made it, but it must not go unnoticed either.

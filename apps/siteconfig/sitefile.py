@@ -1077,7 +1077,21 @@ def site_import(text: str, *, source: str = "", user=None, dry_run: bool = False
             user=user,
             data={"created": result.created, "updated": result.updated},
         )
+    # Groups, cards and stations may all have changed: the connected stations
+    # get their authentication configuration and local lists checked.
+    _announce_authentication_change()
     return result
+
+
+def _announce_authentication_change() -> None:
+    from apps.rfid.services import announce_groups_changed
+
+    announce_groups_changed(
+        group_ids=AuthGroup.objects.values_list("pk", flat=True),
+        station_ids=Station.objects.filter(state=StationState.INSTALLED).values_list(
+            "pk", flat=True
+        ),
+    )
 
 
 # ---------------------------------------------------------------------------

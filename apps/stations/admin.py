@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from apps.stations.models import Connector, MeterSample, OcppMessage, Station, Transaction
 
@@ -63,7 +64,35 @@ class StationAdmin(admin.ModelAdmin):
         "last_seen_at",
         "created_at",
         "installed_at",
+        "authentication_sync",
     )
+
+    @admin.display(description=_("authentication on the station"))
+    def authentication_sync(self, station: Station) -> str:
+        state = getattr(station, "auth_state", None) if station.pk else None
+        if state is None:
+            return _("not synchronised yet")
+        parts = [
+            _("local list version %(version)d, %(count)d cards")
+            % {"version": state.list_version, "count": len(state.list_entries)}
+            if state.list_supported is not False
+            else _("no local list")
+        ]
+        if state.rejected_keys:
+            parts.append(
+                _("refused: %(keys)s")
+                % {"keys": ", ".join(f"{k} ({v})" for k, v in sorted(state.rejected_keys.items()))}
+            )
+        if state.last_error:
+            parts.append(state.last_error)
+        return "; ".join(parts)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "auth_group" in form.changed_data:
+            from apps.rfid.services import announce_groups_changed
+
+            announce_groups_changed(group_ids=[], station_ids=[obj.pk])
 
 
 @admin.register(Transaction)

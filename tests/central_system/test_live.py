@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import sqlite3
 import ssl
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 import websockets
 from celery import Celery
@@ -70,14 +68,7 @@ def ocpp_url(stack: Stack) -> str:
 
 
 def query(stack: Stack, sql: str, *params) -> list[tuple]:
-    """Read the stack's database directly (the test process has its own settings)."""
-    url = stack.env.get("DATABASE_URL", "")
-    if url.startswith("postgres"):
-        url = url.replace("postgres://", "postgresql://", 1)
-        with psycopg.connect(url) as conn:
-            return conn.execute(sql.replace("?", "%s"), params).fetchall()
-    with sqlite3.connect(Path(stack.env["EVCE_DATA_DIR"]) / "evce.sqlite3") as conn:
-        return conn.execute(sql, params).fetchall()
+    return stack.query(sql, *params)
 
 
 def as_json(value):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -64,6 +65,19 @@ class Stack:
             text=True,
             timeout=timeout_s,
         )
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        """Read the stack's database directly (the test process has its own settings).
+
+        ``?`` marks a parameter on both backends.
+        """
+        url = self.env.get("DATABASE_URL", "")
+        if url.startswith("postgres"):
+            url = url.replace("postgres://", "postgresql://", 1)
+            with psycopg.connect(url) as conn:
+                return conn.execute(sql.replace("?", "%s"), params).fetchall()
+        with sqlite3.connect(Path(self.env["EVCE_DATA_DIR"]) / "evce.sqlite3") as conn:
+            return conn.execute(sql, params).fetchall()
 
     def stop(self, timeout_s: float = 30, *, keep_database: bool = False) -> int:
         if self.process.poll() is None:

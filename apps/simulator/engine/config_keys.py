@@ -114,6 +114,15 @@ _KEYS: tuple[KeySpec, ...] = (
 )
 
 
+# Free vend is vendor-specific: a prefixed pair of keys, as several firmwares have.
+FREE_VEND_ACTIVE = "Sim_FreeVendActive"
+FREE_VEND_ID_TAG = "Sim_FreeVendIdTag"
+FREE_VEND_KEYS = (
+    KeySpec(FREE_VEND_ACTIVE, "false", check=_is_bool),
+    KeySpec(FREE_VEND_ID_TAG, "FREEVEND", check=lambda value: 0 < len(value) <= 20),
+)
+
+
 class ConfigurationStore:
     """Key/value configuration of one charge point, with OCPP's acceptance rules.
 
@@ -126,8 +135,11 @@ class ConfigurationStore:
         self,
         values: Mapping[str, str] | None = None,
         readonly_values: Mapping[str, str] | None = None,
+        extra_keys: Iterable[KeySpec] = (),
     ) -> None:
-        self._specs: dict[str, KeySpec] = {spec.name.lower(): spec for spec in _KEYS}
+        self._specs: dict[str, KeySpec] = {
+            spec.name.lower(): spec for spec in (*_KEYS, *extra_keys)
+        }
         for name, value in (readonly_values or {}).items():
             self._specs[name.lower()] = KeySpec(name, value, readonly=True)
         self._values: dict[str, str] = {key: spec.default for key, spec in self._specs.items()}

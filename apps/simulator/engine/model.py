@@ -36,7 +36,8 @@ class StationSpec:
     ``password`` is the Basic-auth password (security profiles 1-2; the
     user is the identity); ``configuration`` overrides configuration-key
     defaults, e.g. ``{"MeterValueSampleInterval": "5"}``; ``id_tags`` are the
-    cards drivers badge here (empty: the fleet's cards).
+    cards drivers badge here (empty: the fleet's cards). ``free_vend`` gives
+    the station vendor keys to start charging on plug-in without a card.
     """
 
     identity: str
@@ -47,6 +48,7 @@ class StationSpec:
     firmware_version: str = "sim-1.0"
     configuration: Mapping[str, str] = field(default_factory=dict)
     id_tags: tuple[str, ...] = ()
+    free_vend: bool = False
 
 
 @dataclass(frozen=True, slots=True)

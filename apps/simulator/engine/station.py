@@ -31,7 +31,13 @@ from websockets.typing import Subprotocol
 
 from apps.simulator.engine.auth import IdTagInfo, LocalAuthorization
 from apps.simulator.engine.clock import Clock, ScaledClock, format_ocpp_time, parse_ocpp_time
-from apps.simulator.engine.config_keys import ConfigStatus, ConfigurationStore
+from apps.simulator.engine.config_keys import (
+    FREE_VEND_ACTIVE,
+    FREE_VEND_ID_TAG,
+    FREE_VEND_KEYS,
+    ConfigStatus,
+    ConfigurationStore,
+)
 from apps.simulator.engine.ev import IEC61851_MIN_CURRENT_A, NOMINAL_VOLTAGE_V, Ev, random_ev
 from apps.simulator.engine.meter import MeterReading, meter_value
 from apps.simulator.engine.model import (
@@ -115,6 +121,7 @@ class StationSim:
                 "NumberOfConnectors": str(len(spec.connectors)),
                 "ConnectorPhaseRotation": rotation,
             },
+            extra_keys=FREE_VEND_KEYS if spec.free_vend else (),
         )
         self.profiles = ProfileStore(
             len(spec.connectors),
@@ -211,8 +218,10 @@ class StationSim:
     ) -> int | None:
         """An EV plugs in and its driver badges ``id_tag``; returns the connector, or None.
 
-        The driver leaves after ``dwell_s``, or when the EV has been full for
-        a while when None.
+        With an empty ``id_tag`` nobody badges: the station starts by itself
+        when free vend is on, otherwise the EV waits for a remote start. The
+        driver leaves after ``dwell_s``, or when the EV has been full for a
+        while when None.
         """
         free = self.free_connector_ids()
         if connector_id is None:
@@ -229,8 +238,15 @@ class StationSim:
         )
         connector.visit = visit
         self._refresh()
-        self._spawn(self._authorize_and_start(connector, visit))
+        if id_tag:
+            self._spawn(self._authorize_and_start(connector, visit))
+        elif self._free_vend_active():
+            visit.id_tag = self.config.get(FREE_VEND_ID_TAG)
+            self._start_transaction(connector, visit)
         return connector_id
+
+    def _free_vend_active(self) -> bool:
+        return self.spec.free_vend and self.config.get_bool(FREE_VEND_ACTIVE)
 
     def phase_currents_a(self) -> PhaseCurrents:
         """Current drawn by this station's EVs on the building's L1, L2, L3."""

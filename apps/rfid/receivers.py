@@ -1,0 +1,22 @@
+"""The station side of authentication changes: which stations to synchronise."""
+
+from __future__ import annotations
+
+from django.dispatch import receiver
+
+from apps.rfid import station_sync
+from apps.rfid.signals import auth_groups_changed, cards_changed
+
+
+@receiver(cards_changed, dispatch_uid="rfid-cards-local-lists")
+def cards_changed_sync(sender, *, group_ids, **kwargs) -> None:
+    # Blocked cards are in the lists of every open-mode group as well.
+    station_sync.station_sync_request(
+        station_sync.stations_of_groups(group_ids, open_groups=True), reason=station_sync.CARDS
+    )
+
+
+@receiver(auth_groups_changed, dispatch_uid="rfid-groups-configuration")
+def auth_groups_changed_sync(sender, *, group_ids, station_ids, **kwargs) -> None:
+    stations = set(station_sync.stations_of_groups(group_ids)) | set(station_ids)
+    station_sync.station_sync_request(stations, reason=station_sync.GROUP)
