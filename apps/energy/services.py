@@ -110,3 +110,15 @@ def fallback_commands(station: Station) -> list[Command]:
         )
         for connector_id, item in sorted(offline.items())
     ]
+
+
+def station_setpoints(identity: str) -> dict[int, dict]:
+    """The latest allocation of a station's connectors (setpoint, reason, delivery result)."""
+    from apps.energy import state
+
+    prefix = f"{identity}/"
+    return {
+        int(key.removeprefix(prefix)): item
+        for key, item in state.session_results().items()
+        if key.startswith(prefix)
+    }

@@ -65,7 +65,32 @@ class StationAdmin(admin.ModelAdmin):
         "created_at",
         "installed_at",
         "authentication_sync",
+        "load_management",
     )
+
+    @admin.display(description=_("load management"))
+    def load_management(self, station: Station) -> str:
+        """Each connector's setpoint, why, and whether the station applied it."""
+        from apps.energy.services import station_setpoints
+
+        try:
+            setpoints = station_setpoints(station.identity) if station.pk else {}
+        except Exception:  # Redis down: the page must still open
+            return _("unavailable")
+        if not setpoints:
+            return _("no session")
+        parts = []
+        for connector_id, item in sorted(setpoints.items()):
+            value = (
+                f"{item['setpoint_w'] / 1000:g} kW"
+                if item.get("setpoint_w") is not None
+                else f"{item['setpoint_a']:g} A"
+            )
+            text = f"#{connector_id}: {value} ({item['reason']})"
+            if item.get("delivery") not in (None, "Accepted"):
+                text += " — " + _("not applied: %(result)s") % {"result": item["delivery"]}
+            parts.append(text)
+        return "; ".join(parts)
 
     @admin.display(description=_("authentication on the station"))
     def authentication_sync(self, station: Station) -> str:

@@ -1,0 +1,51 @@
+"""The station page shows what load management and authentication did to the station."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from apps.energy import state
+from apps.energy.allocator import Ranking
+from apps.rfid.models import StationAuthState
+from tests.stations.factories import StationFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _page(admin_client, station) -> str:
+    response = admin_client.get(reverse("admin:stations_station_change", args=[station.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_setpoint_and_a_refused_profile_are_shown(admin_client, hot_state):
+    station = StationFactory(identity="CP-SHOWN")
+    assert "no session" in _page(admin_client, station)
+    session = {"setpoint_a": 12.5, "setpoint_w": None, "reason": "fair_share"}
+    state.save_results(
+        Ranking(keys=(), ranked_at_s=0.0),
+        {
+            "CP-SHOWN/1": {**session, "delivery": "Rejected (TxProfile and ChargePointMaxProfile)"},
+            "CP-SHOWN/2": {**session, "delivery": "Accepted"},
+            "OTHER/1": {**session, "delivery": None},
+        },
+        {},
+    )
+    page = _page(admin_client, station)
+    assert "#1: 12.5 A (fair_share) — not applied: Rejected (TxProfile and" in page
+    assert "#2: 12.5 A (fair_share);" not in page and "#2: 12.5 A (fair_share)" in page
+    assert "OTHER" not in page
+
+
+def test_refused_configuration_keys_are_shown(admin_client, hot_state):
+    station = StationFactory()
+    StationAuthState.objects.create(
+        station=station,
+        list_version=3,
+        list_entries={"A": {"status": "Accepted"}},
+        rejected_keys={"LocalPreAuthorize": "Rejected"},
+    )
+    page = _page(admin_client, station)
+    assert "local list version 3, 1 cards" in page
+    assert "refused: LocalPreAuthorize (Rejected)" in page
