@@ -39,13 +39,19 @@ DELIVERY_TIMEOUT_S = 10.0
 
 @dataclass
 class Delivery:
-    """One SetChargingProfile to send, and what to record when it is accepted."""
+    """One SetChargingProfile to send, and what to record when it is accepted.
+
+    ``lowers`` marks a setpoint below what the station was last given (or a
+    fallback): those go out first, so that the stations giving current back
+    have done so before others are allowed more.
+    """
 
     ref: ConnectorRef
     payload: dict
     kind: str  # "live" | "fallback"
     sent_entry: dict = field(default_factory=dict)
     fallback_a: float | None = None
+    lowers: bool = False
 
 
 @dataclass
@@ -119,10 +125,13 @@ def _plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[D
         )
         if not (item.changed or renew):
             continue
+        same_tx = last.get("transaction_id") == ref.transaction_id
+        lowers = same_tx and _below(item.setpoint_a, item.setpoint_w, last)
         deliveries.append(
             Delivery(
                 ref=ref,
                 kind="live",
+                lowers=lowers,
                 payload=profiles.live_profile(
                     ref.connector_id,
                     transaction_id=ref.transaction_id,
@@ -157,13 +166,20 @@ def _plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[D
                     ref.connector_id, current_a=offline_a, power_w=context.offline_w.get(key)
                 ),
                 fallback_a=offline_a,
+                lowers=True,
             )
         )
     return deliveries
 
 
+def _below(setpoint_a: float, setpoint_w: float | None, last: dict) -> bool:
+    if setpoint_w is not None and last.get("setpoint_w") is not None:
+        return setpoint_w < float(last["setpoint_w"])
+    return setpoint_a < float(last.get("setpoint_a") or 0)
+
+
 async def _deliver_all(deliveries: list[Delivery]) -> list[str]:
-    """Send every profile concurrently; the result per delivery is a status or an error."""
+    """Send the profiles, concurrently in two waves; the result per delivery is a status or error."""
     from apps.central_system import commands
 
     semaphore = asyncio.Semaphore(DELIVERY_CONCURRENCY)
@@ -184,8 +200,18 @@ async def _deliver_all(deliveries: list[Delivery]) -> list[str]:
                 return await _retry_as_station_max(delivery, status)
             return status
 
+    results: list[str] = [""] * len(deliveries)
+
+    async def deliver_batch(positions: list[int]) -> None:
+        answers = await asyncio.gather(*(deliver(deliveries[i]) for i in positions))
+        for position, answer in zip(positions, answers, strict=True):
+            results[position] = answer
+
     try:
-        return list(await asyncio.gather(*(deliver(d) for d in deliveries)))
+        # Decreases first, all at once; increases once those are answered.
+        await deliver_batch([i for i, d in enumerate(deliveries) if d.lowers])
+        await deliver_batch([i for i, d in enumerate(deliveries) if not d.lowers])
+        return results
     finally:
         await commands.close_layer()
 

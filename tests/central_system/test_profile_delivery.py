@@ -1,0 +1,68 @@
+"""The control loop's profile delivery, through the real consumer and channel layer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from apps.central_system import commands
+from apps.energy import control, profiles
+from apps.energy.snapshot import ConnectorRef
+from tests.stations.factories import StationFactory
+
+pytestmark = pytest.mark.django_db
+
+
+async def _keep_layer() -> None:
+    return None
+
+
+def _live(station, *, current_a: float, lowers: bool) -> control.Delivery:
+    now_s = time.time()
+    return control.Delivery(
+        ref=ConnectorRef(f"{station.identity}/1", station.pk, station.identity, 1, "AC", 7),
+        payload=profiles.live_profile(
+            1,
+            transaction_id=7,
+            current_a=current_a,
+            power_w=None,
+            now_s=now_s,
+            valid_until_s=now_s + 60,
+        ),
+        kind="live",
+        lowers=lowers,
+    )
+
+
+def test_decreases_are_answered_before_increases_go_out(make_station, redis_url, monkeypatch):
+    # The stations' consumers share this event loop's channel layer here (in
+    # production the worker is another process): it must stay open.
+    monkeypatch.setattr(commands, "close_layer", _keep_layer)
+    giving_back, taking_more = StationFactory(), StationFactory()
+    deliveries = [
+        _live(taking_more, current_a=20, lowers=False),
+        _live(giving_back, current_a=6, lowers=True),
+    ]
+
+    async def scenario():
+        down, up = make_station(giving_back.identity), make_station(taking_more.identity)
+        await down.open()
+        await up.open()
+        delivering = asyncio.create_task(control._deliver_all(deliveries))
+        lower = await down.receive()
+        assert lower[2] == "SetChargingProfile"
+        assert await up.nothing_more(0.5)  # nothing more for anyone until it is answered
+        await down.answer(lower, {"status": "Accepted"})
+        higher = await up.receive()
+        limit = higher[3]["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"]
+        assert limit[0]["limit"] == 20
+        await up.answer(higher, {"status": "Accepted"})
+        results = await delivering
+        await down.close()
+        await up.close()
+        return results
+
+    assert async_to_sync(scenario)() == ["Accepted", "Accepted"]
