@@ -75,13 +75,17 @@ async def call(
     comes back in the payload.
     """
     payload = _checked(action, payload)
-    if await hotstate.connection_channel(identity) is None:
+    channel = await hotstate.connection_channel(identity)
+    if channel is None:
         raise StationOffline(f"Station {identity} is not connected.")
     layer = get_channel_layer()
     # The default prefix: channels_redis shares one inbox per process for these.
     reply_to = await layer.new_channel()
-    await layer.group_send(
-        hotstate.station_group(identity),
+    # Straight to the consumer holding the socket (one Redis round trip; a
+    # group send costs three). Should a newer connection have replaced it
+    # meanwhile, that consumer answers "offline".
+    await layer.send(
+        channel,
         {
             "type": "ocpp.command",
             "request_id": uuid.uuid4().hex,

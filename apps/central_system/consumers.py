@@ -401,10 +401,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def ocpp_command(self, event: dict[str, Any]) -> None:
         """A command from any process: queue it, send it when the line is free."""
         reply_to = event["reply_to"]
-        if self.replaced or event["request_id"] in self.recent_requests:
-            return  # the newer connection has it too / a channel-layer redelivery
-        if not self.is_open:
-            await self._reply(reply_to, {"outcome": "offline", "reason": "connection closed"})
+        if event["request_id"] in self.recent_requests:
+            return  # a channel-layer redelivery
+        if self.replaced or not self.is_open:
+            reason = "replaced by a newer connection" if self.replaced else "connection closed"
+            await self._reply(reply_to, {"outcome": "offline", "reason": reason})
             return
         self.recent_requests.append(event["request_id"])
         self.outbox.append(

@@ -18,6 +18,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
+from apps.central_system import command_loop
 from apps.energy import profiles, state
 from apps.energy.allocator import Allocation, Reason, SessionAllocation, allocate
 from apps.energy.snapshot import ConnectorRef, SnapshotContext, build_snapshot
@@ -80,7 +81,7 @@ def rebalance_once(
     previous_sessions = state.session_results()
     previous_zones = state.zone_results()
     deliveries = _plan_deliveries(context, allocation)
-    results = asyncio.run(_deliver_all(deliveries)) if deliveries else []
+    results = command_loop.run(_deliver_all(deliveries)) if deliveries else []
     delivered = time.perf_counter()
     accepted = _record_deliveries(deliveries, results)
     if deliveries:
@@ -179,7 +180,7 @@ def _below(setpoint_a: float, setpoint_w: float | None, last: dict) -> bool:
 
 
 async def _deliver_all(deliveries: list[Delivery]) -> list[str]:
-    """Send the profiles, concurrently in two waves; the result per delivery is a status or error."""
+    """Send the profiles concurrently, in two waves; one status or error per delivery."""
     from apps.central_system import commands
 
     semaphore = asyncio.Semaphore(DELIVERY_CONCURRENCY)
@@ -207,13 +208,10 @@ async def _deliver_all(deliveries: list[Delivery]) -> list[str]:
         for position, answer in zip(positions, answers, strict=True):
             results[position] = answer
 
-    try:
-        # Decreases first, all at once; increases once those are answered.
-        await deliver_batch([i for i, d in enumerate(deliveries) if d.lowers])
-        await deliver_batch([i for i, d in enumerate(deliveries) if not d.lowers])
-        return results
-    finally:
-        await commands.close_layer()
+    # Decreases first, all at once; increases once those are answered.
+    await deliver_batch([i for i, d in enumerate(deliveries) if d.lowers])
+    await deliver_batch([i for i, d in enumerate(deliveries) if not d.lowers])
+    return results
 
 
 async def _retry_as_station_max(delivery: Delivery, status: str) -> str:

@@ -20,9 +20,7 @@ station is synchronised by one worker at a time.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,7 +34,7 @@ from django.utils.translation import gettext as _
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from apps.central_system import commands
+from apps.central_system import command_loop, commands
 from apps.central_system.presence import connected_identities
 from apps.maintenance.models import EventCategory, EventLevel
 from apps.maintenance.services import device_log_write
@@ -218,47 +216,19 @@ def station_sync_run() -> int:
                 pipe.delete(_reasons_key(raw_id))
                 reasons, _deleted = pipe.execute()
                 work.append((raw_id, set(reasons) or {CARDS}))
-            with CommandLoop() as sender, ThreadPoolExecutor(SYNC_THREADS) as pool:
-                list(pool.map(lambda item: _sync_in_thread(*item, sender), work))
+            with ThreadPoolExecutor(SYNC_THREADS) as pool:
+                list(pool.map(lambda item: _sync_in_thread(*item), work))
             done += len(work)
     finally:
         lock.release()
     return done
 
 
-class CommandLoop:
-    """One event loop, in a thread of its own, that sends the commands of every sync thread.
-
-    The channel layer receives answers on one loop per process: threads each
-    running their own loop would trip over one another.
-    """
-
-    def __enter__(self) -> CommandLoop:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def send(self, identity: str, command: commands.Command) -> dict[str, Any]:
-        future = asyncio.run_coroutine_threadsafe(
-            commands.send(identity, command, timeout_s=COMMAND_TIMEOUT_S), self.loop
-        )
-        return future.result()
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            asyncio.run_coroutine_threadsafe(commands.close_layer(), self.loop).result(10)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
-
-
-def _sync_in_thread(station_id: int, reasons: set[str], sender: CommandLoop) -> None:
+def _sync_in_thread(station_id: int, reasons: set[str]) -> None:
     try:
         station = Station.objects.select_related("auth_group").filter(pk=station_id).first()
         if station is not None and station.state == StationState.INSTALLED:
-            station_sync(station, reasons=reasons, send=partial(sender.send, station.identity))
+            station_sync(station, reasons=reasons)
     except Exception:
         logger.exception("Authentication sync of station %s failed", station_id)
     finally:
@@ -287,7 +257,7 @@ def station_sync(station: Station, *, reasons: set[str], send: Send | None = Non
     """Bring one connected station's configuration and local list in line with its group.
 
     ``send`` delivers one command to this station and returns its answer
-    (default: through the channel layer from this thread).
+    (default: through the channel layer, on the process's command loop).
     """
     send = send or partial(_send_now, station.identity)
     report = SyncReport()
@@ -331,7 +301,8 @@ def station_sync(station: Station, *, reasons: set[str], send: Send | None = Non
 
 
 def _send_now(identity: str, command: commands.Command) -> dict[str, Any]:
-    return commands.send_sync(identity, command, timeout_s=COMMAND_TIMEOUT_S)
+    # On the process's command loop: the sync threads share its channel layer.
+    return command_loop.run(commands.send(identity, command, timeout_s=COMMAND_TIMEOUT_S))
 
 
 def _read_capabilities(send: Send, state: StationAuthState) -> bool:

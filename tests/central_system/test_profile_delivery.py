@@ -8,16 +8,11 @@ import time
 import pytest
 from asgiref.sync import async_to_sync
 
-from apps.central_system import commands
 from apps.energy import control, profiles
 from apps.energy.snapshot import ConnectorRef
 from tests.stations.factories import StationFactory
 
 pytestmark = pytest.mark.django_db
-
-
-async def _keep_layer() -> None:
-    return None
 
 
 def _live(station, *, current_a: float, lowers: bool) -> control.Delivery:
@@ -37,10 +32,7 @@ def _live(station, *, current_a: float, lowers: bool) -> control.Delivery:
     )
 
 
-def test_decreases_are_answered_before_increases_go_out(make_station, redis_url, monkeypatch):
-    # The stations' consumers share this event loop's channel layer here (in
-    # production the worker is another process): it must stay open.
-    monkeypatch.setattr(commands, "close_layer", _keep_layer)
+def test_decreases_are_answered_before_increases_go_out(make_station, redis_url):
     giving_back, taking_more = StationFactory(), StationFactory()
     deliveries = [
         _live(taking_more, current_a=20, lowers=False),
