@@ -135,9 +135,10 @@ def allocate(site: SiteSnapshot) -> Allocation:
             reading = session.measured_current_a
             if reading is not None:
                 direct = measured[zone]
+                cap_da = _setpoint_cap_da(session)
                 for phase in range(3):
                     if reading[phase] > 0:
-                        direct[phase] += deciamps_down(reading[phase])
+                        direct[phase] += min(deciamps_down(reading[phase]), cap_da)
         max_da = deciamps_down(connector_max_current_a(session, voltage_v))
         zone_of.append(zone)
         voltage_of.append(voltage_v)
@@ -311,3 +312,18 @@ def allocate(site: SiteSnapshot) -> Allocation:
         ranking=ranking,
         reranked=reranked,
     )
+
+
+def _setpoint_cap_da(session: Session) -> int:
+    """The most an AC session can be drawing now: the setpoint it was last given.
+
+    Stations report their current every few seconds, meters twice a second: a
+    reading above the setpoint predates it. Counting the EV's share of the
+    meter at no more than its setpoint keeps a stale high reading from
+    hiding the building's own load (which would over-allocate); counting it
+    lower only ever makes the building look heavier, the safe side.
+    """
+    if session.connector.current_type is not CurrentType.AC or session.last_setpoint_a is None:
+        return 10**9
+    return deciamps_down(session.last_setpoint_a)
+
