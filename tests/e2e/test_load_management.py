@@ -154,7 +154,12 @@ def test_setpoints_fall_within_one_control_cycle_when_the_building_load_rises(li
         lambda: sorted(live.offered_a())[0] == 0 and sum(live.offered_a()) <= 13, 10, "shedding"
     )
     live.assert_within_limit_for(3, ZONE_MAX_A - 50)
-    assert sum(1 for o in live.offered_a() if o > 0) == 2
+    # Once the EVs have followed, the two sessions that fit share the rest (a
+    # reading taken while they ramp down may shed one more for a moment).
+    live.wait_for(
+        lambda: sum(1 for o in live.offered_a() if o > 0) == 2, 15, "two sessions charging"
+    )
+    live.assert_within_limit_for(2, ZONE_MAX_A - 50)
 
 
 def test_a_lost_meter_runs_the_zone_on_its_degraded_setpoint_and_recovers(live):
