@@ -114,7 +114,7 @@ def status_notification(session: Session, payload: dict[str, Any]) -> Outcome:
         at=_timestamp(payload),
     )
     if payload["status"] == "Preparing":
-        services.car_plugged_in(session.identity, payload["connectorId"])
+        services.car_plugged_in(session.station_ref().pk, payload["connectorId"])
     return Outcome({})
 
 

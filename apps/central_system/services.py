@@ -117,15 +117,15 @@ def station_authentication_check(station_id: int, *, booted: bool) -> None:
     transaction.on_commit(partial(station_sync.station_sync_request, [station_id], reason=reason))
 
 
-def car_plugged_in(identity: str, connector_id: int) -> None:
+def car_plugged_in(station_id: int, connector_id: int) -> None:
     """A connector went to Preparing: with the reader disabled, evce starts the session."""
     from apps.rfid import station_sync
     from apps.rfid.tasks import plug_in_start_task
 
-    station = Station.objects.select_related("auth_group").filter(identity=identity).first()
+    station = Station.objects.select_related("auth_group").filter(pk=station_id).first()
     if station is not None and station_sync.plug_in_start_needed(station, connector_id):
         transaction.on_commit(
-            partial(_queue_plug_in_start, plug_in_start_task, identity, connector_id)
+            partial(_queue_plug_in_start, plug_in_start_task, station.identity, connector_id)
         )
 
 

@@ -181,18 +181,22 @@ def station_offline_currents(
     now = now or timezone.now()
     site = SiteSettingsRow.load()
     zones = build_zones(now, site, active_reductions(now))
-    installed = Station.objects.filter(
-        state=StationState.INSTALLED, zone__isnull=False
-    ).prefetch_related("connectors")
-    connectors = [_alloc_connector(s, c) for s in installed for c in s.connectors.all()]
-    offline = {
-        item.key: item for item in offline_currents(zones, connectors, allocator_settings(site))
-    }
+    connectors = [_alloc_connector(s, c) for s in _installed_stations() for c in s.connectors.all()]
+    prefix = f"{station.identity}/"
     return {
-        connector.connector_id: offline[connector_key(station.identity, connector.connector_id)]
-        for connector in station.connectors.all()
-        if connector_key(station.identity, connector.connector_id) in offline
+        int(item.key.removeprefix(prefix)): item
+        for item in offline_currents(zones, connectors, allocator_settings(site))
+        if item.key.startswith(prefix)
     }
+
+
+def _installed_stations() -> list[Station]:
+    """Installed stations in a zone, with their connectors: what the allocator drives."""
+    return list(
+        Station.objects.filter(state=StationState.INSTALLED, zone__isnull=False).prefetch_related(
+            "connectors"
+        )
+    )
 
 
 def build_snapshot(
@@ -208,11 +212,7 @@ def build_snapshot(
     reductions = active_reductions(now)
     zones = build_zones(now, site, reductions)
 
-    stations = list(
-        Station.objects.filter(state=StationState.INSTALLED, zone__isnull=False).prefetch_related(
-            "connectors"
-        )
-    )
+    stations = _installed_stations()
     connected = connected_identities([s.identity for s in stations])
     connectors: list[AllocConnector] = []
     by_key: dict[str, tuple[Station, Connector]] = {}

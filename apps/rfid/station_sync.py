@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 
 from apps.central_system import command_loop, commands
 from apps.central_system.presence import connected_identities
+from apps.central_system.services import command_failed_event
 from apps.maintenance.models import EventCategory, EventLevel
 from apps.maintenance.services import device_log_write
 from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode, StationAuthState
@@ -209,13 +210,16 @@ def station_sync_run() -> int:
             station_ids, _deleted = pipe.execute()
             if not station_ids:
                 break
-            work = []
-            for raw_id in sorted(int(i) for i in station_ids):
-                pipe = client.pipeline()
-                pipe.smembers(_reasons_key(raw_id))
-                pipe.delete(_reasons_key(raw_id))
-                reasons, _deleted = pipe.execute()
-                work.append((raw_id, set(reasons) or {CARDS}))
+            ids = sorted(int(i) for i in station_ids)
+            pipe = client.pipeline()
+            for station_id in ids:
+                pipe.smembers(_reasons_key(station_id))
+            pipe.delete(*(_reasons_key(station_id) for station_id in ids))
+            reasons = pipe.execute()[:-1]
+            work = [
+                (station_id, set(found) or {CARDS})
+                for station_id, found in zip(ids, reasons, strict=True)
+            ]
             with ThreadPoolExecutor(SYNC_THREADS) as pool:
                 list(pool.map(lambda item: _sync_in_thread(*item), work))
             done += len(work)
@@ -300,6 +304,17 @@ def station_sync(station: Station, *, reasons: set[str], send: Send | None = Non
     return report
 
 
+def _warn(station: Station, event: str, message: str, **data: Any) -> None:
+    device_log_write(
+        category=EventCategory.CONFIGURATION,
+        level=EventLevel.WARNING,
+        event=event,
+        message=message,
+        station_identity=station.identity,
+        data=data,
+    )
+
+
 def _send_now(identity: str, command: commands.Command) -> dict[str, Any]:
     # On the process's command loop: the sync threads share its channel layer.
     return command_loop.run(commands.send(identity, command, timeout_s=COMMAND_TIMEOUT_S))
@@ -368,17 +383,13 @@ def _apply_configuration(
             rejected[name] = status
     state.applied_configuration, state.rejected_keys = applied, rejected
     if newly_rejected:
-        device_log_write(
-            category=EventCategory.CONFIGURATION,
-            level=EventLevel.WARNING,
-            event="station_configuration_refused",
-            message=_("Station %(identity)s refused %(keys)s.")
-            % {
-                "identity": station.identity,
-                "keys": ", ".join(f"{k} ({v})" for k, v in sorted(newly_rejected.items())),
-            },
-            station_identity=station.identity,
-            data={"refused": newly_rejected},
+        keys = ", ".join(f"{k} ({v})" for k, v in sorted(newly_rejected.items()))
+        _warn(
+            station,
+            "station_configuration_refused",
+            _("Station %(identity)s refused %(keys)s.")
+            % {"identity": station.identity, "keys": keys},
+            refused=newly_rejected,
         )
 
 
@@ -402,34 +413,31 @@ def _sync_local_list(
         full = full or station_version != state.list_version
     desired, left_out = _fit(group_local_list(group), state.list_max_length)
     if full:
-        status = _send_full(send, state, desired, report)
+        status = _send_batches(send, state, _full_list(desired), report, full=True)
     else:
         changes = list_difference(state.list_entries, desired)
         if not changes:
             return
-        status = _send_changes(send, state, changes, report)
+        status = _send_batches(send, state, changes, report, full=False)
         if status in ("Failed", "VersionMismatch"):
-            status = _send_full(send, state, desired, report)
+            status = _send_batches(send, state, _full_list(desired), report, full=True)
     if status == "NotSupported":
         _list_unsupported(station, state, report)
     elif status != "Accepted":
-        device_log_write(
-            category=EventCategory.CONFIGURATION,
-            level=EventLevel.WARNING,
-            event="local_list_failed",
-            message=_("Station %(identity)s did not take its local list (%(status)s).")
+        _warn(
+            station,
+            "local_list_failed",
+            _("Station %(identity)s did not take its local list (%(status)s).")
             % {"identity": station.identity, "status": status},
-            station_identity=station.identity,
-            data={"status": status, "version": state.list_version},
+            status=status,
+            version=state.list_version,
         )
     elif left_out:
-        device_log_write(
-            category=EventCategory.CONFIGURATION,
-            level=EventLevel.WARNING,
-            event="local_list_truncated",
-            message=_("The local list of %(identity)s holds %(kept)d cards; %(left)d left out.")
+        _warn(
+            station,
+            "local_list_truncated",
+            _("The local list of %(identity)s holds %(kept)d cards; %(left)d left out.")
             % {"identity": station.identity, "kept": len(desired), "left": left_out},
-            station_identity=station.identity,
         )
 
 
@@ -450,47 +458,42 @@ def _batches(entries: list[dict[str, Any]], size: int) -> list[list[dict[str, An
     return [entries[i : i + size] for i in range(0, len(entries), size)] or [[]]
 
 
-def _send_full(
-    send: Send, state: StationAuthState, desired: dict[str, dict], report: SyncReport
+def _send_batches(
+    send: Send,
+    state: StationAuthState,
+    entries: list[dict[str, Any]],
+    report: SyncReport,
+    *,
+    full: bool,
 ) -> str:
-    """Replace the station's list: one ``Full`` update, then differential ones if it is long."""
-    entries = [{"idTag": tag, "idTagInfo": info} for tag, info in sorted(desired.items())]
+    """Send ``entries`` in updates of the station's size, recording each one it takes.
+
+    ``full`` replaces the list: the first update is ``Full``, the rest
+    differential. An entry without ``idTagInfo`` removes its card.
+    """
     size = state.update_max_length or DEFAULT_UPDATE_MAX_LENGTH
+    held = {} if full else dict(state.list_entries)
     status = "Accepted"
-    held: dict[str, dict] = {}
     for position, batch in enumerate(_batches(entries, size)):
         version = state.list_version + 1
-        update_type = "Full" if position == 0 else "Differential"
+        update_type = "Full" if full and position == 0 else "Differential"
         status = _send_list(send, version, update_type, batch)
         if status != "Accepted":
             break
-        held.update({entry["idTag"]: entry["idTagInfo"] for entry in batch})
-        state.list_version, state.list_entries = version, dict(held)
-        report.list_entries_sent += len(batch)
-    report.list_update, report.list_version = "full", state.list_version
-    return status
-
-
-def _send_changes(
-    send: Send, state: StationAuthState, changes: list[dict[str, Any]], report: SyncReport
-) -> str:
-    size = state.update_max_length or DEFAULT_UPDATE_MAX_LENGTH
-    status = "Accepted"
-    for batch in _batches(changes, size):
-        version = state.list_version + 1
-        status = _send_list(send, version, "Differential", batch)
-        if status != "Accepted":
-            break
-        held = dict(state.list_entries)
         for entry in batch:
             if "idTagInfo" in entry:
                 held[entry["idTag"]] = entry["idTagInfo"]
             else:
                 held.pop(entry["idTag"], None)
-        state.list_version, state.list_entries = version, held
+        state.list_version, state.list_entries = version, dict(held)
         report.list_entries_sent += len(batch)
-    report.list_update, report.list_version = "differential", state.list_version
+    report.list_update = "full" if full else "differential"
+    report.list_version = state.list_version
     return status
+
+
+def _full_list(desired: dict[str, dict]) -> list[dict[str, Any]]:
+    return [{"idTag": tag, "idTagInfo": info} for tag, info in sorted(desired.items())]
 
 
 def _send_list(send: Send, version: int, update_type: str, entries: list[dict]) -> str:
@@ -527,23 +530,13 @@ def plug_in_start(identity: str, connector_id: int) -> str:
     station = Station.objects.select_related("auth_group").filter(identity=identity).first()
     if station is None or not plug_in_start_needed(station, connector_id):
         return "not needed"
-    tag = plug_in_id_tag(station.auth_group)
+    command = commands.remote_start(plug_in_id_tag(station.auth_group), connector_id=connector_id)
     try:
-        answer = commands.send_sync(
-            identity,
-            commands.remote_start(tag, connector_id=connector_id),
-            timeout_s=COMMAND_TIMEOUT_S,
-        )
-        status = str(answer.get("status", "Unknown"))
+        status = str(_send_now(identity, command).get("status", "Unknown"))
     except commands.CommandError as exc:
         status = f"error: {exc}"
     if status != "Accepted":
-        device_log_write(
-            category=EventCategory.COMMUNICATION,
-            level=EventLevel.WARNING,
-            event="plug_in_start_failed",
-            message=_("Station %(identity)s connector %(connector)d did not start (%(status)s).")
-            % {"identity": identity, "connector": connector_id, "status": status},
-            station_identity=identity,
+        command_failed_event(
+            identity, command.action, status, {"payload": command.payload, "plug_in": True}
         )
     return status

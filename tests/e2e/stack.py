@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -182,3 +186,16 @@ def start_stack(
         time.sleep(0.3)
     stack.stop()
     raise AssertionError(f"evce did not answer within 90 s:\n{stack.log()}")
+
+
+@contextlib.contextmanager
+def fleet_in_thread(fleet) -> Iterator[asyncio.AbstractEventLoop]:
+    """Run a simulated fleet on an event loop of its own in a thread; stop it on exit."""
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_until_complete, args=(fleet.run(None),), daemon=True)
+    runner.start()
+    try:
+        yield loop
+    finally:
+        loop.call_soon_threadsafe(fleet.request_stop)
+        runner.join(timeout=20)

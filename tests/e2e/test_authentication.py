@@ -9,7 +9,6 @@ show the VIP flag reaching the session and the reader-disabled starts.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +21,7 @@ from apps.simulator.engine.config_keys import FREE_VEND_ACTIVE
 from apps.simulator.engine.ev import Ev, EvModel
 from apps.simulator.engine.model import StationSpec
 from tests.central_system.ocpp_client import connected
-from tests.e2e.stack import start_stack
+from tests.e2e.stack import fleet_in_thread, start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -50,8 +49,10 @@ CITY_CAR = EvModel("City car", phases=1, max_current_a=16, battery_kwh=40)
 class LiveSite:
     """The stack, the simulated fleet running in a thread, and what stations received."""
 
-    def __init__(self, stack, fleet: Fleet, loop: asyncio.AbstractEventLoop) -> None:
-        self.stack, self.fleet, self.loop = stack, fleet, loop
+    loop: asyncio.AbstractEventLoop
+
+    def __init__(self, stack, fleet: Fleet) -> None:
+        self.stack, self.fleet = stack, fleet
         self.list_updates: dict[str, list[tuple[int, str, list[dict]]]] = {}
         for identity, station in fleet.stations.items():
             self._record_list_updates(identity, station.auth)
@@ -118,15 +119,11 @@ def live(tmp_path_factory):
         drivers=Drivers(id_tags=("MEMBER",), ev_models=(CITY_CAR,)),
         seed=11,
     )
-    loop = asyncio.new_event_loop()
-    site = LiveSite(stack, fleet, loop)
-    runner = threading.Thread(target=loop.run_until_complete, args=(fleet.run(None),), daemon=True)
-    runner.start()
+    site = LiveSite(stack, fleet)  # records list updates from the first connection on
     try:
-        yield site
+        with fleet_in_thread(fleet) as site.loop:
+            yield site
     finally:
-        loop.call_soon_threadsafe(fleet.request_stop)
-        runner.join(timeout=20)
         stack.stop()
 
 

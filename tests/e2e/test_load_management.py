@@ -8,8 +8,6 @@ meter, stops evce, and checks what the stations offer their EVs.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Callable
 
@@ -19,7 +17,7 @@ from apps.meters.modbus.simulator import MeterSimulator
 from apps.simulator.engine import ArrivalPattern, Drivers, Endpoint, Fleet
 from apps.simulator.engine.ev import EvModel
 from apps.simulator.engine.model import ConnectorSpec, PhaseWiring, StationSpec
-from tests.e2e.stack import start_stack
+from tests.e2e.stack import fleet_in_thread, start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -42,8 +40,8 @@ stations:
 
 
 class LiveSite:
-    def __init__(self, stack, meter: MeterSimulator, fleet: Fleet, loop: asyncio.AbstractEventLoop):
-        self.stack, self.meter, self.fleet, self.loop = stack, meter, fleet, loop
+    def __init__(self, stack, meter: MeterSimulator, fleet: Fleet):
+        self.stack, self.meter, self.fleet = stack, meter, fleet
         self.building_a = (10.0, 10.0, 10.0)
 
     def offered_a(self) -> list[float]:
@@ -118,16 +116,12 @@ def live(tmp_path_factory):
         drivers=Drivers(id_tags=("LM-TAG",), ev_models=(suv,), soc_range=(0.1, 0.2)),
         seed=7,
     )
-    loop = asyncio.new_event_loop()
-    site = LiveSite(stack, meter, fleet, loop)
+    site = LiveSite(stack, meter, fleet)
     fleet.add_listener(site.feed_meter)
-    runner = threading.Thread(target=loop.run_until_complete, args=(fleet.run(None),), daemon=True)
-    runner.start()
     try:
-        yield site
+        with fleet_in_thread(fleet):
+            yield site
     finally:
-        loop.call_soon_threadsafe(fleet.request_stop)
-        runner.join(timeout=20)
         stack.stop()
         meter.stop_thread()
 

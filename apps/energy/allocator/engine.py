@@ -326,4 +326,3 @@ def _setpoint_cap_da(session: Session) -> int:
     if session.connector.current_type is not CurrentType.AC or session.last_setpoint_a is None:
         return 10**9
     return deciamps_down(session.last_setpoint_a)
-
