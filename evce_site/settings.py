@@ -180,6 +180,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("EVCE_CELERY_EAGER", False)
 # applied on top of it (see apps.meters.tasks).
 # Validity of a live charging profile; renewed at half-life while evce runs.
 SETPOINT_LEASE_S = env_int("EVCE_SETPOINT_LEASE_S", 120, minimum=30, maximum=3600)
+# Time an EV takes to follow a raised setpoint; a fresh sample is asked for then.
+EV_RAMP_S = env_int("EVCE_EV_RAMP_S", 3, minimum=1, maximum=30)
 METER_TICK_MS = env_int("EVCE_METER_TICK_MS", 250, minimum=50, maximum=10000)
 
 # --- Authentication -------------------------------------------------------------

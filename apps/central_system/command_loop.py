@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -21,6 +21,7 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _owner_pid: int | None = None
+_background: set[asyncio.Task] = set()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop:
@@ -44,6 +45,18 @@ def run(coroutine: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
         coroutine.close()
         raise RuntimeError("command_loop.run() called from the command loop itself")
     return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout_s)
+
+
+def run_later(delay_s: float, make: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+    """Start ``make()`` on the command loop in ``delay_s`` without waiting for it."""
+    loop = _running_loop()
+
+    def start() -> None:
+        task = loop.create_task(make())
+        _background.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(_background.discard)
+
+    loop.call_soon_threadsafe(loop.call_later, delay_s, start)
 
 
 def _in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

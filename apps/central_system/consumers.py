@@ -74,6 +74,8 @@ class PendingCall:
 
 
 _process_keepers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+# The consumers of this process by channel name, for commands that come in batches.
+_local_consumers: dict[str, OcppConsumer] = {}
 
 
 async def _keep_process_alive(channel_name: str) -> None:
@@ -88,6 +90,12 @@ async def _keep_process_alive(channel_name: str) -> None:
         _process_keepers[loop] = loop.create_task(
             _refresh_process(process), name="ocpp-process-alive"
         )
+
+
+def _forget_consumer(consumer: OcppConsumer) -> None:
+    channel = getattr(consumer, "channel_name", "")
+    if _local_consumers.get(channel) is consumer:
+        del _local_consumers[channel]
 
 
 async def _refresh_process(process: str) -> None:
@@ -195,6 +203,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             self.identity, self.channel_name, remote_addr=self.remote_addr
         )
         await _keep_process_alive(self.channel_name)
+        _local_consumers[self.channel_name] = self
         self.group_refreshed_at = self.db_touched_at = self.touched_at = self.loop.time()
         await self.accept(protocol.SUBPROTOCOL)
         self.is_open = True
@@ -218,6 +227,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         )
 
     async def websocket_disconnect(self, message):
+        _forget_consumer(self)
         if self.is_open:
             self.is_open = False
             await self._release(reason="connection closed")
@@ -232,6 +242,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     async def _release(self, *, reason: str) -> None:
         """Leave the group, give up the connection record, fail what waits on this socket."""
+        _forget_consumer(self)
         pending = [self.outstanding] if self.outstanding else []
         pending += list(self.outbox)
         self.outstanding = None
@@ -418,6 +429,27 @@ class OcppConsumer(AsyncWebsocketConsumer):
             )
         )
         await self._pump()
+
+    async def ocpp_commands(self, event: dict[str, Any]) -> None:
+        """A batch of commands for consumers of this process, carried by this one.
+
+        A run of the load manager sends hundreds of profiles at once: one
+        channel-layer message per web process instead of one per station,
+        and the frames leave before the first answers are read.
+        """
+        for command in event.get("commands", []):
+            consumer = _local_consumers.get(command.get("channel", ""))
+            if consumer is None:
+                await self._reply(
+                    command["reply_to"],
+                    {
+                        "request_id": command.get("request_id", ""),
+                        "outcome": "offline",
+                        "reason": "connection closed",
+                    },
+                )
+                continue
+            await consumer.ocpp_command(command)
 
     async def _pump(self) -> None:
         while self.is_open and self.outstanding is None and self.outbox:

@@ -176,6 +176,14 @@ def process_of(channel: str) -> str:
     return channel.partition(".")[2].partition("!")[0]
 
 
+async def connection_channels(identities: list[str]) -> dict[str, str | None]:
+    """:func:`connection_channel` of many stations in one round trip."""
+    pipe = async_client().pipeline(transaction=False)
+    for identity in identities:
+        pipe.eval(_LIVE_CHANNEL, 1, _conn_key(identity), f"{PREFIX}process:")
+    return dict(zip(identities, await pipe.execute(), strict=True))
+
+
 async def process_alive(process: str) -> None:
     await async_client().set(f"{PREFIX}process:{process}", 1, ex=PROCESS_TTL_S)
 

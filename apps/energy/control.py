@@ -34,7 +34,6 @@ SUSPENDED_REASONS = {
     Reason.IMBALANCE_LIMIT,
     Reason.IDLE_SUSPENDED,
 }
-DELIVERY_CONCURRENCY = 200
 DELIVERY_TIMEOUT_S = 10.0
 
 
@@ -53,6 +52,10 @@ class Delivery:
     sent_entry: dict = field(default_factory=dict)
     fallback_a: float | None = None
     lowers: bool = False
+    raises: bool = False
+    previous_entry: dict | None = None
+    sent_at_s: float = 0.0
+    answered_at_s: float = 0.0
 
 
 @dataclass
@@ -84,6 +87,7 @@ def rebalance_once(
     results = command_loop.run(_deliver_all(deliveries)) if deliveries else []
     delivered = time.perf_counter()
     accepted = _record_deliveries(deliveries, results)
+    _ask_for_samples_after_ramp(deliveries, results)
     if deliveries:
         logger.info(
             "Re-allocation: %d sessions, %d profiles sent (%d accepted); snapshot %.0f ms, "
@@ -128,11 +132,15 @@ def _plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[D
             continue
         same_tx = last.get("transaction_id") == ref.transaction_id
         lowers = same_tx and _below(item.setpoint_a, item.setpoint_w, last)
+        before_a = float(last.get("setpoint_a") or 0) if same_tx else context.offline_a[item.key]
+        raises = ref.current_type == "AC" and item.setpoint_a > before_a
         deliveries.append(
             Delivery(
                 ref=ref,
                 kind="live",
                 lowers=lowers,
+                raises=raises,
+                previous_entry=last or None,
                 payload=profiles.live_profile(
                     ref.connector_id,
                     transaction_id=ref.transaction_id,
@@ -180,38 +188,45 @@ def _below(setpoint_a: float, setpoint_w: float | None, last: dict) -> bool:
 
 
 async def _deliver_all(deliveries: list[Delivery]) -> list[str]:
-    """Send the profiles concurrently, in two waves; one status or error per delivery."""
+    """Send the profiles in two waves; one status or error per delivery.
+
+    Decreases first, all at once; increases once those are answered, so no
+    station takes more before the others have given their share back.
+    """
+    results: list[str] = [""] * len(deliveries)
+    for lowers in (True, False):
+        positions = [i for i, d in enumerate(deliveries) if d.lowers is lowers]
+        if positions:
+            answers = await _deliver_wave([deliveries[i] for i in positions])
+            for position, answer in zip(positions, answers, strict=True):
+                results[position] = answer
+    return results
+
+
+async def _deliver_wave(wave: list[Delivery]) -> list[str]:
     from apps.central_system import commands
 
-    semaphore = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+    sent_at_s = time.time()  # before any station can have applied its profile
+    outcomes = await commands.call_many(
+        [(d.ref.identity, "SetChargingProfile", d.payload) for d in wave],
+        timeout_s=DELIVERY_TIMEOUT_S,
+    )
 
-    async def deliver(delivery: Delivery) -> str:
-        async with semaphore:
-            try:
-                answer = await commands.call(
-                    delivery.ref.identity,
-                    "SetChargingProfile",
-                    delivery.payload,
-                    timeout_s=DELIVERY_TIMEOUT_S,
-                )
-            except commands.CommandError as exc:
-                return f"error: {exc}"
-            status = str(answer.get("status", "Unknown"))
-            if status != "Accepted" and delivery.kind == "live":
-                return await _retry_as_station_max(delivery, status)
-            return status
+    async def result_of(delivery: Delivery, outcome: commands.Outcome) -> str:
+        delivery.sent_at_s, delivery.answered_at_s = sent_at_s, outcome.at_s
+        if isinstance(outcome.result, Exception):
+            return f"error: {outcome.result}"
+        status = str(outcome.result.get("status", "Unknown"))
+        if status != "Accepted" and delivery.kind == "live":
+            status = await _retry_as_station_max(delivery, status)
+            delivery.answered_at_s = time.time()
+        return status
 
-    results: list[str] = [""] * len(deliveries)
-
-    async def deliver_batch(positions: list[int]) -> None:
-        answers = await asyncio.gather(*(deliver(deliveries[i]) for i in positions))
-        for position, answer in zip(positions, answers, strict=True):
-            results[position] = answer
-
-    # Decreases first, all at once; increases once those are answered.
-    await deliver_batch([i for i, d in enumerate(deliveries) if d.lowers])
-    await deliver_batch([i for i, d in enumerate(deliveries) if not d.lowers])
-    return results
+    return list(
+        await asyncio.gather(
+            *(result_of(d, outcome) for d, outcome in zip(wave, outcomes, strict=True))
+        )
+    )
 
 
 async def _retry_as_station_max(delivery: Delivery, status: str) -> str:
@@ -242,6 +257,36 @@ async def _retry_as_station_max(delivery: Delivery, status: str) -> str:
     )
 
 
+def _ask_for_samples_after_ramp(deliveries: list[Delivery], results: list[str]) -> None:
+    """Ask stations whose setpoint went up for a sample once their EV had time to follow.
+
+    Until a sample shows the EV on its new setpoint, its ramp is an estimate
+    (see :func:`apps.energy.snapshot.ramping_to_a`); waiting for the periodic
+    sample would leave that estimate standing for up to a sample interval.
+    """
+    from apps.central_system import commands
+
+    raised = [
+        d.ref
+        for d, result in zip(deliveries, results, strict=True)
+        if d.kind == "live" and d.raises and result == "Accepted"
+    ]
+    if not raised:
+        return
+
+    async def trigger_all() -> None:
+        async def trigger(ref: ConnectorRef) -> None:
+            command = commands.trigger_message("MeterValues", connector_id=ref.connector_id)
+            try:
+                await commands.send(ref.identity, command, timeout_s=DELIVERY_TIMEOUT_S)
+            except commands.CommandError as exc:
+                logger.debug("No sample asked of %s: %s", ref.key, exc)
+
+        await asyncio.gather(*(trigger(ref) for ref in raised))
+
+    command_loop.run_later(float(settings.EV_RAMP_S), trigger_all)
+
+
 def _record_deliveries(deliveries: list[Delivery], results: list[str]) -> int:
     live: dict[str, dict] = {}
     fallback: dict[str, float] = {}
@@ -259,7 +304,12 @@ def _record_deliveries(deliveries: list[Delivery], results: list[str]) -> int:
             continue
         accepted += 1
         if delivery.kind == "live":
-            live[delivery.ref.key] = delivery.sent_entry
+            live[delivery.ref.key] = state.with_history(
+                delivery.sent_entry,
+                delivery.previous_entry,
+                sent_at_s=delivery.sent_at_s,
+                accepted_at_s=delivery.answered_at_s,
+            )
         else:
             fallback[delivery.ref.key] = delivery.fallback_a
     state.record_sent(live)

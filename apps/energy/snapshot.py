@@ -45,6 +45,8 @@ from apps.stations.models import Connector, MeterSample, Station, StationState, 
 from apps.zones.models import Zone as ZoneRow
 from apps.zones.selectors import ActiveReduction, active_reductions
 
+# After EV_RAMP_S the station is asked for a sample; this long is left for it to come.
+RAMP_CONFIRM_S = 2.0
 # A meter reading older than this many polling periods (at least 5 s) is stale.
 METER_STALE_PERIODS = 6
 METER_STALE_MIN_S = 5.0
@@ -120,13 +122,34 @@ def _reductions(items: Iterable[ActiveReduction]) -> tuple[Reduction, ...]:
     )
 
 
+def _read_window(hot: dict[int, dict], now: datetime, stale_s: float) -> tuple[float, float] | None:
+    """From the start of the oldest to the end of the newest meter reading in use."""
+    starts, ends = [], []
+    for state_ in hot.values():
+        if _phase_currents(state_, now, stale_s) is None:
+            continue
+        starts.append(datetime.fromisoformat(state_["read_at"]).timestamp())
+        done = state_.get("read_done_at") or state_["read_at"]
+        ends.append(datetime.fromisoformat(done).timestamp())
+    return (min(starts), max(ends)) if starts else None
+
+
 def build_zones(
-    now: datetime, site: SiteSettingsRow, reductions: dict[int, list[ActiveReduction]]
+    now: datetime,
+    site: SiteSettingsRow,
+    reductions: dict[int, list[ActiveReduction]],
+    *,
+    read_window: list[tuple[float, float]] | None = None,
 ) -> tuple[Zone, ...]:
+    """The allocator's zones; ``read_window`` receives when their meters were read."""
     rows = list(ZoneRow.objects.all())
     meter_ids = [i for row in rows for i in (row.meter_id, row.production_meter_id) if i]
     hot = meters_hot_state(meter_ids)
     stale_s = max(METER_STALE_MIN_S, METER_STALE_PERIODS * site.meter_poll_interval_ms / 1000)
+    if read_window is not None:
+        window = _read_window(hot, now, stale_s)
+        if window is not None:
+            read_window.append(window)
     return tuple(
         Zone(
             zone_id=row.pk,
@@ -199,6 +222,51 @@ def _installed_stations() -> list[Station]:
     )
 
 
+def ramping_to_a(
+    last: dict, sample: MeterSample | None, now_s: float, *, first_before_a: float
+) -> float | None:
+    """The raised setpoint an EV is taken to be ramping up to, while no sample shows it.
+
+    Stations report their current every few seconds: right after an increase
+    the last sample still shows the EV on its old setpoint while the meter
+    already sees it draw more. Counting it at the old value would take its
+    ramp for building load and shed sessions (then give the current back, and
+    so on). For ``EV_RAMP_S`` plus the time a triggered sample takes to come
+    (:data:`RAMP_CONFIRM_S`) the EV is counted at its new setpoint; after that,
+    only a sample counts again. The headroom for the increase was computed
+    from fresh data; what this can hide is a building load rising during
+    those seconds by no more than the ramp, found by the next sample.
+    """
+    from django.conf import settings
+
+    history = last.get("history") or []
+    if not history:
+        return None
+    value_a, _sent_at_s, accepted_at_s = history[-1]
+    before_a = history[-2][0] if len(history) > 1 else first_before_a
+    if value_a <= before_a:
+        return None
+    ramp_s = float(settings.EV_RAMP_S)
+    if now_s - accepted_at_s > ramp_s + RAMP_CONFIRM_S:
+        return None
+    if sample is not None and sample.sampled_at.timestamp() >= accepted_at_s + ramp_s:
+        return None  # a sample taken once the EV had time to follow: it tells
+    return float(value_a)
+
+
+def _with_ramp(
+    wiring: PhaseWiring,
+    measured: tuple[float, float, float] | None,
+    ev_phases: int | None,
+    ramp_a: float,
+) -> tuple[float, float, float]:
+    """``measured`` raised to ``ramp_a`` on the building phases the EV draws on."""
+    count = ev_phases or len(wiring.building_phases)
+    ramp = connector_to_building_phases(wiring, [ramp_a] * count)
+    base = measured or (0.0, 0.0, 0.0)
+    return (max(base[0], ramp[0]), max(base[1], ramp[1]), max(base[2], ramp[2]))
+
+
 def build_snapshot(
     *, now: datetime | None = None, capacity_changed: bool = False
 ) -> SnapshotContext:
@@ -210,7 +278,8 @@ def build_snapshot(
     site = SiteSettingsRow.load()
     settings = allocator_settings(site)
     reductions = active_reductions(now)
-    zones = build_zones(now, site, reductions)
+    read_window: list[tuple[float, float]] = []
+    zones = build_zones(now, site, reductions, read_window=read_window)
 
     stations = _installed_stations()
     connected = connected_identities([s.identity for s in stations])
@@ -259,6 +328,14 @@ def build_snapshot(
             ev_phases = detect_ev_phases(alloc.wiring, per_connector_phase)
         last = sent.get(key) or {}
         same_tx = last.get("transaction_id") == tx.pk
+        drawing_cap_a = None
+        if same_tx and read_window:
+            drawing_cap_a = state.setpoint_in_force_a(
+                last, *read_window[0], first_before_a=offline[key].current_a
+            )
+            ramp_a = ramping_to_a(last, sample, now_s, first_before_a=offline[key].current_a)
+            if ramp_a is not None:
+                measured = _with_ramp(alloc.wiring, measured, ev_phases, ramp_a)
         sessions.append(
             Session(
                 connector=alloc,
@@ -271,6 +348,7 @@ def build_snapshot(
                 last_setpoint_at_s=last.get("at_s") if same_tx else None,
                 last_reason=Reason(last["reason"]) if same_tx and last.get("reason") else None,
                 idle_since_s=last.get("idle_since_s") if same_tx else None,
+                drawing_cap_a=drawing_cap_a,
             )
         )
         context.refs[key] = ConnectorRef(

@@ -30,6 +30,62 @@ def record_sent(entries: dict[str, dict[str, Any]]) -> None:
         redis_client().hset(SENT, mapping={k: json.dumps(v) for k, v in entries.items()})
 
 
+# Setpoints remembered per session, with when each was sent and accepted.
+HISTORY_LENGTH = 8
+
+
+def with_history(
+    entry: dict[str, Any],
+    previous: dict[str, Any] | None,
+    *,
+    sent_at_s: float,
+    accepted_at_s: float,
+) -> dict[str, Any]:
+    """``entry`` (just accepted) with the session's recent setpoints appended.
+
+    ``history`` holds ``[setpoint_a, sent_at_s, accepted_at_s]`` items, oldest
+    first; a renewal of the same value keeps the older item, since the station
+    was already on that value. ``history_complete`` stays true while nothing
+    was dropped, i.e. while the first item is the session's first setpoint.
+    """
+    same_tx = previous is not None and previous.get("transaction_id") == entry["transaction_id"]
+    history = list(previous.get("history") or []) if same_tx else []
+    complete = bool(previous.get("history_complete", True)) if same_tx else True
+    if not history or history[-1][0] != entry["setpoint_a"]:
+        history.append([entry["setpoint_a"], sent_at_s, accepted_at_s])
+    if len(history) > HISTORY_LENGTH:
+        history, complete = history[-HISTORY_LENGTH:], False
+    return {**entry, "history": history, "history_complete": complete}
+
+
+def setpoint_in_force_a(
+    entry: dict[str, Any], read_from_s: float, read_to_s: float, *, first_before_a: float
+) -> float | None:
+    """The lowest setpoint the station may have been on while meters were read.
+
+    A setpoint could be in force at some moment of ``[read_from_s, read_to_s]``
+    unless it was replaced for sure before the reading began (its successor
+    accepted) or sent only after it ended. Taking the lowest of those keeps
+    the estimate of what the EV drew on the safe side. Before a session's
+    first setpoint the station was on ``first_before_a`` (its fallback); before
+    a forgotten one, on anything (0). ``None`` without any history.
+    """
+    history = entry.get("history") or []
+    if not history:
+        return None
+    candidates = []
+    if history[0][1] > read_from_s:
+        candidates.append(first_before_a if entry.get("history_complete", True) else 0.0)
+    for position, (setpoint_a, sent_at_s, _accepted_at_s) in enumerate(history):
+        if sent_at_s > read_to_s:
+            break
+        successor = history[position + 1] if position + 1 < len(history) else None
+        if successor is not None and successor[2] <= read_from_s:
+            continue
+        candidates.append(float(setpoint_a))
+    return min(candidates)
+
+
 def forget_sent(keys: list[str]) -> None:
     if keys:
         redis_client().hdel(SENT, *keys)

@@ -197,6 +197,9 @@ def meters_poll(*, now: datetime | None = None, lost_after: int | None = None) -
     requests = [(meter_connection(m), maps[m.model_id]) for m in meters]
     timeout_s = max(m.timeout_ms for m in meters) / 1000
     results = poll_session().read_meters(requests, read_at=now, timeout_s=timeout_s)
+    # The registers were read between ``now`` and here: the control loop needs
+    # both ends to know which setpoints the stations were on at that moment.
+    done = timezone.now()
     previous = meters_hot_state([m.pk for m in meters])
     zone_meter_ids = _zone_meter_ids()
     pipe = redis_client().pipeline()
@@ -205,7 +208,7 @@ def meters_poll(*, now: datetime | None = None, lost_after: int | None = None) -
     failed = 0
     for meter, result in zip(meters, results, strict=True):
         before = previous.get(meter.pk) or {"status": MeterStatus.NOT_CONNECTED, "failures": 0}
-        state = _next_state(before, result, now, lost_after)
+        state = _next_state(before, result, now, lost_after, done=done)
         if state["status"] == MeterStatus.CONNECTED and _history_due(before, now):
             state["recorded_at"] = now.isoformat()
             records.append(_record(meter, result, now))
@@ -251,13 +254,19 @@ def _zone_meter_ids() -> set[int]:
 
 
 def _next_state(
-    before: dict[str, Any], result: MeterReading | MeterError, now: datetime, lost_after: int
+    before: dict[str, Any],
+    result: MeterReading | MeterError,
+    now: datetime,
+    lost_after: int,
+    *,
+    done: datetime | None = None,
 ) -> dict[str, Any]:
     if isinstance(result, MeterError):
         failures = int(before.get("failures", 0)) + 1
         was_lost = before.get("status") == MeterStatus.LOST
         status = MeterStatus.LOST if failures >= lost_after or was_lost else MeterStatus.ERROR
-        state = {k: v for k, v in before.items() if k in ("values", "read_at", "recorded_at")}
+        kept = ("values", "read_at", "read_done_at", "recorded_at")
+        state = {k: v for k, v in before.items() if k in kept}
         state.update(status=status, failures=failures, error=str(result), failed_at=now.isoformat())
         return state
     return {
@@ -265,6 +274,7 @@ def _next_state(
         "failures": 0,
         "values": result.values(),
         "read_at": now.isoformat(),
+        "read_done_at": (done or now).isoformat(),
         "recorded_at": before.get("recorded_at"),
     }
 

@@ -39,6 +39,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evce_site.settings")
 
 
+SAMPLE_INTERVAL_S = 10
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -72,7 +75,7 @@ def main() -> None:
         prefix="B-",
         wiring="rotate",
         max_current_a=16.0,
-        configuration={"MeterValueSampleInterval": "10"},
+        configuration={"MeterValueSampleInterval": str(SAMPLE_INTERVAL_S)},
     )
     stations_yaml = "\n".join(
         f"  - {{identity: {s.identity}, name: {s.identity}, zone: Main, group: Open, connectors: "
@@ -125,11 +128,26 @@ def main() -> None:
             while time.monotonic() < end:
                 if condition():
                     return True
-                time.sleep(0.01)
+                time.sleep(0.05)
             return False
 
-        if not wait(lambda: all(o >= 12 for o in offered()), 240):
-            raise SystemExit(f"sessions did not start: {sorted(offered())[:10]}…")
+        def settled(timeout_s: float) -> bool:
+            """Every session charging again, its setpoint unchanged for over a sample interval.
+
+            A step starts from a steady state: the stations' last MeterValues show
+            what the EVs draw now, not what they drew before the last change.
+            """
+            end = time.monotonic() + timeout_s
+            while time.monotonic() < end:
+                if not wait(lambda: all(o >= 12 for o in offered()), end - time.monotonic()):
+                    return False
+                before = offered()
+                if not wait(lambda before=before: offered() != before, SAMPLE_INTERVAL_S + 2):
+                    return True
+            return False
+
+        if not settled(300):
+            raise SystemExit(f"sessions did not settle: {sorted(offered())[:10]}…")
 
         def last_profile_sent(start: float, end: float) -> float | None:
             """Time of the last SetChargingProfile written to a socket in [start, end]."""
@@ -178,7 +196,8 @@ def main() -> None:
                     sent_from_reading.append(sent_at - read_at)
             building[0] = low_a
             feed(fleet)
-            wait(lambda: all(o >= 12 for o in offered()), 60)
+            if not settled(120):
+                print("sessions did not settle back at 16 A")
         loop.call_soon_threadsafe(fleet.request_stop)
         runner.join(timeout=30)
     finally:

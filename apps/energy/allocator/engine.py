@@ -315,14 +315,22 @@ def allocate(site: SiteSnapshot) -> Allocation:
 
 
 def _setpoint_cap_da(session: Session) -> int:
-    """The most an AC session can be drawing now: the setpoint it was last given.
+    """The most an AC session can be drawing now: the setpoint it was on.
 
     Stations report their current every few seconds, meters twice a second: a
     reading above the setpoint predates it. Counting the EV's share of the
     meter at no more than its setpoint keeps a stale high reading from
     hiding the building's own load (which would over-allocate); counting it
-    lower only ever makes the building look heavier, the safe side.
+    lower only ever makes the building look heavier, the safe side. The
+    setpoint is the one in force when the meters were read
+    (``drawing_cap_a``): a reading taken before a station accepted a lower
+    setpoint still shows its EV on the higher one, and counting it at the
+    lower one would take the EV's own current for building load and shed
+    sessions for nothing.
     """
-    if session.connector.current_type is not CurrentType.AC or session.last_setpoint_a is None:
+    if session.connector.current_type is not CurrentType.AC:
         return 10**9
-    return deciamps_down(session.last_setpoint_a)
+    cap_a = session.drawing_cap_a if session.drawing_cap_a is not None else session.last_setpoint_a
+    if cap_a is None:
+        return 10**9
+    return deciamps_down(cap_a)

@@ -310,6 +310,9 @@ class Session:
     - ``last_setpoint_a`` / ``last_setpoint_at_s`` / ``last_reason``: the setpoint
       last sent to the station, when, and the reason the allocator gave for it.
     - ``idle_since_s``: fed back from the previous :class:`SessionAllocation`.
+    - ``drawing_cap_a``: the most the EV can have been drawing while the meters
+      were read: the setpoint the station was on *then* (the previous one when
+      the last was accepted only afterwards). ``None`` = ``last_setpoint_a``.
     """
 
     connector: Connector
@@ -322,9 +325,11 @@ class Session:
     last_setpoint_at_s: float | None = None
     last_reason: Reason | None = None
     idle_since_s: float | None = None
+    drawing_cap_a: float | None = None
 
     def __post_init__(self) -> None:
         owner = f"Session {self.connector.key}"
+        _check_non_negative(owner, "drawing_cap_a", self.drawing_cap_a)
         _check_finite(owner, "energy_wh", self.energy_wh)
         _check_finite(owner, "charging_duration_s", self.charging_duration_s)
         _check_non_negative(owner, "last_setpoint_a", self.last_setpoint_a)

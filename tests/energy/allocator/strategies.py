@@ -43,7 +43,7 @@ from apps.energy.allocator.units import deciamps_down
 
 NOW_S = 1_750_000_000.0
 ZONE_BYTES = 40
-SESSION_BYTES = 40
+SESSION_BYTES = 44
 RESERVE_BYTES = 8
 
 T = TypeVar("T")
@@ -202,6 +202,7 @@ def sessions_for(
                 ),
                 last_reason=decoder.pick([None, Reason.EV_DEMAND, Reason.ZONE_LIMIT]),
                 idle_since_s=decoder.maybe(lambda: NOW_S - decoder.word() % 5001, none_one_in=2),
+                drawing_cap_a=decoder.maybe(lambda: decoder.amps(80), none_one_in=2),
             )
         )
     return tuple(result)
@@ -285,7 +286,13 @@ def without_history(site: SiteSnapshot) -> SiteSnapshot:
     return replace(
         site,
         sessions=tuple(
-            replace(s, last_setpoint_a=None, last_setpoint_at_s=None, last_reason=None)
+            replace(
+                s,
+                last_setpoint_a=None,
+                last_setpoint_at_s=None,
+                last_reason=None,
+                drawing_cap_a=None,
+            )
             for s in site.sessions
         ),
     )

@@ -70,6 +70,7 @@ def test_a_closed_loop_stays_safe_and_settles(site: SiteSnapshot, data: bytes) -
                 last_setpoint_at_s=None,
                 last_reason=None,
                 idle_since_s=None,
+                drawing_cap_a=None,
             )
             for s in site.sessions
         ),

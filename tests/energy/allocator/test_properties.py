@@ -180,7 +180,11 @@ def test_offline_currents_fit_every_zone_budget(
 @PROPERTY
 @given(site=sites(max_sessions=40))
 def test_an_ev_counts_in_its_meter_at_no_more_than_its_setpoint(site: SiteSnapshot) -> None:
-    """A reading above the last setpoint is stale: the building is never made lighter by it."""
+    """A reading above the setpoint in force is stale: the building is never made lighter by it.
+
+    The setpoint in force when the meters were read is ``drawing_cap_a`` when
+    given, else the last one sent.
+    """
     allocation = allocate(site)
     check_safety(site, allocation)
     counted: dict[int, list[float]] = {zone.zone_id: [0.0, 0.0, 0.0] for zone in site.zones}
@@ -188,10 +192,12 @@ def test_an_ev_counts_in_its_meter_at_no_more_than_its_setpoint(site: SiteSnapsh
         measured = session.measured_current_a
         if measured is None:
             continue
+        in_force_a = (
+            session.drawing_cap_a if session.drawing_cap_a is not None else session.last_setpoint_a
+        )
         cap = (
-            session.last_setpoint_a
-            if session.connector.current_type is CurrentType.AC
-            and session.last_setpoint_a is not None
+            in_force_a
+            if session.connector.current_type is CurrentType.AC and in_force_a is not None
             else float("inf")
         )
         for zone_id in ancestors(site, session.connector.zone_id):
