@@ -264,27 +264,29 @@ def _ask_for_samples_after_ramp(deliveries: list[Delivery], results: list[str]) 
     (see :func:`apps.energy.snapshot.ramping_to_a`); waiting for the periodic
     sample would leave that estimate standing for up to a sample interval.
     """
-    from apps.central_system import commands
-
     raised = [
         d.ref
         for d, result in zip(deliveries, results, strict=True)
         if d.kind == "live" and d.raises and result == "Accepted"
     ]
-    if not raised:
-        return
+    if raised:
+        command_loop.run_later(float(settings.EV_RAMP_S), lambda: ask_for_samples(raised))
 
-    async def trigger_all() -> None:
-        async def trigger(ref: ConnectorRef) -> None:
-            command = commands.trigger_message("MeterValues", connector_id=ref.connector_id)
-            try:
-                await commands.send(ref.identity, command, timeout_s=DELIVERY_TIMEOUT_S)
-            except commands.CommandError as exc:
-                logger.debug("No sample asked of %s: %s", ref.key, exc)
 
-        await asyncio.gather(*(trigger(ref) for ref in raised))
+async def ask_for_samples(refs: list[ConnectorRef]) -> None:
+    """TriggerMessage MeterValues to each connector; a station that cannot is left alone."""
+    from apps.central_system import commands
 
-    command_loop.run_later(float(settings.EV_RAMP_S), trigger_all)
+    outcomes = await commands.call_many(
+        [
+            (ref.identity, *commands.trigger_message("MeterValues", connector_id=ref.connector_id))
+            for ref in refs
+        ],
+        timeout_s=DELIVERY_TIMEOUT_S,
+    )
+    for ref, outcome in zip(refs, outcomes, strict=True):
+        if isinstance(outcome.result, Exception):
+            logger.debug("No sample asked of %s: %s", ref.key, outcome.result)
 
 
 def _record_deliveries(deliveries: list[Delivery], results: list[str]) -> int:

@@ -142,3 +142,88 @@ def test_disconnection_fails_waiting_commands(make_station, station, redis_url):
             await commands.send(station.identity, commands.clear_cache())
 
     run(scenario)
+
+
+def test_many_commands_go_out_in_one_batch_per_process(make_station, redis_url):
+    first, second = StationFactory(), StationFactory()
+
+    async def scenario():
+        one, two = make_station(first.identity), make_station(second.identity)
+        await one.open()
+        await two.open()
+        pending = asyncio.create_task(
+            commands.call_many(
+                [
+                    (first.identity, "ClearCache", {}),
+                    ("NOBODY-HERE", "ClearCache", {}),
+                    (second.identity, "Reset", {"type": "Hard"}),
+                    (second.identity, "Reset", {"type": "Sideways"}),
+                ],
+                timeout_s=5,
+            )
+        )
+        to_one, to_two = await one.receive(), await two.receive()
+        assert to_one[2:] == ["ClearCache", {}]
+        assert to_two[2:] == ["Reset", {"type": "Hard"}]
+        await two.answer(to_two, {"status": "Rejected"})
+        await one.answer(to_one, {"status": "Accepted"})
+        outcomes = await pending
+        assert outcomes[0].result == {"status": "Accepted"}
+        assert isinstance(outcomes[1].result, commands.StationOffline)
+        assert outcomes[2].result == {"status": "Rejected"}
+        # An invalid payload is refused without reaching the station.
+        assert isinstance(outcomes[3].result, commands.InvalidCommand)
+        assert await two.nothing_more(0.3)
+        assert all(outcome.at_s > 0 for outcome in outcomes)
+        await one.close()
+        await two.close()
+
+    run(scenario)
+
+
+def test_a_batch_for_a_closed_connection_answers_offline(make_station, station, redis_url):
+    async def scenario():
+        cp = make_station(station.identity)
+        await cp.open()
+        await cp.close()
+        outcomes = await commands.call_many([(station.identity, "ClearCache", {})], timeout_s=2)
+        assert isinstance(outcomes[0].result, commands.StationOffline)
+
+    run(scenario)
+
+
+def test_a_carried_command_for_a_gone_consumer_answers_offline(make_station, station, redis_url):
+    from channels.layers import get_channel_layer
+
+    from apps.central_system import hotstate
+
+    async def scenario():
+        cp = make_station(station.identity)
+        await cp.open()
+        layer = get_channel_layer()
+        carrier = await hotstate.connection_channel(station.identity)
+        reply_to = await layer.new_channel()
+        gone = carrier.partition("!")[0] + "!no-such-consumer"
+        await layer.send(
+            carrier,
+            {
+                "type": "ocpp.commands",
+                "commands": [
+                    {
+                        "type": "ocpp.command",
+                        "channel": gone,
+                        "request_id": "r1",
+                        "action": "ClearCache",
+                        "payload": {},
+                        "reply_to": reply_to,
+                        "timeout_s": 2.0,
+                    }
+                ],
+            },
+        )
+        answer = await asyncio.wait_for(layer.receive(reply_to), 5)
+        assert answer["outcome"] == "offline" and answer["request_id"] == "r1"
+        assert await cp.nothing_more(0.2)
+        await cp.close()
+
+    run(scenario)

@@ -58,3 +58,35 @@ def test_decreases_are_answered_before_increases_go_out(make_station, redis_url)
         return results
 
     assert async_to_sync(scenario)() == ["Accepted", "Accepted"]
+
+
+def test_an_accepted_increase_asks_for_a_fresh_sample(make_station, redis_url, monkeypatch):
+    station = StationFactory()
+    raised = _live(station, current_a=16, lowers=False)
+    raised.raises = True
+    renewed = _live(station, current_a=16, lowers=False)  # same value, new lease
+    refused = _live(station, current_a=20, lowers=False)
+    refused.raises = True
+    asked: list = []
+    monkeypatch.setattr(
+        control.command_loop, "run_later", lambda delay_s, make: asked.append((delay_s, make))
+    )
+    control._ask_for_samples_after_ramp(
+        [raised, renewed, refused], ["Accepted", "Accepted", "Rejected"]
+    )
+    assert len(asked) == 1 and asked[0][0] == 3.0
+
+    async def scenario():
+        cp = make_station(station.identity)
+        await cp.open()
+        asking = asyncio.create_task(asked[0][1]())
+        frame = await cp.receive()
+        assert frame[2:] == [
+            "TriggerMessage",
+            {"requestedMessage": "MeterValues", "connectorId": 1},
+        ]
+        await cp.answer(frame, {"status": "Accepted"})
+        await asking
+        await cp.close()
+
+    async_to_sync(scenario)()

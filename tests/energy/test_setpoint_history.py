@@ -1,5 +1,9 @@
 """Which setpoint a station was on while the meters were read."""
 
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from apps.energy.snapshot import ramping_to_a
 from apps.energy.state import HISTORY_LENGTH, setpoint_in_force_a, with_history
 
 
@@ -75,3 +79,31 @@ def test_a_forgotten_setpoint_may_have_been_anything() -> None:
 
 def test_no_history_means_no_estimate() -> None:
     assert setpoint_in_force_a(entry(16.0), 0.0, 1.0, first_before_a=6.0) is None
+
+
+def sample_at(at_s: float):
+    return SimpleNamespace(sampled_at=datetime.fromtimestamp(at_s, UTC))
+
+
+def test_an_ev_is_taken_to_follow_an_increase_until_a_sample_shows_it(settings) -> None:
+    settings.EV_RAMP_S = 3
+    raised = history_of((8.0, 100.0, 100.1), (16.0, 200.0, 200.2))
+    old_sample = sample_at(195.0)
+    assert ramping_to_a(raised, old_sample, 201.0, first_before_a=6.0) == 16.0
+    assert ramping_to_a(raised, None, 204.0, first_before_a=6.0) == 16.0
+    # Once the EV had time to follow, a sample tells; without one, after the
+    # time the triggered sample takes, the ramp is no longer assumed.
+    assert ramping_to_a(raised, sample_at(203.5), 204.0, first_before_a=6.0) is None
+    assert ramping_to_a(raised, old_sample, 205.5, first_before_a=6.0) is None
+
+
+def test_no_ramp_is_assumed_after_a_decrease_or_a_renewal(settings) -> None:
+    settings.EV_RAMP_S = 3
+    lowered = history_of((16.0, 100.0, 100.1), (8.0, 200.0, 200.2))
+    assert ramping_to_a(lowered, None, 201.0, first_before_a=6.0) is None
+    renewed = history_of((16.0, 100.0, 100.1), (16.0, 200.0, 200.2))
+    assert ramping_to_a(renewed, None, 201.0, first_before_a=6.0) is None
+    # A first setpoint above the fallback the station was on is an increase.
+    first = history_of((16.0, 200.0, 200.2))
+    assert ramping_to_a(first, None, 201.0, first_before_a=6.0) == 16.0
+    assert ramping_to_a(first, None, 201.0, first_before_a=20.0) is None
