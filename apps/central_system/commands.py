@@ -1,8 +1,8 @@
 """Commands to stations (CS → CP), usable from any process.
 
 A caller — a view, an API call, a Celery task, the load manager — names the
-station by its box identity; the web process that holds the station's socket
-is reached through the channel-layer group of that station::
+station by its box identity; the consumer that holds the station's socket,
+in whichever web process, is reached through its channel-layer channel::
 
     from apps.central_system import commands
 
@@ -14,7 +14,8 @@ records which one does, and whether that process is alive): the call fails
 at once. Otherwise the consumer owning the socket queues the request behind
 the station's outstanding CALL (one at a time, FIFO), sends it and posts the
 CALLRESULT or CALLERROR — or its own timeout, or "disconnected" — back to
-this caller's reply channel.
+this caller's reply channel. :func:`call_many` sends a batch (the load
+manager's profiles) as one message per web process.
 """
 
 from __future__ import annotations

@@ -113,6 +113,13 @@ def _phase_currents(
     return (float(currents[0]), float(currents[1]), float(currents[2]))
 
 
+def _previous_other_loads(figures: dict | None) -> tuple[float, float, float] | None:
+    values = (figures or {}).get("other_loads_a")
+    if not values or len(values) != 3:
+        return None
+    return (float(values[0]), float(values[1]), float(values[2]))
+
+
 def _reductions(items: Iterable[ActiveReduction]) -> tuple[Reduction, ...]:
     return tuple(
         Reduction(
@@ -150,6 +157,7 @@ def build_zones(
         window = _read_window(hot, now, stale_s)
         if window is not None:
             read_window.append(window)
+    previous = state.zone_results()
     return tuple(
         Zone(
             zone_id=row.pk,
@@ -172,6 +180,7 @@ def build_zones(
                 if row.phase_imbalance_limit_a is not None
                 else None
             ),
+            previous_other_loads_a=_previous_other_loads(previous.get(row.pk)),
         )
         for row in rows
     )
@@ -232,10 +241,10 @@ def ramping_to_a(
     already sees it draw more. Counting it at the old value would take its
     ramp for building load and shed sessions (then give the current back, and
     so on). For ``EV_RAMP_S`` plus the time a triggered sample takes to come
-    (:data:`RAMP_CONFIRM_S`) the EV is counted at its new setpoint; after that,
-    only a sample counts again. The headroom for the increase was computed
-    from fresh data; what this can hide is a building load rising during
-    those seconds by no more than the ramp, found by the next sample.
+    (:data:`RAMP_CONFIRM_S`) the EV may be drawing its new setpoint, and the
+    allocator keeps the zone's other loads where the previous run put them,
+    within what the meter allows (:func:`apps.energy.allocator.capacity.other_loads_da`);
+    after that, only a sample counts again.
     """
     from django.conf import settings
 
@@ -254,17 +263,12 @@ def ramping_to_a(
     return float(value_a)
 
 
-def _with_ramp(
-    wiring: PhaseWiring,
-    measured: tuple[float, float, float] | None,
-    ev_phases: int | None,
-    ramp_a: float,
+def _ramp_phases(
+    wiring: PhaseWiring, ev_phases: int | None, ramp_a: float
 ) -> tuple[float, float, float]:
-    """``measured`` raised to ``ramp_a`` on the building phases the EV draws on."""
+    """``ramp_a`` on the building phases the EV draws on (all of the wiring's if unknown)."""
     count = ev_phases or len(wiring.building_phases)
-    ramp = connector_to_building_phases(wiring, [ramp_a] * count)
-    base = measured or (0.0, 0.0, 0.0)
-    return (max(base[0], ramp[0]), max(base[1], ramp[1]), max(base[2], ramp[2]))
+    return connector_to_building_phases(wiring, [ramp_a] * count)
 
 
 def build_snapshot(
@@ -328,14 +332,14 @@ def build_snapshot(
             ev_phases = detect_ev_phases(alloc.wiring, per_connector_phase)
         last = sent.get(key) or {}
         same_tx = last.get("transaction_id") == tx.pk
-        drawing_cap_a = None
+        drawing_cap_a = ramp_current_a = None
         if same_tx and read_window:
             drawing_cap_a = state.setpoint_in_force_a(
                 last, *read_window[0], first_before_a=offline[key].current_a
             )
             ramp_a = ramping_to_a(last, sample, now_s, first_before_a=offline[key].current_a)
             if ramp_a is not None:
-                measured = _with_ramp(alloc.wiring, measured, ev_phases, ramp_a)
+                ramp_current_a = _ramp_phases(alloc.wiring, ev_phases, ramp_a)
         sessions.append(
             Session(
                 connector=alloc,
@@ -349,6 +353,7 @@ def build_snapshot(
                 last_reason=Reason(last["reason"]) if same_tx and last.get("reason") else None,
                 idle_since_s=last.get("idle_since_s") if same_tx else None,
                 drawing_cap_a=drawing_cap_a,
+                ramp_current_a=ramp_current_a,
             )
         )
         context.refs[key] = ConnectorRef(

@@ -77,12 +77,18 @@ class ZoneCapacity:
 
 
 def zone_capacity(
-    zone: Zone, measured_below_da: Sequence[int], production_mode: ProductionMode
+    zone: Zone,
+    measured_below_da: Sequence[int],
+    production_mode: ProductionMode,
+    *,
+    ramping_below_da: Sequence[int] = (0, 0, 0),
 ) -> ZoneCapacity:
     """Available current of ``zone`` for each phase, exactly as SPEC §3.2.
 
     ``measured_below_da`` is the measured current (deciamps, rounded down) of the
     connected chargers below the zone, per phase. The result is never negative.
+    ``ramping_below_da`` is the part of raised setpoints below the zone that
+    EVs may already draw though no sample shows it: see :func:`other_loads_da`.
     """
     limit_da = deciamps_down(zone_limit_a(zone))
     if zone.meter_lost:
@@ -101,8 +107,14 @@ def zone_capacity(
     if zone.dynamic:
         assert zone.meter_current_a is not None
         for phase in range(3):
-            meter_da = deciamps_up(zone.meter_current_a[phase])
-            other_list[phase] = max(0, meter_da - measured_below_da[phase])
+            other_list[phase] = other_loads_da(
+                deciamps_up(zone.meter_current_a[phase]),
+                measured_below_da[phase],
+                ramping_below_da[phase],
+                None
+                if zone.previous_other_loads_a is None
+                else deciamps_up(zone.previous_other_loads_a[phase]),
+            )
         other = (other_list[0], other_list[1], other_list[2])
 
     uses_production = zone.has_production_meter and production_mode is not ProductionMode.GRID
@@ -133,6 +145,28 @@ def zone_capacity(
         production_da=(production[0], production[1], production[2]),
         available_da=(available[0], available[1], available[2]),
     )
+
+
+def other_loads_da(
+    meter_da: int, measured_below_da: int, ramping_below_da: int, previous_da: int | None
+) -> int:
+    """The zone's own loads on one phase: the meter minus its chargers (SPEC §3.2).
+
+    Samples of the chargers lag the meter: right after a setpoint went up,
+    the meter already sees EVs draw more while their last samples do not.
+    Taken at face value (``high``), that ramp would look like building load and
+    shed the very sessions just raised, which would then be raised again. So
+    while ramps are under way the estimate stays where the previous
+    allocation put it, inside the bounds the readings allow: never below
+    ``low`` (every ramp complete), so a building load rising beyond what the
+    ramps can explain is seen at once, and never above ``high``. Without
+    ramps it is ``high``, the meter minus what the samples show.
+    """
+    high = max(0, meter_da - measured_below_da)
+    if ramping_below_da <= 0 or previous_da is None:
+        return high
+    low = max(0, high - ramping_below_da)
+    return max(low, min(previous_da, high))
 
 
 def capacity_signature(zone_ids: Sequence[int], capacities: Sequence[ZoneCapacity]) -> str:

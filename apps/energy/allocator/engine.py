@@ -105,6 +105,7 @@ def allocate(site: SiteSnapshot) -> Allocation:
     phases_of: dict[tuple[PhaseWiring, int | None, CurrentType], tuple[int, ...]] = {}
     constraints_of: dict[tuple[int, tuple[int, ...]], tuple[int, ...]] = {}
     measured = [[0, 0, 0] for _ in range(zone_count)]
+    ramping = [[0, 0, 0] for _ in range(zone_count)]
     zone_of: list[int | None] = []
     voltage_of: list[float] = []
     connector_max_da: list[int] = []
@@ -132,13 +133,16 @@ def allocate(site: SiteSnapshot) -> Allocation:
                 cached = constraint_indexes(chain, phases)
                 constraints_of[(zone, phases)] = cached
             constraints = cached
-            reading = session.measured_current_a
-            if reading is not None:
-                direct = measured[zone]
-                cap_da = _setpoint_cap_da(session)
-                for phase in range(3):
-                    if reading[phase] > 0:
-                        direct[phase] += min(deciamps_down(reading[phase]), cap_da)
+            reading = session.measured_current_a or (0.0, 0.0, 0.0)
+            ramp = session.ramp_current_a or (0.0, 0.0, 0.0)
+            cap_da = _setpoint_cap_da(session)
+            for phase in range(3):
+                counted_da = min(deciamps_down(reading[phase]), cap_da) if reading[phase] > 0 else 0
+                measured[zone][phase] += counted_da
+                if ramp[phase] > 0:
+                    ramping[zone][phase] += max(
+                        0, min(deciamps_down(ramp[phase]), cap_da) - counted_da
+                    )
         max_da = deciamps_down(connector_max_current_a(session, voltage_v))
         zone_of.append(zone)
         voltage_of.append(voltage_v)
@@ -176,8 +180,14 @@ def allocate(site: SiteSnapshot) -> Allocation:
 
     # Capacity of each zone phase, then what is left after reserves.
     measured_below = _roll_up(measured, tree)
+    ramping_below = _roll_up(ramping, tree)
     capacities: list[ZoneCapacity] = [
-        zone_capacity(zone_input, measured_below[position], settings.production_mode)
+        zone_capacity(
+            zone_input,
+            measured_below[position],
+            settings.production_mode,
+            ramping_below_da=ramping_below[position],
+        )
         for position, zone_input in enumerate(tree.zones)
     ]
     reserved_direct = [[0, 0, 0] for _ in range(zone_count)]

@@ -234,7 +234,9 @@ class Zone:
     the chargers below it); ``None`` means the meter is lost, and the zone then
     runs on ``degraded_current_a``. ``production_current_a`` is the local
     production per phase; ``None`` while ``has_production_meter`` means that meter
-    is lost and no production is counted.
+    is lost and no production is counted. ``previous_other_loads_a`` is what the
+    previous allocation took the zone's other loads to be (see
+    :class:`Session`'s ``ramp_current_a``).
     """
 
     zone_id: int
@@ -248,9 +250,15 @@ class Zone:
     reductions: tuple[Reduction, ...] = ()
     phase_imbalance_limit_a: float | None = None
     nominal_voltage_v: float | None = None
+    previous_other_loads_a: PhaseAmps | None = None
 
     def __post_init__(self) -> None:
         owner = f"Zone {self.zone_id}"
+        object.__setattr__(
+            self,
+            "previous_other_loads_a",
+            _phase_amps(owner, "previous_other_loads_a", self.previous_other_loads_a),
+        )
         _check_non_negative(owner, "max_current_a", self.max_current_a)
         _check_non_negative(owner, "degraded_current_a", self.degraded_current_a)
         _check_non_negative(owner, "phase_imbalance_limit_a", self.phase_imbalance_limit_a)
@@ -313,6 +321,8 @@ class Session:
     - ``drawing_cap_a``: the most the EV can have been drawing while the meters
       were read: the setpoint the station was on *then* (the previous one when
       the last was accepted only afterwards). ``None`` = ``last_setpoint_a``.
+    - ``ramp_current_a``: per building phase, what the EV is taken to draw while
+      it follows a raised setpoint that no sample shows yet; ``None`` = no ramp.
     """
 
     connector: Connector
@@ -326,10 +336,14 @@ class Session:
     last_reason: Reason | None = None
     idle_since_s: float | None = None
     drawing_cap_a: float | None = None
+    ramp_current_a: PhaseAmps | None = None
 
     def __post_init__(self) -> None:
         owner = f"Session {self.connector.key}"
         _check_non_negative(owner, "drawing_cap_a", self.drawing_cap_a)
+        object.__setattr__(
+            self, "ramp_current_a", _phase_amps(owner, "ramp_current_a", self.ramp_current_a)
+        )
         _check_finite(owner, "energy_wh", self.energy_wh)
         _check_finite(owner, "charging_duration_s", self.charging_duration_s)
         _check_non_negative(owner, "last_setpoint_a", self.last_setpoint_a)

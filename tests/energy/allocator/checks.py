@@ -98,7 +98,13 @@ def sessions_below(site: SiteSnapshot, zone_id: int) -> Iterator[Session]:
 
 
 def available_of(site: SiteSnapshot, zone: Zone) -> list[float]:
-    """SPEC §3.2 with the reductions of §3.5, per phase (index 0 = L1)."""
+    """SPEC §3.2 with the reductions of §3.5, per phase (index 0 = L1).
+
+    The EVs count for what they are measured to draw, or for the raised
+    setpoint they may be ramping up to: the most the building can be left
+    with. The allocator's own estimate is never lighter (other tests check it
+    exactly).
+    """
     limit = limit_of(zone)
     if zone.dynamic and zone.meter_current_a is None:
         return [max(0.0, min(limit, zone.degraded_current_a))] * 3
@@ -108,9 +114,12 @@ def available_of(site: SiteSnapshot, zone: Zone) -> list[float]:
         other = 0.0
         if zone.dynamic and zone.meter_current_a is not None:
             measured = sum(
-                max(0.0, s.measured_current_a[phase])
+                max(
+                    0.0,
+                    (s.measured_current_a or (0.0, 0.0, 0.0))[phase],
+                    (s.ramp_current_a or (0.0, 0.0, 0.0))[phase],
+                )
                 for s in sessions_below(site, zone.zone_id)
-                if s.measured_current_a is not None
             )
             other = max(0.0, zone.meter_current_a[phase] - measured)
         production = 0.0

@@ -42,8 +42,8 @@ from apps.energy.allocator import (
 from apps.energy.allocator.units import deciamps_down
 
 NOW_S = 1_750_000_000.0
-ZONE_BYTES = 40
-SESSION_BYTES = 44
+ZONE_BYTES = 50
+SESSION_BYTES = 54
 RESERVE_BYTES = 8
 
 T = TypeVar("T")
@@ -158,6 +158,9 @@ def zone_trees(
                     decoder.amps(60) if imbalance and decoder.chance(4) else None
                 ),
                 nominal_voltage_v=decoder.pick([None, None, None, 230.0, 240.0]),
+                previous_other_loads_a=decoder.maybe(
+                    partial(decoder.phase_amps, meter_max_a), none_one_in=2
+                ),
             )
         )
     return tuple(zones)
@@ -203,6 +206,7 @@ def sessions_for(
                 last_reason=decoder.pick([None, Reason.EV_DEMAND, Reason.ZONE_LIMIT]),
                 idle_since_s=decoder.maybe(lambda: NOW_S - decoder.word() % 5001, none_one_in=2),
                 drawing_cap_a=decoder.maybe(lambda: decoder.amps(80), none_one_in=2),
+                ramp_current_a=decoder.maybe(lambda: decoder.phase_amps(80), none_one_in=2),
             )
         )
     return tuple(result)
@@ -292,6 +296,7 @@ def without_history(site: SiteSnapshot) -> SiteSnapshot:
                 last_setpoint_at_s=None,
                 last_reason=None,
                 drawing_cap_a=None,
+                ramp_current_a=None,
             )
             for s in site.sessions
         ),

@@ -71,6 +71,7 @@ def test_a_closed_loop_stays_safe_and_settles(site: SiteSnapshot, data: bytes) -
                 last_reason=None,
                 idle_since_s=None,
                 drawing_cap_a=None,
+                ramp_current_a=None,
             )
             for s in site.sessions
         ),

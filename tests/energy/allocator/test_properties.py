@@ -177,21 +177,13 @@ def test_offline_currents_fit_every_zone_budget(
         assert value == 0 or 6.0 <= value <= connector.max_current_a + 1e-6
 
 
-@PROPERTY
-@given(site=sites(max_sessions=40))
-def test_an_ev_counts_in_its_meter_at_no_more_than_its_setpoint(site: SiteSnapshot) -> None:
-    """A reading above the setpoint in force is stale: the building is never made lighter by it.
-
-    The setpoint in force when the meters were read is ``drawing_cap_a`` when
-    given, else the last one sent.
-    """
-    allocation = allocate(site)
-    check_safety(site, allocation)
+def _counted_and_ramping(site: SiteSnapshot) -> tuple[dict, dict]:
+    """Per zone and phase: what the EVs below count for, and their unsampled ramps."""
     counted: dict[int, list[float]] = {zone.zone_id: [0.0, 0.0, 0.0] for zone in site.zones}
+    ramping: dict[int, list[float]] = {zone.zone_id: [0.0, 0.0, 0.0] for zone in site.zones}
     for session in site.sessions:
-        measured = session.measured_current_a
-        if measured is None:
-            continue
+        measured = session.measured_current_a or (0.0, 0.0, 0.0)
+        ramp = session.ramp_current_a or (0.0, 0.0, 0.0)
         in_force_a = (
             session.drawing_cap_a if session.drawing_cap_a is not None else session.last_setpoint_a
         )
@@ -202,8 +194,26 @@ def test_an_ev_counts_in_its_meter_at_no_more_than_its_setpoint(site: SiteSnapsh
         )
         for zone_id in ancestors(site, session.connector.zone_id):
             for phase in range(3):
-                if measured[phase] > 0:
-                    counted[zone_id][phase] += min(measured[phase], cap)
+                session_counted = min(measured[phase], cap) if measured[phase] > 0 else 0.0
+                counted[zone_id][phase] += session_counted
+                if ramp[phase] > 0:
+                    ramping[zone_id][phase] += max(0.0, min(ramp[phase], cap) - session_counted)
+    return counted, ramping
+
+
+@PROPERTY
+@given(site=sites(max_sessions=40))
+def test_an_ev_counts_in_its_meter_at_no_more_than_its_setpoint(site: SiteSnapshot) -> None:
+    """A reading above the setpoint in force is stale: the building is never made lighter by it.
+
+    The setpoint in force when the meters were read is ``drawing_cap_a`` when
+    given, else the last one sent. Without ramps under way, other loads are
+    the meter minus what the EVs count for.
+    """
+    site = replace(site, sessions=tuple(replace(s, ramp_current_a=None) for s in site.sessions))
+    allocation = allocate(site)
+    check_safety(site, allocation)
+    counted, _ramping = _counted_and_ramping(site)
     figures_of = {figures.zone_id: figures for figures in allocation.zones}
     for zone in site.zones:
         figures = figures_of[zone.zone_id]
@@ -215,3 +225,33 @@ def test_an_ev_counts_in_its_meter_at_no_more_than_its_setpoint(site: SiteSnapsh
             assert figures.other_loads_a[phase] >= (
                 zone.meter_current_a[phase] - counted[zone.zone_id][phase] - slack_a
             )
+
+
+@PROPERTY
+@given(site=sites(max_sessions=40))
+def test_a_ramp_keeps_other_loads_within_what_the_meter_allows(site: SiteSnapshot) -> None:
+    """While EVs follow raised setpoints, other loads stay at the previous estimate if they can.
+
+    Never above the meter minus the samples (``high``), never below the meter
+    minus the samples and every ramp complete (``low``): a building load rising
+    beyond what the ramps explain is seen at once, and an EV's own ramp is not
+    taken for building load.
+    """
+    allocation = allocate(site)
+    check_safety(site, allocation)
+    counted, ramping = _counted_and_ramping(site)
+    figures_of = {figures.zone_id: figures for figures in allocation.zones}
+    for zone in site.zones:
+        figures = figures_of[zone.zone_id]
+        if figures.other_loads_a is None or zone.meter_current_a is None:
+            continue
+        for phase in range(3):
+            slack_a = 0.1 * (2 * len(site.sessions) + 2)
+            high = max(0.0, zone.meter_current_a[phase] - counted[zone.zone_id][phase])
+            low = max(0.0, high - ramping[zone.zone_id][phase])
+            other = figures.other_loads_a[phase]
+            assert low - slack_a <= other <= high + slack_a
+            previous = zone.previous_other_loads_a
+            if ramping[zone.zone_id][phase] > slack_a and previous is not None:
+                expected = max(low, min(previous[phase], high))
+                assert abs(other - expected) <= slack_a
