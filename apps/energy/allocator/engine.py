@@ -133,16 +133,21 @@ def allocate(site: SiteSnapshot) -> Allocation:
                 cached = constraint_indexes(chain, phases)
                 constraints_of[(zone, phases)] = cached
             constraints = cached
-            reading = session.measured_current_a or (0.0, 0.0, 0.0)
-            ramp = session.ramp_current_a or (0.0, 0.0, 0.0)
-            cap_da = _setpoint_cap_da(session)
-            for phase in range(3):
-                counted_da = min(deciamps_down(reading[phase]), cap_da) if reading[phase] > 0 else 0
-                measured[zone][phase] += counted_da
-                if ramp[phase] > 0:
-                    ramping[zone][phase] += max(
-                        0, min(deciamps_down(ramp[phase]), cap_da) - counted_da
-                    )
+            reading = session.measured_current_a
+            ramp = session.ramp_current_a
+            if reading is not None or ramp is not None:
+                cap_da = _setpoint_cap_da(session)
+                counted = _counted_da(reading, cap_da)
+                direct = measured[zone]
+                for phase in range(3):
+                    direct[phase] += counted[phase]
+                if ramp is not None:
+                    ramping_direct = ramping[zone]
+                    for phase, (ramp_a, counted_da) in enumerate(zip(ramp, counted, strict=True)):
+                        if ramp_a > 0:
+                            ramping_direct[phase] += max(
+                                0, min(deciamps_down(ramp_a), cap_da) - counted_da
+                            )
         max_da = deciamps_down(connector_max_current_a(session, voltage_v))
         zone_of.append(zone)
         voltage_of.append(voltage_v)
@@ -321,6 +326,18 @@ def allocate(site: SiteSnapshot) -> Allocation:
         zones=tuple(zones),
         ranking=ranking,
         reranked=reranked,
+    )
+
+
+def _counted_da(reading: PhaseAmps | None, cap_da: int) -> tuple[int, int, int]:
+    """What a session's reading counts for in its meter, per phase (deciamps)."""
+    if reading is None:
+        return (0, 0, 0)
+    l1, l2, l3 = reading
+    return (
+        min(deciamps_down(l1), cap_da) if l1 > 0 else 0,
+        min(deciamps_down(l2), cap_da) if l2 > 0 else 0,
+        min(deciamps_down(l3), cap_da) if l3 > 0 else 0,
     )
 
 
