@@ -36,7 +36,14 @@ from .model import (
 )
 from .ranking import update_ranking
 from .tree import ZoneTree
-from .units import DECIAMPS_PER_AMP, amps, current_to_power_w, deciamps_down, deciamps_up
+from .units import (
+    DECIAMPS_PER_AMP,
+    TOLERANCE_DA,
+    amps,
+    current_to_power_w,
+    deciamps_down,
+    deciamps_up,
+)
 
 _PHASES = (Phase.L1, Phase.L2, Phase.L3)
 
@@ -139,8 +146,9 @@ def allocate(site: SiteSnapshot) -> Allocation:
                 cap_da = _setpoint_cap_da(session)
                 counted = _counted_da(reading, cap_da)
                 direct = measured[zone]
-                for phase in range(3):
-                    direct[phase] += counted[phase]
+                direct[0] += counted[0]
+                direct[1] += counted[1]
+                direct[2] += counted[2]
                 if ramp is not None:
                     ramping_direct = ramping[zone]
                     for phase, (ramp_a, counted_da) in enumerate(zip(ramp, counted, strict=True)):
@@ -271,21 +279,21 @@ def allocate(site: SiteSnapshot) -> Allocation:
             power_w = current_to_power_w(setpoint_a, supply_phases, voltage_of[position])
             setpoint_w = float(math.floor(power_w))
         results.append(
-            SessionAllocation(
-                key=claim.key,
-                setpoint_a=setpoint_a,
-                setpoint_w=setpoint_w,
-                reason=claim.reason,
-                limiting_zone_id=None if claim.limit_zone is None else zone_ids[claim.limit_zone],
-                limiting_phase=None if claim.limit_phase is None else _PHASES[claim.limit_phase],
-                phases=labels[claim.phases],
-                floor_a=claim.floor_da / DECIAMPS_PER_AMP,
-                max_a=claim.cap_da / DECIAMPS_PER_AMP,
-                vip=session.vip,
-                rank=rank_of[claim.key],
-                changed=last_da[position] != value_da,
-                deadband_held=position in held,
-                idle_since_s=idle_since[position],
+            SessionAllocation(  # positional: the field order of SessionAllocation
+                claim.key,
+                setpoint_a,
+                setpoint_w,
+                claim.reason,
+                None if claim.limit_zone is None else zone_ids[claim.limit_zone],
+                None if claim.limit_phase is None else _PHASES[claim.limit_phase],
+                labels[claim.phases],
+                claim.floor_da / DECIAMPS_PER_AMP,
+                claim.cap_da / DECIAMPS_PER_AMP,
+                session.vip,
+                rank_of[claim.key],
+                last_da[position] != value_da,
+                position in held,
+                idle_since[position],
             )
         )
 
@@ -329,15 +337,19 @@ def allocate(site: SiteSnapshot) -> Allocation:
     )
 
 
+_floor = math.floor
+
+
 def _counted_da(reading: PhaseAmps | None, cap_da: int) -> tuple[int, int, int]:
     """What a session's reading counts for in its meter, per phase (deciamps)."""
     if reading is None:
         return (0, 0, 0)
     l1, l2, l3 = reading
+    # deciamps_down, inlined: this runs for every session of every allocation.
     return (
-        min(deciamps_down(l1), cap_da) if l1 > 0 else 0,
-        min(deciamps_down(l2), cap_da) if l2 > 0 else 0,
-        min(deciamps_down(l3), cap_da) if l3 > 0 else 0,
+        min(_floor(l1 * DECIAMPS_PER_AMP + TOLERANCE_DA), cap_da) if l1 > 0 else 0,
+        min(_floor(l2 * DECIAMPS_PER_AMP + TOLERANCE_DA), cap_da) if l2 > 0 else 0,
+        min(_floor(l3 * DECIAMPS_PER_AMP + TOLERANCE_DA), cap_da) if l3 > 0 else 0,
     )
 
 

@@ -16,17 +16,17 @@ from __future__ import annotations
 import math
 
 DECIAMPS_PER_AMP = 10
-_TOLERANCE_DA = 1e-6
+TOLERANCE_DA = 1e-6
 
 
 def deciamps_down(current_a: float) -> int:
     """Round a current (A) down to whole deciamps: used for capacities and limits."""
-    return math.floor(current_a * DECIAMPS_PER_AMP + _TOLERANCE_DA)
+    return math.floor(current_a * DECIAMPS_PER_AMP + TOLERANCE_DA)
 
 
 def deciamps_up(current_a: float) -> int:
     """Round a current (A) up to whole deciamps: used for loads the allocator must cover."""
-    return math.ceil(current_a * DECIAMPS_PER_AMP - _TOLERANCE_DA)
+    return math.ceil(current_a * DECIAMPS_PER_AMP - TOLERANCE_DA)
 
 
 def amps(current_da: int) -> float:
