@@ -82,7 +82,6 @@ def rebalance_once(
     allocation = allocate(context.snapshot)
     allocated = time.perf_counter()
     previous_sessions = state.session_results()
-    previous_zones = state.zone_results()
     deliveries = _plan_deliveries(context, allocation)
     results = command_loop.run(_deliver_all(deliveries)) if deliveries else []
     delivered = time.perf_counter()
@@ -106,7 +105,7 @@ def rebalance_once(
             d.ref.key: r for d, r in zip(deliveries, results, strict=True) if d.kind == "live"
         },
     )
-    _log_changes(context, allocation, previous_sessions, previous_zones)
+    _log_changes(context, allocation, previous_sessions, context.previous_zones)
     _update_transactions(context, allocation)
     return RebalanceOutcome(
         sessions=len(allocation.sessions),

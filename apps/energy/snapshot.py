@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings as django_settings
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
@@ -76,6 +77,7 @@ class SnapshotContext:
     connected_station_ids: set[int] = field(default_factory=set)
     reductions: dict[int, list[ActiveReduction]] = field(default_factory=dict)
     zone_names: dict[int, str] = field(default_factory=dict)
+    previous_zones: dict[int, dict] = field(default_factory=dict)  # the last run's figures
 
 
 def connector_key(identity: str, connector_id: int) -> str:
@@ -147,8 +149,12 @@ def build_zones(
     reductions: dict[int, list[ActiveReduction]],
     *,
     read_window: list[tuple[float, float]] | None = None,
+    previous: dict[int, dict] | None = None,
 ) -> tuple[Zone, ...]:
-    """The allocator's zones; ``read_window`` receives when their meters were read."""
+    """The allocator's zones; ``read_window`` receives when their meters were read.
+
+    ``previous`` holds the figures of the last allocation (read here if not given).
+    """
     rows = list(ZoneRow.objects.all())
     meter_ids = [i for row in rows for i in (row.meter_id, row.production_meter_id) if i]
     hot = meters_hot_state(meter_ids)
@@ -157,7 +163,8 @@ def build_zones(
         window = _read_window(hot, now, stale_s)
         if window is not None:
             read_window.append(window)
-    previous = state.zone_results()
+    if previous is None:
+        previous = state.zone_results()
     return tuple(
         Zone(
             zone_id=row.pk,
@@ -246,8 +253,6 @@ def ramping_to_a(
     within what the meter allows (:func:`apps.energy.allocator.capacity.other_loads_da`);
     after that, only a sample counts again.
     """
-    from django.conf import settings
-
     history = last.get("history") or []
     if not history:
         return None
@@ -255,7 +260,7 @@ def ramping_to_a(
     before_a = history[-2][0] if len(history) > 1 else first_before_a
     if value_a <= before_a:
         return None
-    ramp_s = float(settings.EV_RAMP_S)
+    ramp_s = float(django_settings.EV_RAMP_S)
     if now_s - accepted_at_s > ramp_s + RAMP_CONFIRM_S:
         return None
     if sample is not None and sample.sampled_at.timestamp() >= accepted_at_s + ramp_s:
@@ -283,7 +288,8 @@ def build_snapshot(
     settings = allocator_settings(site)
     reductions = active_reductions(now)
     read_window: list[tuple[float, float]] = []
-    zones = build_zones(now, site, reductions, read_window=read_window)
+    previous_zones = state.zone_results()
+    zones = build_zones(now, site, reductions, read_window=read_window, previous=previous_zones)
 
     stations = _installed_stations()
     connected = connected_identities([s.identity for s in stations])
@@ -400,4 +406,5 @@ def build_snapshot(
     context.connected_station_ids = {s.pk for s in stations if s.identity in connected}
     context.reductions = reductions
     context.zone_names = dict(ZoneRow.objects.values_list("pk", "name"))
+    context.previous_zones = previous_zones
     return context

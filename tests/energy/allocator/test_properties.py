@@ -201,6 +201,17 @@ def _counted_and_ramping(site: SiteSnapshot) -> tuple[dict, dict]:
     return counted, ramping
 
 
+def _metered_other_loads(site: SiteSnapshot, allocation):
+    """``(zone, other loads, phase)`` of every zone phase with a meter reading."""
+    figures_of = {figures.zone_id: figures for figures in allocation.zones}
+    for zone in site.zones:
+        other_a = figures_of[zone.zone_id].other_loads_a
+        if other_a is None or zone.meter_current_a is None:
+            continue
+        for phase in range(3):
+            yield zone, other_a[phase], phase
+
+
 @PROPERTY
 @given(site=sites(max_sessions=40))
 def test_an_ev_counts_in_its_meter_at_no_more_than_its_setpoint(site: SiteSnapshot) -> None:
@@ -214,17 +225,10 @@ def test_an_ev_counts_in_its_meter_at_no_more_than_its_setpoint(site: SiteSnapsh
     allocation = allocate(site)
     check_safety(site, allocation)
     counted, _ramping = _counted_and_ramping(site)
-    figures_of = {figures.zone_id: figures for figures in allocation.zones}
-    for zone in site.zones:
-        figures = figures_of[zone.zone_id]
-        if figures.other_loads_a is None or zone.meter_current_a is None:
-            continue
-        for phase in range(3):
-            # 0.1 A steps, rounded down per session, and other loads rounded up.
-            slack_a = 0.1 * (len(site.sessions) + 1)
-            assert figures.other_loads_a[phase] >= (
-                zone.meter_current_a[phase] - counted[zone.zone_id][phase] - slack_a
-            )
+    for zone, other_a, phase in _metered_other_loads(site, allocation):
+        # 0.1 A steps, rounded down per session, and other loads rounded up.
+        slack_a = 0.1 * (len(site.sessions) + 1)
+        assert other_a >= zone.meter_current_a[phase] - counted[zone.zone_id][phase] - slack_a
 
 
 @PROPERTY
@@ -240,18 +244,12 @@ def test_a_ramp_keeps_other_loads_within_what_the_meter_allows(site: SiteSnapsho
     allocation = allocate(site)
     check_safety(site, allocation)
     counted, ramping = _counted_and_ramping(site)
-    figures_of = {figures.zone_id: figures for figures in allocation.zones}
-    for zone in site.zones:
-        figures = figures_of[zone.zone_id]
-        if figures.other_loads_a is None or zone.meter_current_a is None:
-            continue
-        for phase in range(3):
-            slack_a = 0.1 * (2 * len(site.sessions) + 2)
-            high = max(0.0, zone.meter_current_a[phase] - counted[zone.zone_id][phase])
-            low = max(0.0, high - ramping[zone.zone_id][phase])
-            other = figures.other_loads_a[phase]
-            assert low - slack_a <= other <= high + slack_a
-            previous = zone.previous_other_loads_a
-            if ramping[zone.zone_id][phase] > slack_a and previous is not None:
-                expected = max(low, min(previous[phase], high))
-                assert abs(other - expected) <= slack_a
+    for zone, other, phase in _metered_other_loads(site, allocation):
+        slack_a = 0.1 * (2 * len(site.sessions) + 2)
+        high = max(0.0, zone.meter_current_a[phase] - counted[zone.zone_id][phase])
+        low = max(0.0, high - ramping[zone.zone_id][phase])
+        assert low - slack_a <= other <= high + slack_a
+        previous = zone.previous_other_loads_a
+        if ramping[zone.zone_id][phase] > slack_a and previous is not None:
+            expected = max(low, min(previous[phase], high))
+            assert abs(other - expected) <= slack_a
