@@ -182,6 +182,9 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("EVCE_CELERY_EAGER", False)
 SETPOINT_LEASE_S = env_int("EVCE_SETPOINT_LEASE_S", 120, minimum=30, maximum=3600)
 # Time an EV takes to follow a raised setpoint; a fresh sample is asked for then.
 EV_RAMP_S = env_int("EVCE_EV_RAMP_S", 3, minimum=1, maximum=30)
+# Time an EV may take to follow a lower limit (IEC 61851: 5 s): capacity a
+# decrease frees is given to others only this long after it was accepted.
+EV_RESPONSE_S = env_int("EVCE_EV_RESPONSE_S", 5, minimum=0, maximum=60)
 METER_TICK_MS = env_int("EVCE_METER_TICK_MS", 250, minimum=50, maximum=10000)
 
 # --- Authentication -------------------------------------------------------------

@@ -21,7 +21,7 @@ from apps.central_system.models import CommandResult, CommandStatus
 from apps.maintenance.models import EventCategory, EventLevel
 from apps.maintenance.services import device_log_write
 from apps.siteconfig.models import SiteSettings
-from apps.stations.models import Station, StationState
+from apps.stations.models import Connector, Station, StationState
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,14 @@ def connection_event(identity: str, *, connected: bool, remote_addr: str | None,
     from apps.energy.services import rebalance_request
 
     if connected:
-        energy_state.forget_station(identity)
+        energy_state.forget_station(
+            identity,
+            list(
+                Connector.objects.filter(station__identity=identity).values_list(
+                    "connector_id", flat=True
+                )
+            ),
+        )
         installed = Station.objects.filter(identity=identity, state=StationState.INSTALLED)
         for station_id in installed.values_list("pk", flat=True):
             station_authentication_check(station_id, booted=False)

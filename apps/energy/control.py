@@ -1,18 +1,26 @@
 """One run of the control loop: snapshot → allocator → deliver what changed.
 
 Delivery sends only what must change (the allocator's deadband decides), plus
-renewals of live profiles whose lease is half gone, plus fallback profiles whose
-offline current changed. What a station accepted is recorded as sent; what it
-refused or did not answer is retried on the next run, because the recorded
-value is what the deadband compares with.
+renewals of live profiles whose lease is half gone, plus the fallbacks the
+budget needs (``allocator.transition``): within the live setpoint for
+sessions, from what is left for idle connectors. Break before make: profiles
+that let no connector draw more than it may now go first; the others only as
+far as every zone phase holds them with every connector counted at its
+envelope, once the first ones are answered. Every outcome (accepted, refused,
+unanswered) updates what each connector may draw (``allocator.envelope``);
+what a station accepted is also recorded as sent, which the allocator's
+deadband compares with. Raises that had to wait are looked at again when the
+capacity they wait for is released (the EV response time after a decrease).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.conf import settings
@@ -21,6 +29,16 @@ from django.utils import timezone
 from apps.central_system import command_loop
 from apps.energy import profiles, state
 from apps.energy.allocator import Allocation, Reason, SessionAllocation, allocate
+from apps.energy.allocator.envelope import Slot
+from apps.energy.allocator.transition import (
+    Budgeted,
+    IdleConnector,
+    Raise,
+    admit_raises,
+    fallback_targets,
+    session_fallback_a,
+)
+from apps.energy.allocator.units import current_to_power_w, deciamps_down, deciamps_up
 from apps.energy.snapshot import ConnectorRef, SnapshotContext, build_snapshot
 from apps.maintenance.models import EventCategory, EventLevel
 from apps.maintenance.services import device_log_write
@@ -39,23 +57,28 @@ DELIVERY_TIMEOUT_S = 10.0
 
 @dataclass
 class Delivery:
-    """One SetChargingProfile to send, and what to record when it is accepted.
+    """One SetChargingProfile to send, and what to record when it is answered.
 
-    ``lowers`` marks a setpoint below what the station was last given (or a
-    fallback): those go out first, so that the stations giving current back
-    have done so before others are allowed more.
+    ``value_a`` is the current per phase the profile lets the connector draw
+    (the DC power converted); ``raises_envelope`` marks a profile that would
+    let the connector draw more than it may now: those wait for the budget
+    (see ``allocator.transition``). ``raises`` marks an AC setpoint above the
+    previous one (its EV then ramps up; a sample is asked for afterwards).
     """
 
     ref: ConnectorRef
     payload: dict
     kind: str  # "live" | "fallback"
+    value_a: float = 0.0
     sent_entry: dict = field(default_factory=dict)
-    fallback_a: float | None = None
-    lowers: bool = False
+    raises_envelope: bool = False
     raises: bool = False
     previous_entry: dict | None = None
+    valid_until_s: float | None = None
     sent_at_s: float = 0.0
     answered_at_s: float = 0.0
+    priority: int = 0
+    floor_a: float = 0.0
 
 
 @dataclass
@@ -65,16 +88,33 @@ class RebalanceOutcome:
     accepted: int
     failed: int
     allocation: Allocation
+    deferred: int = 0
+    fenced: bool = False
+
+
+class RunFenced(Exception):
+    """The run lost its claim on the control loop: another run may be delivering."""
 
 
 def lease_s() -> float:
     return float(getattr(settings, "SETPOINT_LEASE_S", 120))
 
 
+def response_s() -> float:
+    return float(getattr(settings, "EV_RESPONSE_S", 5))
+
+
 def rebalance_once(
-    *, now: datetime | None = None, capacity_changed: bool = False
+    *,
+    now: datetime | None = None,
+    capacity_changed: bool = False,
+    fence: Callable[[], bool] | None = None,
 ) -> RebalanceOutcome:
-    """Allocate every connector and deliver the setpoints that must change."""
+    """Allocate every connector and deliver, safely, the profiles that must change.
+
+    ``fence`` is asked before each wave of profiles; once it answers false the
+    run delivers nothing more (another run holds the control loop now).
+    """
     now = now or timezone.now()
     started = time.perf_counter()
     context = build_snapshot(now=now, capacity_changed=capacity_changed)
@@ -83,123 +123,454 @@ def rebalance_once(
     allocated = time.perf_counter()
     previous_sessions = state.session_results()
     deliveries = _plan_deliveries(context, allocation)
-    results = command_loop.run(_deliver_all(deliveries)) if deliveries else []
+    run = _Run(context, allocation, fence)
+    try:
+        run.deliver(deliveries)
+    except RunFenced:
+        logger.warning("Re-allocation superseded by a newer run: delivery stopped.")
     delivered = time.perf_counter()
-    accepted = _record_deliveries(deliveries, results)
-    _ask_for_samples_after_ramp(deliveries, results)
-    if deliveries:
+    run.save()
+    if run.delivered:
         logger.info(
-            "Re-allocation: %d sessions, %d profiles sent (%d accepted); snapshot %.0f ms, "
-            "allocation %.0f ms, delivery %.0f ms",
+            "Re-allocation: %d sessions, %d profiles sent (%d accepted, %d waiting); "
+            "snapshot %.0f ms, allocation %.0f ms, delivery %.0f ms",
             len(allocation.sessions),
-            len(deliveries),
-            accepted,
+            len(run.delivered),
+            run.accepted,
+            len(run.deferred),
             1000 * (snapshot_done - started),
             1000 * (allocated - snapshot_done),
             1000 * (delivered - allocated),
         )
-    _store_results(
-        context,
-        allocation,
-        results_by_key={
-            d.ref.key: r for d, r in zip(deliveries, results, strict=True) if d.kind == "live"
-        },
-    )
+    _ask_for_samples_after_ramp(run.delivered, run.results)
+    _store_results(context, allocation, run.status_by_key())
     _log_changes(context, allocation, previous_sessions, context.previous_zones)
     _update_transactions(context, allocation)
     return RebalanceOutcome(
         sessions=len(allocation.sessions),
-        sent=len(deliveries),
-        accepted=accepted,
-        failed=len(deliveries) - accepted,
+        sent=len(run.delivered),
+        accepted=run.accepted,
+        failed=len(run.delivered) - run.accepted,
         allocation=allocation,
+        deferred=len(run.deferred),
+        fenced=run.fenced,
+    )
+
+
+class _Run:
+    """Delivery of one allocation: break before make, every outcome recorded."""
+
+    def __init__(
+        self, context: SnapshotContext, allocation: Allocation, fence: Callable[[], bool] | None
+    ) -> None:
+        self.context = context
+        self.allocation = allocation
+        self.fence = fence
+        self.profiles = dict(context.profiles)
+        self.changed: set[str] = set()
+        self.delivered: list[Delivery] = []
+        self.results: list[str] = []
+        self.deferred: list[Delivery] = []
+        self.accepted = 0
+        self.fenced = False
+        self.started_s = time.time()
+
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        now_s = time.time()
+        for delivery in deliveries:
+            envelope_a = self._envelope_a(delivery.ref.key, now_s)
+            delivery.raises_envelope = deciamps_down(delivery.value_a) > deciamps_up(envelope_a)
+        # Break: everything that lets no connector draw more goes at once.
+        self._wave([d for d in deliveries if not d.raises_envelope])
+        # Make: raises, as far as the budget allows once those are answered.
+        raises = [d for d in deliveries if d.raises_envelope]
+        if not raises:
+            return
+        granted = admit_raises(
+            self.context.snapshot.zones,
+            {zone.zone_id: zone.available_a for zone in self.allocation.zones},
+            self._budgeted(time.time()),
+            [Raise(d.ref.key, d.value_a, d.floor_a, d.priority) for d in raises],
+        )
+        wave = []
+        for delivery in raises:
+            value_a = granted.get(delivery.ref.key)
+            if value_a is None:
+                self.deferred.append(delivery)
+                continue
+            if value_a != delivery.value_a:
+                partial = _with_value(delivery, value_a)
+                if partial is None:
+                    self.deferred.append(delivery)
+                    continue
+                self.deferred.append(delivery)
+                delivery = partial
+            wave.append(delivery)
+        self._wave(wave)
+        if self.deferred:
+            self._look_again_when_released()
+
+    def _wave(self, wave: list[Delivery]) -> None:
+        if not wave:
+            return
+        if self.fence is not None and not self.fence():
+            self.fenced = True
+            raise RunFenced
+        at_s = time.time()
+        for delivery in wave:
+            self._update(delivery, lambda slot, d=delivery: slot.sending(d.value_a, at_s=at_s))
+        self.save()  # a value being sent counts from now on, even if this process dies
+        results = command_loop.run(_deliver_wave(wave))
+        for delivery, result in zip(wave, results, strict=True):
+            self._record(delivery, result)
+        self.delivered.extend(wave)
+        self.results.extend(results)
+
+    def _record(self, delivery: Delivery, result: str) -> None:
+        value_a = delivery.value_a
+        if result == "Accepted":
+            self.accepted += 1
+            self._update(
+                delivery,
+                lambda slot: slot.accepted(
+                    value_a, at_s=delivery.answered_at_s, response_s=response_s()
+                ),
+                accepted=True,
+            )
+            if delivery.kind == "live":
+                state.record_sent(
+                    {
+                        delivery.ref.key: state.with_history(
+                            delivery.sent_entry,
+                            delivery.previous_entry,
+                            sent_at_s=delivery.sent_at_s,
+                            accepted_at_s=delivery.answered_at_s,
+                        )
+                    }
+                )
+            return
+        before = self._slot(delivery)
+        if result.startswith("error"):
+            self._update(delivery, lambda slot: slot.unanswered(value_a))
+        else:
+            self._update(delivery, lambda slot: slot.refused(value_a))
+        if before is None or not (before.held and before.attempt_a == value_a):
+            device_log_write(
+                category=EventCategory.LOAD_MANAGEMENT,
+                level=EventLevel.WARNING,
+                event="profile_refused",
+                message=(
+                    f"{delivery.ref.key}: {delivery.kind} profile of {value_a} A not applied "
+                    f"({result}); counted at what the station may still draw."
+                ),
+                station_identity=delivery.ref.identity,
+                data={"payload": delivery.payload, "result": result},
+            )
+
+    def _slot(self, delivery: Delivery) -> Slot | None:
+        profiles = self.profiles[delivery.ref.key]
+        if delivery.kind == "fallback":
+            return profiles.fallback
+        return profiles.live_for(delivery.ref.transaction_id, time.time())
+
+    def _update(
+        self, delivery: Delivery, change: Callable[[Slot], Slot], *, accepted: bool = False
+    ) -> None:
+        key = delivery.ref.key
+        profiles = self.profiles[key]
+        if delivery.kind == "fallback":
+            profiles = replace(profiles, fallback=change(profiles.fallback))
+        else:
+            transaction_id = delivery.ref.transaction_id
+            live = profiles.live_for(transaction_id, time.time())
+            if live is None:  # a first profile for this transaction: the old one is void
+                profiles = replace(
+                    profiles,
+                    live=Slot(),
+                    live_transaction_id=transaction_id,
+                    live_valid_until_s=None,
+                )
+                live = Slot()
+            profiles = replace(
+                profiles,
+                live=change(live),
+                # An unknown live profile may belong to any transaction until one is accepted.
+                live_transaction_id=transaction_id if accepted else profiles.live_transaction_id,
+                live_valid_until_s=(
+                    delivery.valid_until_s
+                    if accepted
+                    else _later(profiles.live_valid_until_s, delivery.valid_until_s)
+                ),
+            )
+        self.profiles[key] = profiles
+        self.changed.add(key)
+
+    def _envelope_a(self, key: str, now_s: float) -> float:
+        return self.profiles[key].envelope_a(now_s, self.context.transaction_ids.get(key))
+
+    def _budgeted(self, now_s: float) -> list[Budgeted]:
+        """Every installed connector at its envelope, on the phases the allocation counts."""
+        phases_of = {
+            item.key: tuple(int(phase) - 1 for phase in item.phases)
+            for item in self.allocation.sessions
+        }
+        budgeted = []
+        for key in self.context.installed_connectors:
+            connector = self.context.connectors[key]
+            budgeted.append(
+                Budgeted(
+                    key,
+                    connector.zone_id,
+                    phases_of.get(key, tuple(sorted(connector.wiring.building_phases))),
+                    self._envelope_a(key, now_s),
+                )
+            )
+        return budgeted
+
+    def _look_again_when_released(self) -> None:
+        """Raises that had to wait are looked at again once the budget frees itself."""
+        now_s = time.time()
+        releases = [
+            at_s
+            for key in self.profiles
+            if (
+                at_s := self.profiles[key].released_at(now_s, self.context.transaction_ids.get(key))
+            )
+            is not None
+        ]
+        if not releases:
+            return  # nothing frees itself: the next event or tick looks again
+        delay_s = max(0.1, min(releases) - now_s + 0.05)
+        command_loop.run_later(delay_s, _request_again)
+
+    def save(self) -> None:
+        if self.changed:
+            state.save_profiles(
+                {key: self.profiles[key] for key in self.changed}, since_s=self.started_s
+            )
+            self.changed.clear()
+
+    def status_by_key(self) -> dict[str, str]:
+        status = {
+            d.ref.key: r
+            for d, r in zip(self.delivered, self.results, strict=True)
+            if d.kind == "live"
+        }
+        for delivery in self.deferred:
+            if delivery.kind == "live" and delivery.ref.key not in status:
+                status[delivery.ref.key] = "waiting for released capacity"
+        return status
+
+
+def _later(first: float | None, second: float | None) -> float | None:
+    values = [v for v in (first, second) if v is not None]
+    return max(values) if values else None
+
+
+async def _request_again() -> None:
+    from asgiref.sync import sync_to_async
+
+    from apps.energy.services import rebalance_request
+
+    await sync_to_async(rebalance_request, thread_sensitive=False)(reason="released")
+
+
+def _with_value(delivery: Delivery, value_a: float) -> Delivery | None:
+    """``delivery`` for a lower value (a partial raise); DC and fallbacks are sent whole."""
+    if delivery.kind != "live" or delivery.ref.current_type != "AC":
+        return None
+    entry = {**delivery.sent_entry, "setpoint_a": value_a}
+    payload = profiles.live_profile(
+        delivery.ref.connector_id,
+        transaction_id=delivery.ref.transaction_id,
+        current_a=value_a,
+        power_w=None,
+        now_s=entry["at_s"],
+        valid_until_s=entry["valid_until_s"],
+    )
+    return replace(delivery, payload=payload, value_a=value_a, sent_entry=entry)
+
+
+def _dc_power_w(ref: ConnectorRef, context: SnapshotContext, current_a: float) -> float | None:
+    if ref.current_type != "DC":
+        return None
+    connector = context.connectors[ref.key]
+    phase_count = len(connector.wiring.building_phases)
+    voltage_v = context.snapshot.settings.nominal_voltage_v
+    return float(math.floor(current_to_power_w(current_a, phase_count, voltage_v)))
+
+
+def _fallback_delivery(
+    context: SnapshotContext, ref: ConnectorRef, current_a: float, now_s: float
+) -> Delivery:
+    offline_a = context.offline_a[ref.key]
+    power_w = (
+        context.offline_w.get(ref.key)
+        if current_a == offline_a
+        else _dc_power_w(ref, context, current_a)
+    )
+    connector = context.connectors[ref.key]
+    return Delivery(
+        ref=ref,
+        kind="fallback",
+        value_a=current_a,
+        payload=profiles.fallback_profile(ref.connector_id, current_a=current_a, power_w=power_w),
+        priority=10**6,
+        floor_a=context.snapshot.settings.floor_a(len(connector.wiring.building_phases)),
+        sent_at_s=now_s,
+    )
+
+
+def _live_delivery(
+    context: SnapshotContext,
+    ref: ConnectorRef,
+    *,
+    setpoint_a: float,
+    setpoint_w: float | None,
+    reason: str,
+    idle_since_s: float | None,
+    last: dict,
+    now_s: float,
+    priority: int,
+    floor_a: float,
+) -> Delivery:
+    valid_until_s = now_s + lease_s()
+    same_tx = last.get("transaction_id") == ref.transaction_id
+    before_a = float(last.get("setpoint_a") or 0) if same_tx else context.offline_a[ref.key]
+    return Delivery(
+        ref=ref,
+        kind="live",
+        value_a=setpoint_a,
+        raises=ref.current_type == "AC" and setpoint_a > before_a,
+        previous_entry=last or None,
+        valid_until_s=valid_until_s,
+        priority=priority,
+        floor_a=floor_a,
+        payload=profiles.live_profile(
+            ref.connector_id,
+            transaction_id=ref.transaction_id,
+            current_a=setpoint_a,
+            power_w=setpoint_w,
+            now_s=now_s,
+            valid_until_s=valid_until_s,
+        ),
+        sent_entry={
+            "transaction_id": ref.transaction_id,
+            "setpoint_a": setpoint_a,
+            "setpoint_w": setpoint_w,
+            "reason": reason,
+            "at_s": now_s,
+            "valid_until_s": valid_until_s,
+            "idle_since_s": idle_since_s,
+        },
     )
 
 
 def _plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[Delivery]:
+    """Every profile this allocation needs: live setpoints, fallbacks, retries."""
     now_s = allocation.now_s
-    valid_until_s = now_s + lease_s()
     sent = state.last_sent_setpoints()
     deliveries: list[Delivery] = []
+    live_a: dict[str, float] = {}
     for item in allocation.sessions:
         ref = context.refs[item.key]
+        live_a[item.key] = item.setpoint_a
         last = sent.get(item.key) or {}
         renew = last.get("transaction_id") != ref.transaction_id or (
             float(last.get("valid_until_s") or 0) - now_s < lease_s() / 2
         )
         if not (item.changed or renew):
             continue
-        same_tx = last.get("transaction_id") == ref.transaction_id
-        lowers = same_tx and _below(item.setpoint_a, item.setpoint_w, last)
-        before_a = float(last.get("setpoint_a") or 0) if same_tx else context.offline_a[item.key]
-        raises = ref.current_type == "AC" and item.setpoint_a > before_a
         deliveries.append(
-            Delivery(
-                ref=ref,
-                kind="live",
-                lowers=lowers,
-                raises=raises,
-                previous_entry=last or None,
-                payload=profiles.live_profile(
-                    ref.connector_id,
-                    transaction_id=ref.transaction_id,
-                    current_a=item.setpoint_a,
-                    power_w=item.setpoint_w,
-                    now_s=now_s,
-                    valid_until_s=valid_until_s,
-                ),
-                sent_entry={
-                    "transaction_id": ref.transaction_id,
-                    "setpoint_a": item.setpoint_a,
-                    "setpoint_w": item.setpoint_w,
-                    "reason": item.reason.value,
-                    "at_s": now_s,
-                    "valid_until_s": valid_until_s,
-                    "idle_since_s": item.idle_since_s,
-                },
+            _live_delivery(
+                context,
+                ref,
+                setpoint_a=item.setpoint_a,
+                setpoint_w=item.setpoint_w,
+                reason=item.reason.value,
+                idle_since_s=item.idle_since_s,
+                last=last,
+                now_s=now_s,
+                priority=item.rank if not item.vip else item.rank - 10**5,
+                floor_a=item.floor_a,
             )
         )
-    defaults = state.default_profiles_sent()
-    for key, ref in context.installed_connectors.items():
-        if ref.station_id not in context.connected_station_ids:
+
+    # Fallbacks: within the live setpoint for sessions, from what is left for idle connectors.
+    idle = []
+    for key in context.idle:
+        connector = context.connectors[key]
+        idle.append(
+            IdleConnector(
+                key,
+                connector.zone_id,
+                tuple(sorted(connector.wiring.building_phases)),
+                context.offline_a[key],
+                context.snapshot.settings.floor_a(len(connector.wiring.building_phases)),
+                context.profiles[key].fallback.confirmed_a,
+            )
+        )
+    targets = fallback_targets(
+        context.snapshot.zones,
+        {zone.zone_id: zone.headroom_a for zone in allocation.zones},
+        idle,
+        deadband_a=context.snapshot.settings.deadband_a,
+    )
+    for key, setpoint_a in live_a.items():
+        confirmed_a = context.profiles[key].fallback.confirmed_a
+        targets[key] = session_fallback_a(confirmed_a, context.offline_a[key], setpoint_a)
+    for key, target_a in targets.items():
+        if deciamps_down(target_a) != _deciamps(context.profiles[key].fallback.confirmed_a):
+            deliveries.append(
+                _fallback_delivery(context, context.installed_connectors[key], target_a, now_s)
+            )
+
+    # Connectors that did not follow: ask again what evce last wanted, now and then.
+    for key, ref in context.held.items():
+        profiles_ = context.profiles[key]
+        fallback = profiles_.fallback
+        if fallback.held and _due(fallback, now_s):
+            wanted_a = fallback.attempt_a if fallback.attempt_a is not None else 0.0
+            deliveries.append(
+                _fallback_delivery(
+                    context,
+                    context.installed_connectors[key],
+                    min(wanted_a, context.offline_a[key]),
+                    now_s,
+                )
+            )
+        live = profiles_.live_for(ref.transaction_id, now_s)
+        if ref.transaction_id is None or live is None or not live.held or not _due(live, now_s):
             continue
-        offline_a = context.offline_a[key]
-        if defaults.get(key) == offline_a:
-            continue
+        wanted_a = live.attempt_a if live.attempt_a is not None else 0.0
+        last = sent.get(key) or {}
         deliveries.append(
-            Delivery(
-                ref=ref,
-                kind="fallback",
-                payload=profiles.fallback_profile(
-                    ref.connector_id, current_a=offline_a, power_w=context.offline_w.get(key)
-                ),
-                fallback_a=offline_a,
-                lowers=True,
+            _live_delivery(
+                context,
+                ref,
+                setpoint_a=wanted_a,
+                setpoint_w=_dc_power_w(ref, context, wanted_a),
+                reason="held",
+                idle_since_s=None,
+                last=last,
+                now_s=now_s,
+                priority=-(10**6),
+                floor_a=0.0,
             )
         )
     return deliveries
 
 
-def _below(setpoint_a: float, setpoint_w: float | None, last: dict) -> bool:
-    if setpoint_w is not None and last.get("setpoint_w") is not None:
-        return setpoint_w < float(last["setpoint_w"])
-    return setpoint_a < float(last.get("setpoint_a") or 0)
+RETRY_S = 10.0
+"""How often a profile a station refused or left unanswered is asked again."""
 
 
-async def _deliver_all(deliveries: list[Delivery]) -> list[str]:
-    """Send the profiles in two waves; one status or error per delivery.
+def _due(slot: Slot, now_s: float) -> bool:
+    return slot.attempt_at_s is None or now_s - slot.attempt_at_s >= RETRY_S
 
-    Decreases first, all at once; increases once those are answered, so no
-    station takes more before the others have given their share back.
-    """
-    results: list[str] = [""] * len(deliveries)
-    for lowers in (True, False):
-        positions = [i for i, d in enumerate(deliveries) if d.lowers is lowers]
-        if positions:
-            answers = await _deliver_wave([deliveries[i] for i in positions])
-            for position, answer in zip(positions, answers, strict=True):
-                results[position] = answer
-    return results
+
+def _deciamps(value_a: float | None) -> int | None:
+    return None if value_a is None else deciamps_down(value_a)
 
 
 async def _deliver_wave(wave: list[Delivery]) -> list[str]:
@@ -288,36 +659,6 @@ async def ask_for_samples(refs: list[ConnectorRef]) -> None:
             logger.debug("No sample asked of %s: %s", ref.key, outcome.result)
 
 
-def _record_deliveries(deliveries: list[Delivery], results: list[str]) -> int:
-    live: dict[str, dict] = {}
-    fallback: dict[str, float] = {}
-    accepted = 0
-    for delivery, result in zip(deliveries, results, strict=True):
-        if result != "Accepted":
-            device_log_write(
-                category=EventCategory.LOAD_MANAGEMENT,
-                level=EventLevel.WARNING,
-                event="profile_refused",
-                message=f"{delivery.ref.key}: {delivery.kind} profile not applied ({result}).",
-                station_identity=delivery.ref.identity,
-                data={"payload": delivery.payload, "result": result},
-            )
-            continue
-        accepted += 1
-        if delivery.kind == "live":
-            live[delivery.ref.key] = state.with_history(
-                delivery.sent_entry,
-                delivery.previous_entry,
-                sent_at_s=delivery.sent_at_s,
-                accepted_at_s=delivery.answered_at_s,
-            )
-        else:
-            fallback[delivery.ref.key] = delivery.fallback_a
-    state.record_sent(live)
-    state.record_default_profiles(fallback)
-    return accepted
-
-
 def _store_results(
     context: SnapshotContext, allocation: Allocation, results_by_key: dict[str, str]
 ) -> None:
@@ -337,6 +678,27 @@ def _store_results(
         }
         for item in allocation.sessions
     }
+    now_s = allocation.now_s
+    for key, ref in context.held.items():
+        if ref.transaction_id is None:
+            continue
+        profiles_ = context.profiles[key]
+        live = profiles_.live_for(ref.transaction_id, now_s)
+        sessions[key] = {
+            "station_id": ref.station_id,
+            "transaction_id": ref.transaction_id,
+            # What the station may draw, not what evce asked of it.
+            "setpoint_a": profiles_.envelope_a(now_s, ref.transaction_id),
+            "setpoint_w": None,
+            "reason": "held",
+            "limiting_zone_id": None,
+            "limiting_phase": None,
+            "phases": [p + 1 for p in sorted(context.connectors[key].wiring.building_phases)],
+            "rank": None,
+            "vip": False,
+            "wanted_a": None if live is None else live.attempt_a,
+            "delivery": results_by_key.get(key),
+        }
     zones = {
         zone.zone_id: {
             "limit_a": zone.limit_a,

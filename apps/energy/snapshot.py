@@ -9,7 +9,7 @@ reading older than ``METER_STALE_S`` is treated as lost, never as 0 A.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.conf import settings as django_settings
@@ -40,6 +40,7 @@ from apps.energy.allocator import (
     offline_currents,
     reserve_for_connector,
 )
+from apps.energy.allocator.envelope import ConnectorProfiles
 from apps.meters.services import MeterStatus, meters_hot_state
 from apps.siteconfig.models import SiteSettings as SiteSettingsRow
 from apps.stations.models import Connector, MeterSample, Station, StationState, Transaction
@@ -75,6 +76,12 @@ class SnapshotContext:
     offline_w: dict[str, float | None] = field(default_factory=dict)
     installed_connectors: dict[str, ConnectorRef] = field(default_factory=dict)
     connected_station_ids: set[int] = field(default_factory=set)
+    # What each connector's station may hold, and the connectors outside the allocation:
+    profiles: dict[str, ConnectorProfiles] = field(default_factory=dict)
+    connectors: dict[str, AllocConnector] = field(default_factory=dict)
+    transaction_ids: dict[str, int] = field(default_factory=dict)  # the active one
+    held: dict[str, ConnectorRef] = field(default_factory=dict)  # reserved at their envelope
+    idle: dict[str, ConnectorRef] = field(default_factory=dict)  # connected, no session
     reductions: dict[int, list[ActiveReduction]] = field(default_factory=dict)
     zone_names: dict[int, str] = field(default_factory=dict)
     previous_zones: dict[int, dict] = field(default_factory=dict)  # the last run's figures
@@ -276,10 +283,39 @@ def _ramp_phases(
     return connector_to_building_phases(wiring, [ramp_a] * count)
 
 
+def connector_profiles_of(raw: ConnectorProfiles | dict | None, max_a: float) -> ConnectorProfiles:
+    """A connector's profiles; unknown ones (just connected, never confirmed) at ``max_a``."""
+    if isinstance(raw, ConnectorProfiles):
+        return raw
+    raw = raw or {}
+    return ConnectorProfiles.unknown(
+        max_a,
+        fallback_attempt_a=raw.get("fallback_attempt_a"),
+        live_attempt_a=raw.get("live_attempt_a"),
+    )
+
+
+def connector_max_a(connector: AllocConnector, voltage_v: float) -> float:
+    """The most a connector can draw per phase: its rating, from power for DC."""
+    if connector.current_type is CurrentType.DC:
+        assert connector.max_power_w is not None
+        return connector.max_power_w / (voltage_v * len(connector.wiring.building_phases))
+    assert connector.max_current_a is not None
+    return connector.max_current_a
+
+
 def build_snapshot(
     *, now: datetime | None = None, capacity_changed: bool = False
 ) -> SnapshotContext:
-    """Everything the allocator needs at ``now``, from the database and Redis."""
+    """Everything the allocator needs at ``now``, from the database and Redis.
+
+    Every installed connector is budgeted at what it may really draw (its
+    envelope, see ``allocator.envelope``). Sessions whose station follows evce
+    are allocated; a connector that cannot be counted on to come down (a
+    disconnected station, a refused or unanswered decrease, profiles unknown
+    since the station connected) is reserved at its envelope instead, and its
+    session, if any, is asked again for what evce last wanted of it.
+    """
     from apps.central_system.presence import connected_identities
 
     now = now or timezone.now()
@@ -307,35 +343,70 @@ def build_snapshot(
         "-sampled_at", "-pk"
     )
     ongoing = list(
-        Transaction.objects.filter(
-            stopped_at__isnull=True, station__in=[s for s in stations if s.identity in connected]
-        )
+        Transaction.objects.filter(stopped_at__isnull=True, station__in=stations)
         .annotate(sample_id=Subquery(latest_sample.values("pk")[:1]))
         .select_related("station")
     )
     samples = MeterSample.objects.in_bulk([t.sample_id for t in ongoing if t.sample_id])
     sent = state.last_sent_setpoints()
+    stored_profiles = state.connector_profiles()
+    voltage_v = settings.nominal_voltage_v
 
     context = SnapshotContext(snapshot=None)  # type: ignore[arg-type]
-    sessions: list[Session] = []
-    busy_keys: set[str] = set()
+    context.connectors = alloc_by_key
+    for key, alloc in alloc_by_key.items():
+        context.profiles[key] = connector_profiles_of(
+            stored_profiles.get(key), connector_max_a(alloc, voltage_v)
+        )
+    # The newest open transaction of a connector is the one its station runs.
+    # A connector that reports Available has no session, whatever is left open.
+    active: dict[str, Transaction] = {}
     for tx in sorted(ongoing, key=lambda t: t.pk):
         key = connector_key(tx.station.identity, tx.connector_id)
-        if key not in alloc_by_key or key in busy_keys:
-            continue  # an unknown connector, or a stale second transaction: nothing to drive
-        busy_keys.add(key)
+        if key in alloc_by_key and by_key[key][1].status != "Available":
+            active[key] = tx
+
+    sessions: list[Session] = []
+    reserves: list[Reserve] = []
+    for key, alloc in alloc_by_key.items():
         station, connector = by_key[key]
-        alloc = alloc_by_key[key]
-        sample = samples.get(tx.sample_id) if tx.sample_id else None
-        measured = ev_phases = None
-        if sample is not None and sample.current_l1_a is not None:
-            per_connector_phase = [
-                sample.current_l1_a or 0.0,
-                sample.current_l2_a or 0.0,
-                sample.current_l3_a or 0.0,
-            ]
-            measured = connector_to_building_phases(alloc.wiring, per_connector_phase)
-            ev_phases = detect_ev_phases(alloc.wiring, per_connector_phase)
+        ref = ConnectorRef(
+            key, station.pk, station.identity, connector.connector_id, connector.current_type
+        )
+        context.installed_connectors[key] = ref
+        context.offline_a[key] = offline[key].current_a
+        context.offline_w[key] = offline[key].power_w
+        profiles = context.profiles[key]
+        tx = active.get(key)
+        transaction_id = tx.pk if tx is not None else None
+        envelope_a = profiles.envelope_a(now_s, transaction_id)
+        measured = ev_phases = sample = None
+        if tx is not None:
+            context.transaction_ids[key] = tx.pk
+            sample = samples.get(tx.sample_id) if tx.sample_id else None
+            if sample is not None and sample.current_l1_a is not None:
+                per_connector_phase = [
+                    sample.current_l1_a or 0.0,
+                    sample.current_l2_a or 0.0,
+                    sample.current_l3_a or 0.0,
+                ]
+                measured = connector_to_building_phases(alloc.wiring, per_connector_phase)
+                ev_phases = detect_ev_phases(alloc.wiring, per_connector_phase)
+        if station.identity not in connected:
+            if envelope_a > 0:
+                reserves.append(reserve_for_connector(alloc, current_a=envelope_a))
+            continue
+        if profiles.held(transaction_id, now_s):
+            # Its station does not (or may not) follow evce: count what it may draw.
+            reserves.append(
+                reserve_for_connector(alloc, current_a=envelope_a, measured_current_a=measured)
+            )
+            context.held[key] = ref if tx is None else replace(ref, transaction_id=tx.pk)
+            continue
+        if tx is None:
+            context.idle[key] = ref
+            continue
+
         last = sent.get(key) or {}
         same_tx = last.get("transaction_id") == tx.pk
         drawing_cap_a = ramp_current_a = None
@@ -362,37 +433,7 @@ def build_snapshot(
                 ramp_current_a=ramp_current_a,
             )
         )
-        context.refs[key] = ConnectorRef(
-            key, station.pk, station.identity, connector.connector_id, connector.current_type, tx.pk
-        )
-
-    reserves: list[Reserve] = []
-    for key, alloc in alloc_by_key.items():
-        station, connector = by_key[key]
-        context.installed_connectors[key] = ConnectorRef(
-            key, station.pk, station.identity, connector.connector_id, connector.current_type
-        )
-        context.offline_a[key] = offline[key].current_a
-        context.offline_w[key] = offline[key].power_w
-        if station.identity in connected:
-            continue
-        last = sent.get(key) or {}
-        if alloc.current_type is CurrentType.DC and last.get("setpoint_w"):
-            # A DC station keeps its last setpoint while disconnected (SPEC §3.8).
-            reserves.append(
-                reserve_for_connector(
-                    alloc,
-                    power_w=float(last["setpoint_w"]),
-                    nominal_voltage_v=settings.nominal_voltage_v,
-                )
-            )
-            continue
-        reserve_a = offline[key].current_a
-        if last.get("setpoint_a") and now_s < float(last.get("valid_until_s") or 0):
-            # Until its live profile expires the station may still draw that setpoint.
-            reserve_a = max(reserve_a, float(last["setpoint_a"]))
-        if reserve_a > 0:
-            reserves.append(reserve_for_connector(alloc, current_a=reserve_a))
+        context.refs[key] = replace(ref, transaction_id=tx.pk)
 
     context.snapshot = SiteSnapshot(
         now_s=now_s,

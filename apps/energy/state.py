@@ -9,16 +9,18 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from apps.energy.allocator import Ranking
+from apps.energy.allocator.envelope import ConnectorProfiles
 from evce_site.hotstate import key, redis_client
 
 SENT = key("energy", "sent")
 RANKING = key("energy", "ranking")
 SESSIONS = key("energy", "sessions")
 ZONES = key("energy", "zones")
-DEFAULTS = key("energy", "default-profiles")
+PROFILES = key("energy", "profiles")
 
 
 def last_sent_setpoints() -> dict[str, dict[str, Any]]:
@@ -118,28 +120,87 @@ def zone_results() -> dict[int, dict[str, Any]]:
     return {int(k): json.loads(v) for k, v in redis_client().hgetall(ZONES).items()}
 
 
-def default_profiles_sent() -> dict[str, float]:
-    return {k: float(v) for k, v in redis_client().hgetall(DEFAULTS).items()}
+def connector_profiles() -> dict[str, ConnectorProfiles | dict[str, Any]]:
+    """What each connector's station may hold (see ``allocator.envelope``).
+
+    A connector whose station has just connected is a dict ``{"unknown": True,
+    "fallback_attempt_a": …, "live_attempt_a": …}``: its profiles may be
+    anything until one is confirmed; an absent connector is unknown too.
+    """
+    result: dict[str, ConnectorProfiles | dict[str, Any]] = {}
+    for k, v in redis_client().hgetall(PROFILES).items():
+        data = json.loads(v)
+        result[k] = data if data.get("unknown") else ConnectorProfiles.from_dict(data)
+    return result
 
 
-def record_default_profiles(entries: dict[str, float]) -> None:
-    if entries:
-        redis_client().hset(DEFAULTS, mapping={k: str(v) for k, v in entries.items()})
+_SAVE_PROFILES = """
+for i = 2, #ARGV, 2 do
+    local current = redis.call('HGET', KEYS[1], ARGV[i])
+    local skip = false
+    if current then
+        local data = cjson.decode(current)
+        if data['unknown'] and tonumber(data['since_s'] or 0) > tonumber(ARGV[1]) then
+            skip = true
+        end
+    end
+    if not skip then
+        redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    end
+end
+return 0
+"""
 
 
-def forget_default_profiles(keys: list[str]) -> None:
-    if keys:
-        redis_client().hdel(DEFAULTS, *keys)
+def save_profiles(entries: dict[str, ConnectorProfiles], *, since_s: float) -> None:
+    """Record what the connectors may hold, as a run that started at ``since_s`` saw it.
+
+    A station that connected again after ``since_s`` may have lost or kept
+    anything meanwhile: its "unknown" mark wins over what the run recorded.
+    """
+    if not entries:
+        return
+    args: list[Any] = [since_s]
+    for k, v in entries.items():
+        args.extend([k, json.dumps(v.as_dict())])
+    redis_client().eval(_SAVE_PROFILES, 1, PROFILES, *args)
 
 
-def forget_station(identity: str) -> None:
-    """A station that (re)connects may have lost its profiles: send them again."""
+def forget_station(identity: str, connector_ids: list[int] | tuple[int, ...] = ()) -> None:
+    """A station that (re)connects may have lost its profiles, or kept them: nobody knows.
+
+    Its connectors count at their maximum until a profile is confirmed again
+    (what evce last asked of them is kept, to ask it again), and everything is
+    sent again. ``connector_ids`` names connectors that may have no record yet.
+    """
     prefix = f"{identity}/"
     client = redis_client()
-    for name in (SENT, DEFAULTS):
-        keys = [k for k in client.hkeys(name) if k.startswith(prefix)]
-        if keys:
-            client.hdel(name, *keys)
+    keys = [k for k in client.hkeys(SENT) if k.startswith(prefix)]
+    if keys:
+        client.hdel(SENT, *keys)
+    stored = {k: json.loads(v) for k, v in client.hgetall(PROFILES).items() if k.startswith(prefix)}
+    for connector_id in connector_ids:
+        stored.setdefault(f"{prefix}{connector_id}", {"unknown": True})
+    unknown = {}
+    for k, data in stored.items():
+        if data.get("unknown"):
+            attempts = (data.get("fallback_attempt_a"), data.get("live_attempt_a"))
+        else:
+            profiles = ConnectorProfiles.from_dict(data)
+            attempts = (
+                profiles.fallback.attempt_a,
+                None if profiles.live is None else profiles.live.attempt_a,
+            )
+        unknown[k] = json.dumps(
+            {
+                "unknown": True,
+                "since_s": time.time(),
+                "fallback_attempt_a": attempts[0],
+                "live_attempt_a": attempts[1],
+            }
+        )
+    if unknown:
+        client.hset(PROFILES, mapping=unknown)
 
 
 def reset() -> None:
@@ -151,4 +212,4 @@ def reset() -> None:
     """
     from apps.energy.services import DIRTY, LOCK, QUEUED
 
-    redis_client().delete(SENT, DEFAULTS, SESSIONS, ZONES, RANKING, DIRTY, QUEUED, LOCK)
+    redis_client().delete(SENT, PROFILES, SESSIONS, ZONES, RANKING, DIRTY, QUEUED, LOCK)

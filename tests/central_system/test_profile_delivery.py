@@ -15,7 +15,7 @@ from tests.stations.factories import StationFactory
 pytestmark = pytest.mark.django_db
 
 
-def _live(station, *, current_a: float, lowers: bool) -> control.Delivery:
+def _live(station, *, current_a: float) -> control.Delivery:
     now_s = time.time()
     return control.Delivery(
         ref=ConnectorRef(f"{station.identity}/1", station.pk, station.identity, 1, "AC", 7),
@@ -28,44 +28,16 @@ def _live(station, *, current_a: float, lowers: bool) -> control.Delivery:
             valid_until_s=now_s + 60,
         ),
         kind="live",
-        lowers=lowers,
+        value_a=current_a,
     )
-
-
-def test_decreases_are_answered_before_increases_go_out(make_station, redis_url):
-    giving_back, taking_more = StationFactory(), StationFactory()
-    deliveries = [
-        _live(taking_more, current_a=20, lowers=False),
-        _live(giving_back, current_a=6, lowers=True),
-    ]
-
-    async def scenario():
-        down, up = make_station(giving_back.identity), make_station(taking_more.identity)
-        await down.open()
-        await up.open()
-        delivering = asyncio.create_task(control._deliver_all(deliveries))
-        lower = await down.receive()
-        assert lower[2] == "SetChargingProfile"
-        assert await up.nothing_more(0.5)  # nothing more for anyone until it is answered
-        await down.answer(lower, {"status": "Accepted"})
-        higher = await up.receive()
-        limit = higher[3]["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"]
-        assert limit[0]["limit"] == 20
-        await up.answer(higher, {"status": "Accepted"})
-        results = await delivering
-        await down.close()
-        await up.close()
-        return results
-
-    assert async_to_sync(scenario)() == ["Accepted", "Accepted"]
 
 
 def test_an_accepted_increase_asks_for_a_fresh_sample(make_station, redis_url, monkeypatch):
     station = StationFactory()
-    raised = _live(station, current_a=16, lowers=False)
+    raised = _live(station, current_a=16)
     raised.raises = True
-    renewed = _live(station, current_a=16, lowers=False)  # same value, new lease
-    refused = _live(station, current_a=20, lowers=False)
+    renewed = _live(station, current_a=16)  # same value, new lease
+    refused = _live(station, current_a=20)
     refused.raises = True
     asked: list = []
     monkeypatch.setattr(

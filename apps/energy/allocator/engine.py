@@ -191,6 +191,18 @@ def allocate(site: SiteSnapshot) -> Allocation:
                 claim.cap_reason = Reason.EV_DEMAND
             (vip_claims if session.vip else other_claims).append(claim)
 
+    # A reserved connector's measured draw is its own share of the meter too.
+    for reserve in site.reserves:
+        reserve_zone = tree.index.get(reserve.zone_id)
+        if reserve_zone is not None and reserve.measured_current_a is not None:
+            direct = measured[reserve_zone]
+            for phase in range(3):
+                if reserve.measured_current_a[phase] > 0:
+                    direct[phase] += min(
+                        deciamps_down(reserve.measured_current_a[phase]),
+                        deciamps_down(reserve.current_a[phase]),
+                    )
+
     # Capacity of each zone phase, then what is left after reserves.
     measured_below = _roll_up(measured, tree)
     ramping_below = _roll_up(ramping, tree)

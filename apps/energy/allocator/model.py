@@ -367,13 +367,19 @@ class Session:
 class Reserve:
     """Current held for a disconnected station in a zone (and so in all its ancestors).
 
-    An AC station reserves its offline current, a DC station its last setpoint
-    (SPEC §3.8); see :func:`reserve_for_connector`.
+    A connector is reserved at what it may draw when evce cannot lower it
+    now: a disconnected station, a station that refused or did not answer a
+    decrease, a station whose profiles are unknown (see ``envelope``).
+    ``measured_current_a`` is what it was last measured drawing, per building
+    phase: that part of a zone meter's reading is its own, not building load
+    (counted at most at ``current_a``); ``None`` = not known, and the whole
+    reading then counts as building load on top of the reserve (the safe side).
     """
 
     zone_id: int
     current_a: PhaseAmps
     key: str = ""
+    measured_current_a: PhaseAmps | None = None
 
     def __post_init__(self) -> None:
         owner = f"Reserve {self.key or self.zone_id}"
@@ -382,6 +388,11 @@ class Reserve:
         for value in amps:
             _check_non_negative(owner, "current_a", value)
         object.__setattr__(self, "current_a", amps)
+        object.__setattr__(
+            self,
+            "measured_current_a",
+            _phase_amps(owner, "measured_current_a", self.measured_current_a),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -588,6 +599,7 @@ def reserve_for_connector(
     current_a: float | None = None,
     power_w: float | None = None,
     nominal_voltage_v: float = 230.0,
+    measured_current_a: PhaseAmps | None = None,
 ) -> Reserve:
     """The reserve of a disconnected connector on every phase of its wiring.
 
@@ -608,5 +620,8 @@ def reserve_for_connector(
     for phase in phases:
         values[phase] = per_phase_a
     return Reserve(
-        zone_id=connector.zone_id, current_a=(values[0], values[1], values[2]), key=connector.key
+        zone_id=connector.zone_id,
+        current_a=(values[0], values[1], values[2]),
+        key=connector.key,
+        measured_current_a=measured_current_a,
     )

@@ -1,0 +1,214 @@
+"""From one allocation to the next without overloading anything on the way.
+
+The allocator decides where the current should be; getting there takes
+profiles that stations may refuse, answer late or never, and EVs that take
+seconds to follow a lower limit. Two rules keep every zone phase within its
+available current at every moment, counting each connector at its envelope
+(:mod:`.envelope`, the most it may be drawing now):
+
+- **break before make**: a change that does not raise a connector's envelope
+  is always sent at once; a raise is sent only when, with every connector
+  counted at its envelope, it fits in every zone phase above it
+  (:func:`admit_raises`). Capacity freed by a decrease therefore goes to
+  another connector only once the decrease was accepted and the EV had time
+  to follow; a refused decrease frees nothing.
+- **fallbacks are part of the budget**: an idle connector can draw its
+  fallback (``TxDefaultProfile``) the moment a car is plugged in, so it is
+  given only what is left after the sessions (:func:`fallback_targets`), never
+  more than its offline current, which keeps every zone safe when all stations
+  fall back at once because evce is gone. A charging connector's fallback is
+  kept at or below its live setpoint (:func:`session_fallback_a`): a live
+  profile can lapse or its transaction end, and the fallback then applies.
+
+Pure: deciamp integers inside, amps outside, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from .model import PhaseAmps, Zone
+from .tree import ZoneTree
+from .units import amps, deciamps_down, deciamps_up
+
+
+@dataclass(frozen=True, slots=True)
+class Budgeted:
+    """A connector as the budget counts it: ``envelope_a`` on each of ``phases``.
+
+    ``phases`` are building phase indexes (0 = L1): those a session loads, or
+    every phase of the wiring for an idle or disconnected connector.
+    """
+
+    key: str
+    zone_id: int
+    phases: tuple[int, ...]
+    envelope_a: float
+
+
+@dataclass(frozen=True, slots=True)
+class Raise:
+    """A change that would raise a connector's envelope to ``wanted_a``.
+
+    ``floor_a``: below it a partial raise is pointless (the EV would not
+    charge), so it is not sent at all. ``priority``: lower goes first.
+    """
+
+    key: str
+    wanted_a: float
+    floor_a: float
+    priority: int = 0
+
+
+class _Budget:
+    """Per zone phase: what is available and what the envelopes already take (deciamps)."""
+
+    def __init__(
+        self,
+        zones: Iterable[Zone],
+        available_a: Mapping[int, PhaseAmps],
+        connectors: Iterable[Budgeted],
+    ) -> None:
+        self.tree = ZoneTree(zones)
+        self.available = [
+            [deciamps_down(value) for value in available_a.get(zone.zone_id, (0.0, 0.0, 0.0))]
+            for zone in self.tree.zones
+        ]
+        self.used = [[0, 0, 0] for _ in self.tree.zones]
+        self.connectors = {connector.key: connector for connector in connectors}
+        for connector in self.connectors.values():
+            self.add(connector, deciamps_up(connector.envelope_a))
+
+    def chain(self, connector: Budgeted) -> tuple[int, ...]:
+        position = self.tree.index.get(connector.zone_id)
+        return () if position is None else self.tree.chains[position]
+
+    def add(self, connector: Budgeted, amount_da: int) -> None:
+        for zone in self.chain(connector):
+            for phase in connector.phases:
+                self.used[zone][phase] += amount_da
+
+    def slack_da(self, connector: Budgeted) -> int:
+        """What can still be added on every zone phase ``connector`` counts against."""
+        chain = self.chain(connector)
+        if not chain:
+            return 0  # a connector outside the tree gets nothing
+        return min(
+            self.available[zone][phase] - self.used[zone][phase]
+            for zone in chain
+            for phase in connector.phases
+        )
+
+
+def admit_raises(
+    zones: Iterable[Zone],
+    available_a: Mapping[int, PhaseAmps],
+    connectors: Iterable[Budgeted],
+    raises: Sequence[Raise],
+) -> dict[str, float]:
+    """The value each raise may be sent with now (absent: not now).
+
+    Every connector counts at its envelope; raises are taken in priority order
+    (then by key), each granted what still fits on every zone phase above it,
+    up to what it wants: all of it, or part of it if that part reaches its
+    floor. After the granted raises, for every zone phase, the envelopes add up
+    to at most the available current, unless they already exceeded it before
+    (then nothing is raised there).
+    """
+    budget = _Budget(zones, available_a, connectors)
+    granted: dict[str, float] = {}
+    for item in sorted(raises, key=lambda r: (r.priority, r.key)):
+        connector = budget.connectors.get(item.key)
+        if connector is None:
+            continue
+        envelope_da = deciamps_up(connector.envelope_a)
+        wanted_da = deciamps_down(item.wanted_a)
+        if wanted_da <= envelope_da:
+            granted[item.key] = item.wanted_a  # raises nothing the budget does not hold
+            continue
+        slack_da = budget.slack_da(connector)
+        value_da = min(wanted_da, envelope_da + max(0, slack_da))
+        partial = value_da < wanted_da
+        if value_da <= envelope_da or (partial and value_da < deciamps_up(item.floor_a)):
+            continue
+        budget.add(connector, value_da - envelope_da)
+        granted[item.key] = item.wanted_a if value_da == wanted_da else amps(value_da)
+    return granted
+
+
+@dataclass(frozen=True, slots=True)
+class IdleConnector:
+    """A connector without a session whose fallback evce may set.
+
+    ``current_a``: the fallback it holds now (``None``: not known).
+    ``offline_a``: its offline current, the most its fallback may be (SPEC §3.8).
+    """
+
+    key: str
+    zone_id: int
+    phases: tuple[int, ...]
+    offline_a: float
+    floor_a: float
+    current_a: float | None
+
+
+def fallback_targets(
+    zones: Iterable[Zone],
+    headroom_a: Mapping[int, PhaseAmps],
+    idle: Iterable[IdleConnector],
+    *,
+    deadband_a: float = 1.0,
+) -> dict[str, float]:
+    """The fallback of each idle connector, from what the sessions leave free.
+
+    ``headroom_a`` is, per zone, what is left after sessions and reserves (the
+    allocation's ``headroom_a``). Connectors are served by key: each keeps its
+    current fallback if that still fits and is within its offline current,
+    is raised only by at least ``deadband_a`` (building loads move all the
+    time; fallbacks need not follow every amp), and otherwise gets what fits,
+    0 when that is below its floor. The fallbacks granted add up to at most
+    the headroom on every zone phase.
+    """
+    tree = ZoneTree(zones)
+    free = [
+        [deciamps_down(max(0.0, value)) for value in headroom_a.get(zone.zone_id, (0.0, 0.0, 0.0))]
+        for zone in tree.zones
+    ]
+    deadband_da = deciamps_down(deadband_a)
+    targets: dict[str, float] = {}
+    for connector in sorted(idle, key=lambda item: item.key):
+        position = tree.index.get(connector.zone_id)
+        if position is None:
+            targets[connector.key] = 0.0
+            continue
+        chain = tree.chains[position]
+        fits_da = min(free[zone][phase] for zone in chain for phase in connector.phases)
+        offline_da = deciamps_down(connector.offline_a)
+        best_da = min(offline_da, fits_da)
+        if best_da < deciamps_up(connector.floor_a):
+            best_da = 0
+        value_da = best_da
+        if connector.current_a is not None:
+            current_da = deciamps_down(connector.current_a)
+            if current_da <= best_da and best_da - current_da < deadband_da:
+                value_da = current_da
+        for zone in chain:
+            for phase in connector.phases:
+                free[zone][phase] -= value_da
+        targets[connector.key] = amps(value_da)
+    return targets
+
+
+def session_fallback_a(current_a: float | None, offline_a: float, live_a: float) -> float:
+    """The fallback a connector with a session should hold.
+
+    At most its offline current (safe if evce goes) and at most its live
+    setpoint, so that the live profile lapsing or its transaction ending never
+    lets the connector draw more than the budget counts for it; otherwise left
+    as it is, so a session's raises cost no extra profiles.
+    """
+    ceiling_a = min(offline_a, live_a)
+    if current_a is not None and current_a <= ceiling_a:
+        return current_a
+    return ceiling_a
