@@ -550,7 +550,7 @@ def _plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[D
                 ref,
                 setpoint_a=wanted_a,
                 setpoint_w=_dc_power_w(ref, context, wanted_a),
-                reason="held",
+                reason=Reason.HELD.value,
                 idle_since_s=None,
                 last=last,
                 now_s=now_s,
@@ -690,7 +690,7 @@ def _store_results(
             # What the station may draw, not what evce asked of it.
             "setpoint_a": profiles_.envelope_a(now_s, ref.transaction_id),
             "setpoint_w": None,
-            "reason": "held",
+            "reason": Reason.HELD.value,
             "limiting_zone_id": None,
             "limiting_phase": None,
             "phases": [p + 1 for p in sorted(context.connectors[key].wiring.building_phases)],

@@ -116,6 +116,12 @@ class Reason(StrEnum):
     - ``IDLE_SUSPENDED``: drew less than the idle threshold for too long; offered
       current again at each wake-up.
     - ``INVALID_INPUT``: its zone is unknown; failing closed.
+
+    Set by the control loop, never by the allocator:
+
+    - ``HELD``: its station did not apply evce's last profile (refused, no
+      answer, or unknown since it connected); it is budgeted at what it may
+      draw and asked again.
     """
 
     CONNECTOR_MAX = "connector_max"
@@ -128,6 +134,7 @@ class Reason(StrEnum):
     NO_CAPACITY = "no_capacity"
     IDLE_SUSPENDED = "idle_suspended"
     INVALID_INPUT = "invalid_input"
+    HELD = "held"
 
 
 def _check_finite(owner: str, name: str, value: float | None) -> None:
