@@ -92,6 +92,10 @@ def fallback_commands(station: Station) -> list[Command]:
     Sent right behind the BootNotification answer, before the station can start
     a transaction, so that a car plugged in at once charges at the offline
     current, never at the connector maximum, until its live setpoint arrives.
+    They are preceded by a ClearChargingProfile of every TxDefaultProfile (no
+    connector id: OCPP 1.6 then clears the matching profiles of every
+    connector, connector 0 included): one left by a previous central system at
+    a higher stack level would otherwise prevail over evce's fallback.
     """
     from apps.central_system import commands
     from apps.energy import profiles
@@ -103,13 +107,16 @@ def fallback_commands(station: Station) -> list[Command]:
         # The control loop installs it on its next run; the boot must not fail.
         logger.warning("Fallback profiles of %s not computed: %s", station.identity, exc)
         return []
-    return [
+    fallbacks = [
         commands.Command(
             "SetChargingProfile",
             profiles.fallback_profile(connector_id, current_a=item.current_a, power_w=item.power_w),
         )
         for connector_id, item in sorted(offline.items())
     ]
+    if not fallbacks:
+        return []  # clearing with nothing to install would leave the connector maximum
+    return [commands.clear_charging_profile(purpose="TxDefaultProfile"), *fallbacks]
 
 
 def station_setpoints(identity: str) -> dict[int, dict]:

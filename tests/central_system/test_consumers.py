@@ -98,7 +98,7 @@ def test_accepted_boot_installs_the_fallback_profiles_first(make_station, redis_
         await station.open()
         await station.boot()
         frames = []
-        for _ in range(5):
+        for _ in range(6):
             frame = await station.receive()
             frames.append(frame)
             await station.answer(frame, {"status": "Accepted"})
@@ -106,8 +106,13 @@ def test_accepted_boot_installs_the_fallback_profiles_first(make_station, redis_
         return frames
 
     frames = run(scenario)
-    assert [f[2] for f in frames] == ["SetChargingProfile"] * 2 + ["ChangeConfiguration"] * 3
-    profiles = {f[3]["connectorId"]: f[3]["csChargingProfiles"] for f in frames[:2]}
+    assert [f[2] for f in frames] == (
+        ["ClearChargingProfile"] + ["SetChargingProfile"] * 2 + ["ChangeConfiguration"] * 3
+    )
+    # Every TxDefaultProfile goes first, on every connector: one a previous central
+    # system left at a higher stack level would prevail over evce's fallback.
+    assert frames[0][3] == {"chargingProfilePurpose": "TxDefaultProfile"}
+    profiles = {f[3]["connectorId"]: f[3]["csChargingProfiles"] for f in frames[1:3]}
     assert sorted(profiles) == [1, 2]
     for profile in profiles.values():
         assert profile["chargingProfilePurpose"] == "TxDefaultProfile"
