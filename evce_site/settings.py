@@ -14,10 +14,11 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from evce_site import embedded_redis
-from evce_site.env import env_bool, env_int, env_list, env_str, parse_database_url
+from evce_site.env import env_bool, env_float, env_int, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("EVCE_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -178,8 +179,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("EVCE_CELERY_EAGER", False)
 # Beat tick of the meter poller; the site's polling period (250-10000 ms) is
 # applied on top of it (see apps.meters.tasks).
+# Period of the re-allocation tick, which also renews live profiles (the beat
+# schedule in evce_site.celery reads the same variable).
+REBALANCE_PERIOD_S = env_float("EVCE_REBALANCE_PERIOD_S", 30.0, minimum=0.1, maximum=3600)
 # Validity of a live charging profile; renewed at half-life while evce runs.
 SETPOINT_LEASE_S = env_int("EVCE_SETPOINT_LEASE_S", 120, minimum=30, maximum=3600)
+# Renewals happen at ticks: a lease shorter than three of them lapses when a
+# tick runs late or one renewal fails, and stations fall back while evce runs.
+LEASE_MIN_TICKS = 3
+if SETPOINT_LEASE_S < LEASE_MIN_TICKS * REBALANCE_PERIOD_S:
+    raise ImproperlyConfigured(
+        f"EVCE_SETPOINT_LEASE_S={SETPOINT_LEASE_S} must be at least {LEASE_MIN_TICKS} "
+        f"re-allocation ticks (EVCE_REBALANCE_PERIOD_S={REBALANCE_PERIOD_S:g} s), "
+        f"i.e. {LEASE_MIN_TICKS * REBALANCE_PERIOD_S:g} s or more."
+    )
 # Time an EV takes to follow a raised setpoint; a fresh sample is asked for then.
 EV_RAMP_S = env_int("EVCE_EV_RAMP_S", 3, minimum=1, maximum=30)
 # Time an EV may take to follow a lower limit (IEC 61851: 5 s): capacity a

@@ -129,6 +129,10 @@ def fallback_commands(station: Station) -> list[Command]:
     station held before is unknown from here on (it counts at its connectors'
     maximum), and the control loop is asked to run: its profiles reach the
     station after these, so what it records is what the station holds.
+    They are preceded by a ClearChargingProfile of every TxDefaultProfile (no
+    connector id: OCPP 1.6 then clears the matching profiles of every
+    connector, connector 0 included): one left by a previous central system at
+    a higher stack level would otherwise prevail over evce's fallback.
     """
     from apps.central_system import commands
     from apps.energy import profiles, state
@@ -144,7 +148,7 @@ def fallback_commands(station: Station) -> list[Command]:
         logger.warning("Fallback profiles of %s not computed: %s", station.identity, exc)
         return []
     rebalance_request(reason="station")
-    result = []
+    fallbacks = []
     for connector_id, item in sorted(offline.items()):
         raw = stored.get(f"{station.identity}/{connector_id}")
         wanted_a = (
@@ -156,7 +160,7 @@ def fallback_commands(station: Station) -> list[Command]:
         if wanted_a is not None and wanted_a < current_a:
             current_a = wanted_a
             power_w = None if item.power_w is None else item.power_w * wanted_a / item.current_a
-        result.append(
+        fallbacks.append(
             commands.Command(
                 "SetChargingProfile",
                 profiles.fallback_profile(
@@ -166,7 +170,9 @@ def fallback_commands(station: Station) -> list[Command]:
                 ),
             )
         )
-    return result
+    if not fallbacks:
+        return []  # clearing with nothing to install would leave the connector maximum
+    return [commands.clear_charging_profile(purpose="TxDefaultProfile"), *fallbacks]
 
 
 def station_setpoints(identity: str) -> dict[int, dict]:

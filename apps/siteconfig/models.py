@@ -189,6 +189,21 @@ class SiteSettings(models.Model):
             raise ValidationError(
                 {"reduction_gap_a": _("The reduction gap cannot exceed the reduction trigger.")}
             )
+        if self.production_mode == ProductionMode.LOCAL:
+            # Zones live above the settings; the rule is theirs to compute.
+            from apps.zones.selectors import zones_without_production_meter
+
+            lacking = zones_without_production_meter()
+            if lacking:
+                raise ValidationError(
+                    {
+                        "production_mode": _(
+                            "Local production only needs a production meter on every zone "
+                            "holding stations or on a zone above it; missing for %(zones)s."
+                        )
+                        % {"zones": ", ".join(zone.name for zone in lacking)}
+                    }
+                )
 
     @classmethod
     def load(cls) -> SiteSettings:

@@ -57,6 +57,7 @@ from apps.zones.models import (
     TouSlot,
     Zone,
 )
+from apps.zones.selectors import zones_without_production_meter
 
 SECTIONS = (
     "site",
@@ -933,6 +934,11 @@ def apply_plan(plan: Plan) -> ImportResult:
     site = SiteSettings.load()
     for key, value in plan.site.items():
         setattr(site, key, value)
+    # "Local only" depends on the zones and stations the file brings: it is
+    # set (and checked) once they are in place.
+    production_mode = site.production_mode
+    if production_mode == ProductionMode.LOCAL:
+        site.production_mode = ProductionMode.GRID
     result = ImportResult(site_name=site.name)
     applier = _Applier(result)
     applier.save(site, "site", "site", created=False)
@@ -1020,9 +1026,34 @@ def apply_plan(plan: Plan) -> ImportResult:
         entry.device = meters_by_name.get(data["device"]) if data["device"] else None
         applier.save(entry, path, "external_inputs", created)
 
+    if production_mode == ProductionMode.LOCAL and not applier.errors:
+        applier.errors.extend(_local_production_errors(plan))
+        if not applier.errors:
+            site.production_mode = production_mode
+            site.save(update_fields=["production_mode"])
     if applier.errors:
         raise SiteFileError(applier.errors)
     return result
+
+
+def _local_production_errors(plan: Plan) -> list[str]:
+    """Zones that would charge from nothing under "local only", with their paths.
+
+    A zone is named where the file declares it, else where the file puts a
+    station in it, else the error is on the production mode itself.
+    """
+    zone_paths = {zplan.name: zplan.path for zplan in plan.zones}
+    station_paths: dict[str, str] = {}
+    for path, data in plan.stations:
+        station_paths.setdefault(data["zone"], f"{path}.zone")
+    errors = []
+    for zone in zones_without_production_meter():
+        where = zone_paths.get(zone.name) or station_paths.get(zone.name) or "site.production"
+        errors.append(
+            f"{where}: zone {zone.name!r} holds stations but has no production_meter "
+            "on itself or a zone above it, which production 'local' needs"
+        )
+    return errors
 
 
 def _apply_station(

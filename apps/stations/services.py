@@ -346,6 +346,8 @@ def transaction_start(
 
     The same station, connector, id tag and start time is the same session
     (a station re-sends its start after a lost answer or a reconnection).
+    A connector runs one session at a time: a new one supersedes whatever
+    other session is still open there (see :func:`_supersede_older`).
     """
     _connector(station, connector_id)
     lookup = {
@@ -359,7 +361,7 @@ def transaction_start(
         return existing
     try:
         with transaction.atomic():
-            return Transaction.objects.create(
+            session = Transaction.objects.create(
                 **lookup,
                 station=station,
                 station_name=station.name,
@@ -369,8 +371,80 @@ def transaction_start(
                 reservation_id=reservation_id,
                 status=TransactionStatus.CHARGING,
             )
+            _supersede_older(session)
+            return session
     except IntegrityError:
         return Transaction.objects.get(**lookup)
+
+
+# Stop reason of a session closed because a newer one started on its connector.
+# Not an OCPP reason on purpose: a station never sends it, so it marks the
+# sessions evce closed (their own StopTransaction, if it ever comes, still
+# reconciles them with the station's figures).
+SUPERSEDED = "Superseded"
+
+
+def _supersede_older(latest: Transaction) -> list[Transaction]:
+    """Close every other open session of ``latest``'s connector.
+
+    A lost StopTransaction or a station reboot leaves a session open that the
+    station no longer runs; driving it would send profiles for a transaction
+    the station rejects while its real session charges unmanaged. Stations
+    deliver transaction messages in order, so the start that arrives last is
+    the session running now, whatever its clock says. The closed sessions keep
+    their last metered energy (the latest energy register sampled, else their
+    start: nothing is invented) and stay in the CDRs.
+    """
+    identity, connector_id = latest.station_identity, latest.connector_id
+    older = list(
+        Transaction.objects.select_for_update()
+        .filter(station_identity=identity, connector_id=connector_id, stopped_at__isnull=True)
+        .exclude(pk=latest.pk)
+        .order_by("started_at", "id")
+    )
+    for session in older:
+        last_sample = (
+            MeterSample.objects.filter(transaction=session, energy_wh__isnull=False)
+            .order_by("-sampled_at", "-id")
+            .only("energy_wh")
+            .first()
+        )
+        meter_stop_wh = session.meter_start_wh
+        if last_sample is not None:
+            meter_stop_wh = round(last_sample.energy_wh)
+        if session.meter_start_wh is not None:
+            # Energy already counted from samples is never taken back.
+            meter_stop_wh = max(meter_stop_wh or 0, session.meter_start_wh + session.energy_wh)
+        _close(
+            session,
+            stopped_at=latest.started_at or timezone.now(),
+            meter_stop_wh=meter_stop_wh,
+            reason=SUPERSEDED,
+            count_charging=False,  # the connector's status is the new session's
+        )
+        device_log_write(
+            category=EventCategory.COMMUNICATION,
+            level=EventLevel.WARNING,
+            event="transaction_superseded",
+            message=_(
+                "Transaction %(pk)s on %(identity)s/%(connector)s was still open when "
+                "transaction %(latest)s started there: closed with %(energy)s Wh."
+            )
+            % {
+                "pk": session.pk,
+                "identity": identity,
+                "connector": connector_id,
+                "latest": latest.pk,
+                "energy": session.energy_wh,
+            },
+            station_identity=identity,
+            data={
+                "transaction_id": session.pk,
+                "superseded_by": latest.pk,
+                "energy_wh": session.energy_wh,
+            },
+        )
+    return older
 
 
 def transaction_stop(
@@ -402,7 +476,7 @@ def transaction_stop(
             )
             if not created:
                 return session  # the same stop again
-        elif session.stopped_at is None or session.forced_stop:
+        elif session.stopped_at is None or session.forced_stop or session.stop_reason == SUPERSEDED:
             repeat = session.forced_stop and session.stopped_at == stopped_at
             _close(session, stopped_at=stopped_at, meter_stop_wh=meter_stop_wh, reason=reason)
             if repeat:
@@ -456,11 +530,18 @@ def _store_unknown_stop(
 
 
 def _close(
-    session: Transaction, *, stopped_at: datetime, meter_stop_wh: int | None, reason: str
+    session: Transaction,
+    *,
+    stopped_at: datetime,
+    meter_stop_wh: int | None,
+    reason: str,
+    count_charging: bool = True,
 ) -> None:
+    """Close ``session``; ``count_charging`` adds the connector's time in Charging
+    up to ``stopped_at`` (not when the real end of the session is unknown)."""
     if session.started_at is not None:
         stopped_at = max(stopped_at, session.started_at)
-    if session.stopped_at is None:
+    if session.stopped_at is None and count_charging:
         connector = Connector.objects.filter(
             station__identity=session.station_identity, connector_id=session.connector_id
         ).first()

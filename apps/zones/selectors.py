@@ -119,3 +119,34 @@ def active_reductions(now: datetime | None = None) -> dict[int, list[ActiveReduc
 
 def _float(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
+
+
+def zones_without_production_meter() -> list[Zone]:
+    """Zones holding stations with no production meter on themselves or an ancestor.
+
+    Under the "local only" production mode such a zone has no production to
+    charge from (SPEC §3.2): the allocator gives it 0 A, and the settings
+    refuse the mode while one exists, so that green charging is never
+    configured to silently stop (or, before, to charge from the grid).
+    Ordered by name.
+    """
+    rows = {
+        pk: (parent_id, production_meter_id)
+        for pk, parent_id, production_meter_id in Zone.objects.values_list(
+            "pk", "parent_id", "production_meter_id"
+        )
+    }
+
+    def has_production(zone_id: int) -> bool:
+        seen: set[int] = set()
+        node: int | None = zone_id
+        while node is not None and node not in seen and node in rows:
+            seen.add(node)
+            parent_id, production_meter_id = rows[node]
+            if production_meter_id is not None:
+                return True
+            node = parent_id
+        return False
+
+    lacking = [pk for pk in rows if not has_production(pk)]
+    return list(Zone.objects.filter(pk__in=lacking, stations__isnull=False).distinct())

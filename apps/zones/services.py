@@ -44,16 +44,40 @@ def external_input_apply(entry: ExternalInput, active: bool, *, source: str, use
     return True
 
 
-def external_inputs_poll() -> dict[int, bool | str]:
-    """Read every enabled Modbus input; a failed read keeps the last known state."""
-    from apps.meters.services import meter_connection, poll_session
+# Consecutive failed reads of each Modbus input (hash: input pk → count).
+INPUT_FAILURES_KEY = ("inputs", "failures")
+# Failed reads before an input counts as active when the site settings give none.
+INPUT_UNREADABLE_AFTER_READS = 3
 
-    results: dict[int, bool | str] = {}
-    entries = (
+
+def external_inputs_poll(*, unreadable_after: int | None = None) -> dict[int, bool | str]:
+    """Read every enabled Modbus input and record its state.
+
+    Fails closed: an input whose device cannot be read keeps its last state
+    for ``unreadable_after`` - 1 failed reads (a single lost frame must not
+    cut charging), then counts as *active* until its first good read — an
+    inactive "stop" relay that nobody can read may have opened. The count
+    defaults to the site's meter-lost setting (a meter and an input device
+    are lost alike). Returns each input's state, or the read error.
+    """
+    from apps.meters.services import meter_connection, poll_session
+    from apps.siteconfig.models import SiteSettings
+    from evce_site.hotstate import key, redis_client
+
+    entries = list(
         ExternalInput.objects.filter(enabled=True)
         .exclude(kind=InputKind.API)
         .select_related("device")
     )
+    if not entries:
+        return {}
+    if unreadable_after is None:
+        unreadable_after = (
+            SiteSettings.load().meter_lost_after_polls or INPUT_UNREADABLE_AFTER_READS
+        )
+    client = redis_client()
+    failures_key = key(*INPUT_FAILURES_KEY)
+    results: dict[int, bool | str] = {}
     for entry in entries:
         try:
             bit = poll_session().read_bit(
@@ -63,13 +87,46 @@ def external_inputs_poll() -> dict[int, bool | str]:
                 timeout_s=entry.device.timeout_ms / 1000,
             )
         except MeterError as exc:
-            logger.warning("External input %s could not be read: %s", entry.number, exc)
+            failed_reads = int(client.hincrby(failures_key, entry.pk, 1))
+            logger.warning(
+                "External input %s could not be read (%d): %s", entry.number, failed_reads, exc
+            )
             results[entry.number] = str(exc)
+            if failed_reads == unreadable_after:
+                _log_input_readable(entry, readable=False, failed_reads=failed_reads, error=exc)
+            if failed_reads >= unreadable_after:
+                external_input_apply(entry, True, source="unreadable")
             continue
+        failed_reads = int(client.hget(failures_key, entry.pk) or 0)
+        if failed_reads:
+            client.hdel(failures_key, entry.pk)
+        if failed_reads >= unreadable_after:
+            _log_input_readable(entry, readable=True, failed_reads=failed_reads)
         active = bit != entry.active_when_off
         external_input_apply(entry, active, source="Modbus")
         results[entry.number] = active
     return results
+
+
+def _log_input_readable(
+    entry: ExternalInput, *, readable: bool, failed_reads: int, error: Exception | None = None
+) -> None:
+    if readable:
+        device_log_write(
+            category=EventCategory.COMMUNICATION,
+            event="input_readable",
+            message=f"External input {entry.number} ({entry.name}) can be read again.",
+            data={"input": entry.number},
+        )
+        return
+    device_log_write(
+        category=EventCategory.COMMUNICATION,
+        level=EventLevel.ERROR,
+        event="input_unreadable",
+        message=f"External input {entry.number} ({entry.name}) cannot be read "
+        f"({failed_reads} failed reads): counted as active until it can. {error}",
+        data={"input": entry.number, "failed_reads": failed_reads, "error": str(error)},
+    )
 
 
 @transaction.atomic

@@ -98,7 +98,7 @@ def test_accepted_boot_installs_the_fallback_profiles_first(make_station, redis_
         await station.open()
         await station.boot()
         frames = []
-        for _ in range(5):
+        for _ in range(6):
             frame = await station.receive()
             frames.append(frame)
             await station.answer(frame, {"status": "Accepted"})
@@ -106,8 +106,13 @@ def test_accepted_boot_installs_the_fallback_profiles_first(make_station, redis_
         return frames
 
     frames = run(scenario)
-    assert [f[2] for f in frames] == ["SetChargingProfile"] * 2 + ["ChangeConfiguration"] * 3
-    profiles = {f[3]["connectorId"]: f[3]["csChargingProfiles"] for f in frames[:2]}
+    assert [f[2] for f in frames] == (
+        ["ClearChargingProfile"] + ["SetChargingProfile"] * 2 + ["ChangeConfiguration"] * 3
+    )
+    # Every TxDefaultProfile goes first, on every connector: one a previous central
+    # system left at a higher stack level would prevail over evce's fallback.
+    assert frames[0][3] == {"chargingProfilePurpose": "TxDefaultProfile"}
+    profiles = {f[3]["connectorId"]: f[3]["csChargingProfiles"] for f in frames[1:3]}
     assert sorted(profiles) == [1, 2]
     for profile in profiles.values():
         assert profile["chargingProfilePurpose"] == "TxDefaultProfile"
@@ -390,3 +395,54 @@ def test_every_frame_is_logged(make_station, redis_url):
         ("in", 2, "bad-1", "Heartbeat"),
         ("out", 4, "bad-1", ""),
     ]
+
+
+def test_a_new_start_on_a_connector_supersedes_the_session_left_open(
+    make_station, identity, redis_url
+):
+    """A rebooted station's lost StopTransaction must not leave the loop driving the old id."""
+    from apps.energy.snapshot import build_snapshot
+    from apps.stations.models import Transaction
+
+    installed = StationFactory(identity=identity)
+    ConnectorFactory(station=installed, connector_id=1)
+
+    def start(tag: str, meter_wh: int, at: str) -> dict:
+        return {"connectorId": 1, "idTag": tag, "meterStart": meter_wh, "timestamp": at}
+
+    async def scenario():
+        station = make_station(installed.identity)
+        await station.open()
+        first = await station.call("StartTransaction", start("CARD1", 100, "2025-03-01T08:00:00Z"))
+        old_id = first[2]["transactionId"]
+        await station.call(
+            "MeterValues",
+            {
+                "connectorId": 1,
+                "transactionId": old_id,
+                "meterValue": [
+                    {
+                        "timestamp": "2025-03-01T08:30:00Z",
+                        "sampledValue": [{"value": "6100", "unit": "Wh"}],
+                    }
+                ],
+            },
+        )
+        await station.close()
+        # The station reboots; the StopTransaction of the first session is lost.
+        rebooted = make_station(installed.identity)
+        await rebooted.open()
+        second = await rebooted.call(
+            "StartTransaction", start("CARD2", 7000, "2025-03-01T10:00:00Z")
+        )
+        refs = (await database_sync_to_async(build_snapshot)()).refs
+        await rebooted.close()
+        return old_id, second[2]["transactionId"], refs
+
+    old_id, new_id, refs = run(scenario)
+    assert new_id != old_id
+    old = Transaction.objects.get(pk=old_id)
+    assert (old.stop_reason, old.energy_wh, old.meter_stop_wh) == ("Superseded", 6000, 6100)
+    assert Transaction.objects.get(stopped_at__isnull=True).pk == new_id
+    # The control loop drives the session the station runs now.
+    assert refs[f"{installed.identity}/1"].transaction_id == new_id

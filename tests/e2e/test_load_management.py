@@ -96,7 +96,11 @@ def live(tmp_path_factory):
         for i in IDENTITIES
     )
     (data_dir / "site.yaml").write_text(SITE.format(port=port, stations=stations))
-    stack = start_stack(data_dir, demo=False, extra_env={"EVCE_SETPOINT_LEASE_S": "30"})
+    stack = start_stack(
+        data_dir,
+        demo=False,
+        extra_env={"EVCE_SETPOINT_LEASE_S": "30", "EVCE_REBALANCE_PERIOD_S": "10"},
+    )
     imported = stack.manage("site", "import", str(data_dir / "site.yaml"))
     assert imported.returncode == 0, imported.stderr
 

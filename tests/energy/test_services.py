@@ -54,3 +54,25 @@ def test_runs_are_single_flight_and_pick_up_late_requests(hot_state, monkeypatch
     assert calls == [False, True]  # the holder ran again for the late request (a capacity change)
     assert not hot_state.exists(services.DIRTY)
     assert state.zone_results()[Zone.objects.get().pk]["available_a"] == [100.0, 100.0, 100.0]
+
+
+@pytest.mark.django_db
+def test_local_only_without_a_production_meter_above_gives_a_zone_nothing(hot_state):
+    """A site left in "local only" with a zone that has no production source (it got
+    there before the settings refused it) charges nothing there, not from the grid."""
+    from apps.energy.control import rebalance_once
+    from apps.meters.models import Meter, MeterModel
+    from apps.siteconfig.models import ProductionMode, SiteSettings
+
+    solar = Meter.objects.create(name="pv", model=MeterModel.objects.get(name="pm5320"), host="x")
+    roof = Zone.objects.create(name="Roof", max_current_a=100, production_meter=solar)
+    covered = Zone.objects.create(name="Covered", max_current_a=63, parent=roof)
+    basement = Zone.objects.create(name="Basement", max_current_a=63)
+    SiteSettings.load()
+    SiteSettings.objects.update(production_mode=ProductionMode.LOCAL)
+
+    allocation = rebalance_once().allocation
+    assert allocation.zone(basement.pk).available_a == (0.0, 0.0, 0.0)
+    # Below a production meter the sub-zone is bounded by the production (none read yet).
+    assert allocation.zone(covered.pk).available_a == (63.0, 63.0, 63.0)
+    assert allocation.zone(roof.pk).available_a == (0.0, 0.0, 0.0)

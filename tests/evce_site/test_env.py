@@ -1,7 +1,15 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from evce_site.env import DatabaseUrl, env_bool, env_int, env_list, env_str, parse_database_url
+from evce_site.env import (
+    DatabaseUrl,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    parse_database_url,
+)
 
 VAR = "EVCE_TEST_SETTING"
 
@@ -74,6 +82,31 @@ def test_env_int_refuses_values_out_of_bounds(setenv, raw, message):
     setenv(raw)
     with pytest.raises(ImproperlyConfigured, match=message):
         env_int(VAR, 0, minimum=1, maximum=65535)
+
+
+def test_env_float_parses_numbers_within_inclusive_bounds(setenv):
+    assert env_float(VAR, 30.0, minimum=0.1) == 30.0
+    setenv(" 2.5 ")
+    assert env_float(VAR, 30.0, minimum=0.1, maximum=3600) == 2.5
+    setenv("0.1")
+    assert env_float(VAR, 30.0, minimum=0.1) == 0.1
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("fast", "is not a number"),
+        ("", "is not a number"),
+        ("nan", "is not a finite number"),
+        ("inf", "is not a finite number"),
+        ("0", "below the minimum 0.1"),
+        ("3601", "above the maximum 3600"),
+    ],
+)
+def test_env_float_refuses_bad_values(setenv, raw, message):
+    setenv(raw)
+    with pytest.raises(ImproperlyConfigured, match=message):
+        env_float(VAR, 30.0, minimum=0.1, maximum=3600)
 
 
 def test_env_list_splits_on_commas_and_drops_blanks(setenv):

@@ -54,6 +54,28 @@ def test_a_bad_environment_value_stops_the_start_clearly(tmp_path):
     assert "EVCE_HTTP_PORT='eighty' is not an integer" in result.stderr
 
 
+def test_a_lease_shorter_than_three_reallocation_ticks_stops_the_start(tmp_path):
+    """Live profiles renewed only at ticks would lapse between two renewals."""
+    result = _manage(
+        "check",
+        EVCE_DATA_DIR=str(tmp_path),
+        EVCE_SETPOINT_LEASE_S="60",
+        EVCE_REBALANCE_PERIOD_S="30",
+    )
+    assert result.returncode != 0
+    assert (
+        "EVCE_SETPOINT_LEASE_S=60 must be at least 3 re-allocation ticks "
+        "(EVCE_REBALANCE_PERIOD_S=30 s), i.e. 90 s or more." in result.stderr
+    )
+    accepted = _manage(
+        "check",
+        EVCE_DATA_DIR=str(tmp_path),
+        EVCE_SETPOINT_LEASE_S="30",
+        EVCE_REBALANCE_PERIOD_S="10",
+    )
+    assert accepted.returncode == 0, accepted.stderr
+
+
 def test_secret_key_is_generated_once_and_kept_private(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "EVCE_SECRET_KEY"}
     code = "from django.conf import settings; print(settings.SECRET_KEY)"

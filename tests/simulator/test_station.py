@@ -253,6 +253,56 @@ def test_follows_tx_profile_then_falls_back_to_tx_default_when_it_expires() -> N
     run(scenario)
 
 
+def test_clearing_tx_defaults_by_purpose_removes_a_previous_central_systems_profiles() -> None:
+    """What evce sends at boot: clear every TxDefaultProfile, then install its fallback."""
+
+    async def scenario() -> None:
+        async with CentralSystem() as cs:
+            station = make_station(cs, connectors=2)
+            async with running(station):
+                await cs.wait_for(lambda: station.accepted)
+                # Left by a previous central system, above evce's stack level 0.
+                for connector_id, stack_level in ((0, 5), (1, 3)):
+                    foreign = {**tx_default_profile(32, stack_level), "charging_profile_id": 90}
+                    foreign["charging_profile_id"] += connector_id
+                    result = await cs.call(
+                        "CP1",
+                        call.SetChargingProfile(
+                            connector_id=connector_id, cs_charging_profiles=foreign
+                        ),
+                    )
+                    assert result.status == "Accepted"
+                cleared = await cs.call(
+                    "CP1", call.ClearChargingProfile(charging_profile_purpose="TxDefaultProfile")
+                )
+                assert cleared.status == "Accepted"
+                for connector_id in (1, 2):
+                    fallback = {**tx_default_profile(10), "charging_profile_id": 1000}
+                    fallback["charging_profile_id"] += connector_id
+                    result = await cs.call(
+                        "CP1",
+                        call.SetChargingProfile(
+                            connector_id=connector_id, cs_charging_profiles=fallback
+                        ),
+                    )
+                    assert result.status == "Accepted"
+                station.arrive(Ev(THREE_PHASE_32A, 0.2), "TAG-1", connector_id=1)
+                await cs.wait_for(
+                    lambda: station.phase_currents_a() == (10.0, 10.0, 10.0),
+                    what="the fallback, not the 32 A left behind",
+                )
+                again = await cs.call(
+                    "CP1", call.ClearChargingProfile(charging_profile_purpose="TxDefaultProfile")
+                )
+                assert again.status == "Accepted"  # evce's own fallbacks, this time
+                nothing = await cs.call(
+                    "CP1", call.ClearChargingProfile(charging_profile_purpose="TxDefaultProfile")
+                )
+                assert nothing.status == "Unknown"
+
+    run(scenario)
+
+
 def test_limit_below_6_a_suspends_the_ev() -> None:
     async def scenario() -> None:
         async with CentralSystem() as cs:

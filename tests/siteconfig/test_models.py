@@ -4,7 +4,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from apps.siteconfig.models import SiteSettings
+from apps.meters.models import Meter, MeterModel
+from apps.siteconfig.models import ProductionMode, SiteSettings
+from apps.stations.models import Station
+from apps.zones.models import Zone
 
 pytestmark = pytest.mark.django_db
 
@@ -81,4 +84,27 @@ def test_reduction_gap_equal_to_trigger_is_accepted():
     site = SiteSettings.load()
     site.reduction_trigger_a = Decimal("3")
     site.reduction_gap_a = Decimal("3")
+    site.full_clean()
+
+
+def test_local_production_only_is_refused_while_a_zone_with_stations_has_no_production_meter():
+    solar = Meter.objects.create(name="pv", model=MeterModel.objects.get(name="pm5320"), host="x")
+    roof = Zone.objects.create(name="Roof", max_current_a=100, production_meter=solar)
+    covered = Zone.objects.create(name="Covered", max_current_a=63, parent=roof)
+    basement = Zone.objects.create(name="Basement", max_current_a=63)
+    Station.objects.create(identity="CP1", name="Covered 1", zone=covered)
+    Station.objects.create(identity="CP2", name="Basement 1", zone=basement)
+    site = SiteSettings.load()
+    site.production_mode = ProductionMode.LOCAL
+    with pytest.raises(ValidationError) as excinfo:
+        site.full_clean()
+    assert excinfo.value.message_dict["production_mode"] == [
+        "Local production only needs a production meter on every zone holding stations "
+        "or on a zone above it; missing for Basement."
+    ]
+
+    basement.production_meter = Meter.objects.create(
+        name="pv2", model=MeterModel.objects.get(name="pm5320"), host="y"
+    )
+    basement.save()
     site.full_clean()

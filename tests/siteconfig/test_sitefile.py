@@ -831,3 +831,56 @@ def test_an_exported_file_reimports_through_the_command(tmp_path):
 
     assert site_export() == exported
     assert Meter.objects.get(name="garage").connection_type == ConnectionType.RTU
+
+
+# --- local production only ----------------------------------------------------------------
+
+LOCAL_SITE = """\
+site: {name: Green, production: local}
+meters:
+  - {name: pv, model: pm5320, host: 10.0.0.8}
+zones:
+  - name: Roof
+    max_current_a: 100
+    production_meter: pv
+    zones:
+      - {name: Covered, max_current_a: 63}
+  - name: Basement
+    max_current_a: 63
+stations:
+  - {identity: GREEN-1, name: Covered 1, zone: Covered, connectors: [{id: 1, max_current_a: 32}]}
+  - {identity: GREEN-2, name: Basement 1, zone: Basement, connectors: [{id: 1, max_current_a: 32}]}
+"""
+
+
+def test_local_only_is_refused_for_a_zone_with_stations_and_no_production_meter_above():
+    """Green charging with nothing produced would charge from the grid: refused, nothing changed."""
+    before = snapshot()
+    assert import_errors(LOCAL_SITE) == [
+        "zones[1]: zone 'Basement' holds stations but has no production_meter on itself "
+        "or a zone above it, which production 'local' needs"
+    ]
+    assert snapshot() == before
+    assert SiteSettings.load().production_mode == "grid"
+
+
+def test_local_only_is_accepted_when_every_zone_with_stations_has_production_above():
+    text = LOCAL_SITE.replace("zone: Basement,", "zone: Covered,")
+    site_import(text)
+    assert SiteSettings.load().production_mode == "local"
+    # Basement has no stations: it does not matter that it has no production meter.
+    assert not Zone.objects.get(name="Basement").stations.exists()
+
+
+def test_local_only_already_set_refuses_a_station_in_a_zone_without_production():
+    site_import(LOCAL_SITE.replace("zone: Basement,", "zone: Covered,"))
+    before = snapshot()
+    text = """\
+stations:
+  - {identity: GREEN-3, name: Basement 2, zone: Basement, connectors: [{id: 1, max_current_a: 32}]}
+"""
+    assert import_errors(text) == [
+        "stations[0].zone: zone 'Basement' holds stations but has no production_meter on "
+        "itself or a zone above it, which production 'local' needs"
+    ]
+    assert snapshot() == before

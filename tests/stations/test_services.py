@@ -273,6 +273,107 @@ class TestTransactions:
         assert DeviceLogEntry.objects.filter(event="transaction_force_stopped").count() == 1
 
 
+class TestSupersededTransactions:
+    """A connector runs one session: a new start closes what was left open there."""
+
+    def test_a_new_start_supersedes_the_open_session_with_its_last_metered_energy(self):
+        station = StationFactory()
+        old = start(station, meter_wh=10_000)
+        other_connector = start(station, connector_id=2, meter_wh=0)
+        services.meter_values_record(
+            station=station,
+            connector_id=1,
+            transaction_id=old.pk,
+            readings=[
+                MeterReading(at(10), energy_wh=12_500.0),
+                MeterReading(at(20), energy_wh=14_200.0),
+            ],
+        )
+        # The StopTransaction of ``old`` was lost; the station starts a new session.
+        new = services.transaction_start(
+            station=station,
+            connector_id=1,
+            id_tag="CARD2",
+            meter_start_wh=15_000,
+            started_at=at(90),
+        )
+        old.refresh_from_db()
+        assert old.stopped_at == at(90) and old.status == TransactionStatus.FINISHED
+        assert old.stop_reason == services.SUPERSEDED == "Superseded"
+        assert (old.meter_stop_wh, old.energy_wh) == (14_200, 4_200)
+        assert list(Transaction.objects.filter(stopped_at__isnull=True).order_by("pk")) == [
+            other_connector,
+            new,
+        ]
+        event = DeviceLogEntry.objects.get(event="transaction_superseded")
+        assert event.level == "warning" and event.station_identity == station.identity
+        assert event.data == {"transaction_id": old.pk, "superseded_by": new.pk, "energy_wh": 4200}
+
+    def test_without_an_energy_sample_the_superseded_session_ends_at_its_start(self):
+        station = StationFactory()
+        old = start(station, meter_wh=5_000)
+        services.meter_values_record(
+            station=station,
+            connector_id=1,
+            transaction_id=old.pk,
+            readings=[MeterReading(at(5), 16.0, 16.0, 16.0)],  # currents, no register
+        )
+        services.connector_status_update(station=station, connector_id=1, status="Charging", at=T0)
+        services.transaction_start(
+            station=station, connector_id=1, id_tag="CARD2", meter_start_wh=0, started_at=at(60)
+        )
+        old.refresh_from_db()
+        assert (old.meter_stop_wh, old.energy_wh, old.stop_reason) == (5_000, 0, "Superseded")
+        # Its end is unknown: the connector's time in Charging is not credited to it.
+        assert old.charging_duration_s == 0
+
+    def test_repeated_starts_keep_their_ids_and_supersede_nothing_more(self):
+        station = StationFactory()
+        old = start(station)
+        new = services.transaction_start(
+            station=station, connector_id=1, id_tag="CARD2", meter_start_wh=2000, started_at=at(30)
+        )
+        # Both starts are re-sent after a reconnection: the same ids come back.
+        assert start(station).pk == old.pk
+        again = services.transaction_start(
+            station=station, connector_id=1, id_tag="CARD2", meter_start_wh=2000, started_at=at(30)
+        )
+        assert again.pk == new.pk
+        new.refresh_from_db()
+        assert new.stopped_at is None
+        assert Transaction.objects.count() == 2
+        assert DeviceLogEntry.objects.filter(event="transaction_superseded").count() == 1
+
+    def test_the_last_start_to_arrive_wins_whatever_the_station_clock_says(self):
+        """A station rebooted with its clock reset starts a session dated before the open one."""
+        station = StationFactory()
+        old = start(station)
+        new = services.transaction_start(
+            station=station, connector_id=1, id_tag="CARD2", meter_start_wh=0, started_at=at(-600)
+        )
+        old.refresh_from_db()
+        assert old.stop_reason == "Superseded" and old.stopped_at == T0  # never before its start
+        assert Transaction.objects.get(stopped_at__isnull=True) == new
+
+    def test_a_late_stop_of_a_superseded_session_reconciles_it(self):
+        station = StationFactory()
+        old = start(station, meter_wh=1_000)
+        services.transaction_start(
+            station=station, connector_id=1, id_tag="CARD2", meter_start_wh=9_000, started_at=at(60)
+        )
+        # The lost StopTransaction finally arrives, with the station's figures.
+        for _ in range(2):
+            services.transaction_stop(
+                station=station,
+                transaction_id=old.pk,
+                meter_stop_wh=8_000,
+                stopped_at=at(40),
+                reason="EVDisconnected",
+            )
+        old.refresh_from_db()
+        assert (old.stopped_at, old.energy_wh, old.stop_reason) == (at(40), 7_000, "EVDisconnected")
+
+
 class TestMeterValues:
     def test_samples_update_the_session_live_figures(self):
         station = StationFactory()

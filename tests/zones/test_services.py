@@ -13,7 +13,9 @@ from apps.energy.services import DIRTY
 from apps.maintenance.models import DeviceLogEntry
 from apps.meters.modbus.simulator import MeterSimulator
 from apps.meters.models import Meter, MeterModel
+from apps.siteconfig.models import SiteSettings
 from apps.zones.models import EbmsReduction, ExternalInput, InputKind, Zone
+from apps.zones.selectors import active_reductions
 from apps.zones.services import (
     external_input_apply,
     external_inputs_poll,
@@ -78,9 +80,9 @@ def test_modbus_inputs_follow_the_bits_and_log_changes(io_device, hot_state):
     assert DeviceLogEntry.objects.filter(event="input_active").count() == 2
 
 
-@pytest.mark.django_db(transaction=True)
-def test_an_unreadable_input_keeps_its_last_state(io_device, hot_state):
-    device = Meter.objects.create(
+@pytest.fixture
+def io_meter(io_device):
+    return Meter.objects.create(
         name="io",
         model=MeterModel.objects.get(name="pm5320"),
         host="127.0.0.1",
@@ -89,11 +91,80 @@ def test_an_unreadable_input_keeps_its_last_state(io_device, hot_state):
         timeout_ms=200,
         is_reporting=True,
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreadable_input_keeps_its_last_state_until_the_meter_lost_count(io_meter, hot_state):
     entry = ExternalInput.objects.create(
-        number=1, name="Relay", percent=50, device=device, address=300, active=True
+        number=1, name="Relay", percent=50, device=io_meter, address=300, active=True
     )
     result = external_inputs_poll()
     assert "illegal data address" in result[1]
+    entry.refresh_from_db()
+    assert entry.active
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreadable_stop_input_counts_as_active_after_n_failed_reads(
+    io_device, io_meter, hot_state
+):
+    """A stop relay whose device is down may have opened: fail closed, then recover."""
+    entry = ExternalInput.objects.create(
+        number=1, name="Stop", percent=0, device=io_meter, address=3
+    )
+    io_device.set_bit(1, "discrete_input", 3, False)
+    assert external_inputs_poll() == {1: False}
+
+    io_device.set_online(1, False)
+    for _ in range(2):  # the site default: lost after 3 failed polls
+        assert isinstance(external_inputs_poll()[1], str)
+        entry.refresh_from_db()
+        assert not entry.active
+    hot_state.delete(DIRTY)
+    external_inputs_poll()
+    entry.refresh_from_db()
+    assert entry.active
+    assert "input" in hot_state.smembers(DIRTY)
+    unreadable = DeviceLogEntry.objects.get(event="input_unreadable")
+    assert unreadable.level == "error" and "3 failed reads" in unreadable.message
+    assert DeviceLogEntry.objects.filter(event="input_active").count() == 1
+    # The active input caps every zone at its percentage meanwhile.
+    zone = Zone.objects.create(name="Main", max_current_a=63)
+    reductions = active_reductions()[zone.pk]
+    assert [(r.source, r.percent) for r in reductions] == [("input", 0.0)]
+
+    # Further failures log nothing new.
+    external_inputs_poll()
+    assert DeviceLogEntry.objects.filter(event__startswith="input_").count() == 2
+
+    # The first good read restores the state read.
+    io_device.set_online(1, True)
+    assert external_inputs_poll() == {1: False}
+    entry.refresh_from_db()
+    assert not entry.active
+    assert DeviceLogEntry.objects.filter(event="input_readable").count() == 1
+    assert DeviceLogEntry.objects.filter(event="input_inactive").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_unreadable_count_follows_the_site_setting_and_resets_on_a_good_read(
+    io_device, io_meter, hot_state
+):
+    settings_row = SiteSettings.load()
+    settings_row.meter_lost_after_polls = 2
+    settings_row.save()
+    entry = ExternalInput.objects.create(
+        number=1, name="Stop", percent=0, device=io_meter, address=3
+    )
+    io_device.set_online(1, False)
+    external_inputs_poll()
+    io_device.set_online(1, True)
+    assert external_inputs_poll() == {1: False}  # the count starts again
+    io_device.set_online(1, False)
+    external_inputs_poll()
+    entry.refresh_from_db()
+    assert not entry.active
+    external_inputs_poll()
     entry.refresh_from_db()
     assert entry.active
 

@@ -27,6 +27,8 @@ Fail-closed choices, all in the safe direction:
   reserve is held on top, because the two cannot be told apart;
 - production (clamped at 0) only counts for a zone that has a production meter,
   and only while that meter reads; reductions never apply to it.
+- under "local only", a zone with no production meter on itself or an
+  ancestor has nothing to charge from: 0 A, never the grid.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def zone_capacity(
     production_mode: ProductionMode,
     *,
     ramping_below_da: Sequence[int] = (0, 0, 0),
+    chain_has_production_meter: bool | None = None,
 ) -> ZoneCapacity:
     """Available current of ``zone`` for each phase, exactly as SPEC §3.2.
 
@@ -89,6 +92,11 @@ def zone_capacity(
     connected chargers below the zone, per phase. The result is never negative.
     ``ramping_below_da`` is the part of raised setpoints below the zone that
     EVs may already draw though no sample shows it: see :func:`other_loads_da`.
+    ``chain_has_production_meter`` tells whether the zone or an ancestor has a
+    production meter (``None``: only the zone's own meter is known). Under
+    "local only", a zone without one has no production to charge from and gets
+    0 A rather than the grid; a zone below a production meter is bounded by
+    that ancestor's production.
     """
     limit_da = deciamps_down(zone_limit_a(zone))
     if zone.meter_lost:
@@ -118,6 +126,11 @@ def zone_capacity(
         other = (other_list[0], other_list[1], other_list[2])
 
     uses_production = zone.has_production_meter and production_mode is not ProductionMode.GRID
+    if chain_has_production_meter is None:
+        chain_has_production_meter = zone.has_production_meter
+    no_production_source = (
+        production_mode is ProductionMode.LOCAL and not chain_has_production_meter
+    )
     production_lost = zone.has_production_meter and zone.production_current_a is None
     production = [0, 0, 0]
     if uses_production and zone.production_current_a is not None:
@@ -129,7 +142,9 @@ def zone_capacity(
         # The meter keeps the zone under its maximum; the reduction caps what is
         # left for charging (SPEC §3.5: "the result is the lower of the two").
         grid_da = min(limit_da, max_da - other_list[phase])
-        if not uses_production:
+        if no_production_source:
+            value = 0
+        elif not uses_production:
             value = grid_da
         elif production_mode is ProductionMode.GRID_LOCAL:
             value = grid_da + production[phase]

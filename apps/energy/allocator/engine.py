@@ -212,6 +212,9 @@ def allocate(site: SiteSnapshot) -> Allocation:
             measured_below[position],
             settings.production_mode,
             ramping_below_da=ramping_below[position],
+            chain_has_production_meter=any(
+                tree.zones[ancestor].has_production_meter for ancestor in tree.chains[position]
+            ),
         )
         for position, zone_input in enumerate(tree.zones)
     ]

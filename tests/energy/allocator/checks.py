@@ -109,6 +109,10 @@ def available_of(site: SiteSnapshot, zone: Zone) -> list[float]:
     if zone.dynamic and zone.meter_current_a is None:
         return [max(0.0, min(limit, zone.degraded_current_a))] * 3
     mode = site.settings.production_mode
+    if mode is ProductionMode.LOCAL:
+        by_id = {z.zone_id: z for z in site.zones}
+        if not any(by_id[z].has_production_meter for z in ancestors(site, zone.zone_id)):
+            return [0.0, 0.0, 0.0]  # local only, nothing produced above: no current
     result = []
     for phase in range(3):
         other = 0.0

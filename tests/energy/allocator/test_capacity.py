@@ -12,6 +12,7 @@ from apps.energy.allocator import (
     Reserve,
     SiteSettings,
     Zone,
+    zone_capacity,
     zone_limit_a,
 )
 
@@ -63,6 +64,35 @@ def test_local_only_with_lost_production_meter_suspends_charging() -> None:
     assert allocation.session("a").setpoint_a == 0
     assert allocation.session("a").reason is Reason.NO_CAPACITY
     assert allocation.zone(1).production_lost
+
+
+LOCAL = SiteSettings(production_mode=ProductionMode.LOCAL)
+
+
+def test_local_only_without_any_production_meter_gives_nothing() -> None:
+    """Green charging with nothing produced must not charge from the grid."""
+    for zone in (static(1, 63), dynamic(1, 70, 5)):
+        allocation = run([zone], [ac("a")], settings=LOCAL)
+        assert allocation.session("a").setpoint_a == 0
+        assert allocation.zone(1).available_a == (0.0, 0.0, 0.0)
+
+
+def test_local_only_counts_a_production_meter_above_the_zone() -> None:
+    """A sub-zone below a production meter is bounded by that production; a sibling
+    tree without one gets nothing."""
+    top = dynamic(1, 100, 5, has_production_meter=True, production_current_a=(20, 20, 20))
+    zones = [top, static(2, 63, parent_id=1), static(3, 200), static(4, 63, parent_id=3)]
+    allocation = run([*zones], [ac("a", 2), ac("b", 4)], settings=LOCAL)
+    assert setpoints(allocation) == {"a": 15.0, "b": 0.0}
+    assert allocation.zone(2).available_a == (63.0, 63.0, 63.0)
+    assert allocation.zone(4).available_a == (0.0, 0.0, 0.0)
+
+
+def test_without_the_chain_a_zone_counts_only_its_own_production_meter() -> None:
+    sub = static(2, 63, parent_id=1)
+    assert zone_capacity(sub, (0, 0, 0), ProductionMode.LOCAL).available_da == (0, 0, 0)
+    below = zone_capacity(sub, (0, 0, 0), ProductionMode.LOCAL, chain_has_production_meter=True)
+    assert below.available_da == (630, 630, 630)
 
 
 def _input(percent: float) -> Reduction:
