@@ -32,13 +32,14 @@ from apps.energy.allocator import Allocation, Reason, SessionAllocation, allocat
 from apps.energy.allocator.envelope import Slot
 from apps.energy.allocator.transition import (
     Budgeted,
+    HeldConnector,
     IdleConnector,
     Raise,
     admit_raises,
-    fallback_targets,
-    session_fallback_a,
+    plan_changes,
+    raises_envelope,
 )
-from apps.energy.allocator.units import current_to_power_w, deciamps_down, deciamps_up
+from apps.energy.allocator.units import current_to_power_w
 from apps.energy.snapshot import ConnectorRef, SnapshotContext, build_snapshot
 from apps.maintenance.models import EventCategory, EventLevel
 from apps.maintenance.services import device_log_write
@@ -178,8 +179,9 @@ class _Run:
     def deliver(self, deliveries: list[Delivery]) -> None:
         now_s = time.time()
         for delivery in deliveries:
-            envelope_a = self._envelope_a(delivery.ref.key, now_s)
-            delivery.raises_envelope = deciamps_down(delivery.value_a) > deciamps_up(envelope_a)
+            key = delivery.ref.key
+            settled_a = self.profiles[key].settled_a(now_s, self.context.transaction_ids.get(key))
+            delivery.raises_envelope = raises_envelope(delivery.value_a, settled_a)
         # Break: everything that lets no connector draw more goes at once.
         self._wave([d for d in deliveries if not d.raises_envelope])
         # Make: raises, as far as the budget allows once those are answered.
@@ -467,95 +469,86 @@ def _live_delivery(
 
 
 def _plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[Delivery]:
-    """Every profile this allocation needs: live setpoints, fallbacks, retries."""
+    """Every profile this allocation needs (see ``allocator.transition.plan_changes``)."""
     now_s = allocation.now_s
     sent = state.last_sent_setpoints()
-    deliveries: list[Delivery] = []
-    live_a: dict[str, float] = {}
+    due = []
     for item in allocation.sessions:
         ref = context.refs[item.key]
-        live_a[item.key] = item.setpoint_a
         last = sent.get(item.key) or {}
         renew = last.get("transaction_id") != ref.transaction_id or (
             float(last.get("valid_until_s") or 0) - now_s < lease_s() / 2
         )
-        if not (item.changed or renew):
-            continue
-        deliveries.append(
-            _live_delivery(
-                context,
-                ref,
-                setpoint_a=item.setpoint_a,
-                setpoint_w=item.setpoint_w,
-                reason=item.reason.value,
-                idle_since_s=item.idle_since_s,
-                last=last,
-                now_s=now_s,
-                priority=item.rank if not item.vip else item.rank - 10**5,
-                floor_a=item.floor_a,
-            )
-        )
-
-    # Fallbacks: within the live setpoint for sessions, from what is left for idle connectors.
+        if item.changed or renew:
+            due.append(item.key)
+    floor_of = {}
     idle = []
     for key in context.idle:
         connector = context.connectors[key]
+        phases = tuple(sorted(connector.wiring.building_phases))
+        floor_of[key] = context.snapshot.settings.floor_a(len(phases))
         idle.append(
             IdleConnector(
                 key,
                 connector.zone_id,
-                tuple(sorted(connector.wiring.building_phases)),
+                phases,
                 context.offline_a[key],
-                context.snapshot.settings.floor_a(len(connector.wiring.building_phases)),
+                floor_of[key],
                 context.profiles[key].fallback.confirmed_a,
             )
         )
-    targets = fallback_targets(
-        context.snapshot.zones,
-        {zone.zone_id: zone.headroom_a for zone in allocation.zones},
-        idle,
-        deadband_a=context.snapshot.settings.deadband_a,
-    )
-    for key, setpoint_a in live_a.items():
-        confirmed_a = context.profiles[key].fallback.confirmed_a
-        targets[key] = session_fallback_a(confirmed_a, context.offline_a[key], setpoint_a)
-    for key, target_a in targets.items():
-        if deciamps_down(target_a) != _deciamps(context.profiles[key].fallback.confirmed_a):
-            deliveries.append(
-                _fallback_delivery(context, context.installed_connectors[key], target_a, now_s)
-            )
-
-    # Connectors that did not follow: ask again what evce last wanted, now and then.
+    held = []
     for key, ref in context.held.items():
         profiles_ = context.profiles[key]
         fallback = profiles_.fallback
+        fallback_a = live_a = None
         if fallback.held and _due(fallback, now_s):
             wanted_a = fallback.attempt_a if fallback.attempt_a is not None else 0.0
-            deliveries.append(
-                _fallback_delivery(
-                    context,
-                    context.installed_connectors[key],
-                    min(wanted_a, context.offline_a[key]),
-                    now_s,
-                )
-            )
+            fallback_a = min(wanted_a, context.offline_a[key])
         live = profiles_.live_for(ref.transaction_id, now_s)
-        if ref.transaction_id is None or live is None or not live.held or not _due(live, now_s):
+        if ref.transaction_id is not None and live is not None and live.held and _due(live, now_s):
+            live_a = live.attempt_a if live.attempt_a is not None else 0.0
+        held.append(HeldConnector(key, fallback_a, live_a))
+    changes = plan_changes(
+        context.snapshot.zones,
+        allocation,
+        live_due=due,
+        idle=idle,
+        session_fallbacks={
+            key: (context.profiles[key].fallback.confirmed_a, context.offline_a[key])
+            for key in context.refs
+        },
+        held=held,
+        deadband_a=context.snapshot.settings.deadband_a,
+        floor_of=floor_of,
+    )
+    by_key = {item.key: item for item in allocation.sessions}
+    deliveries = []
+    for change in changes:
+        if change.kind == "fallback":
+            delivery = _fallback_delivery(
+                context, context.installed_connectors[change.key], change.value_a, now_s
+            )
+            deliveries.append(replace(delivery, priority=change.priority, floor_a=change.floor_a))
             continue
-        wanted_a = live.attempt_a if live.attempt_a is not None else 0.0
-        last = sent.get(key) or {}
+        item = by_key.get(change.key)
+        ref = context.refs.get(change.key) or context.held[change.key]
         deliveries.append(
             _live_delivery(
                 context,
                 ref,
-                setpoint_a=wanted_a,
-                setpoint_w=_dc_power_w(ref, context, wanted_a),
-                reason=Reason.HELD.value,
-                idle_since_s=None,
-                last=last,
+                setpoint_a=change.value_a,
+                setpoint_w=(
+                    item.setpoint_w
+                    if item is not None and not change.held
+                    else _dc_power_w(ref, context, change.value_a)
+                ),
+                reason=Reason.HELD.value if change.held else by_key[change.key].reason.value,
+                idle_since_s=None if item is None else item.idle_since_s,
+                last=sent.get(change.key) or {},
                 now_s=now_s,
-                priority=-(10**6),
-                floor_a=0.0,
+                priority=change.priority,
+                floor_a=change.floor_a,
             )
         )
     return deliveries
@@ -567,10 +560,6 @@ RETRY_S = 10.0
 
 def _due(slot: Slot, now_s: float) -> bool:
     return slot.attempt_at_s is None or now_s - slot.attempt_at_s >= RETRY_S
-
-
-def _deciamps(value_a: float | None) -> int | None:
-    return None if value_a is None else deciamps_down(value_a)
 
 
 async def _deliver_wave(wave: list[Delivery]) -> list[str]:

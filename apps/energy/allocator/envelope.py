@@ -67,6 +67,15 @@ class Slot:
                 highest = value_a
         return highest
 
+    def settled_a(self) -> float:
+        """The envelope once every response time has run out: what no longer expires.
+
+        A value at or below the envelope *now* may still raise it for later,
+        when it is only that high because an older value lingers: sending it is
+        a raise unless it is within this.
+        """
+        return max((value_a for value_a, until_s in self.items if until_s is None), default=0.0)
+
     def released_at(self, now_s: float) -> float | None:
         """When the envelope next comes down by itself (a response time ending), if ever."""
         ends = [until for _value, until in self.items if until is not None and until > now_s]
@@ -181,6 +190,12 @@ class ConnectorProfiles:
         live = self.live_for(transaction_id, now_s)
         fallback_a = self.fallback.at(now_s)
         return max(fallback_a, live.at(now_s)) if live is not None else fallback_a
+
+    def settled_a(self, now_s: float, transaction_id: int | None) -> float:
+        """The envelope once every response time has run out (see :meth:`Slot.settled_a`)."""
+        live = self.live_for(transaction_id, now_s)
+        fallback_a = self.fallback.settled_a()
+        return max(fallback_a, live.settled_a()) if live is not None else fallback_a
 
     def held(self, transaction_id: int | None, now_s: float) -> bool:
         """True when a slot that applies cannot be counted on to follow evce (see :class:`Slot`)."""

@@ -17,8 +17,9 @@ available current at every moment, counting each connector at its envelope
   given only what is left after the sessions (:func:`fallback_targets`), never
   more than its offline current, which keeps every zone safe when all stations
   fall back at once because evce is gone. A charging connector's fallback is
-  kept at or below its live setpoint (:func:`session_fallback_a`): a live
-  profile can lapse or its transaction end, and the fallback then applies.
+  its offline current, but never above its live setpoint
+  (:func:`session_fallback_a`): a live profile can lapse or its transaction
+  end, and the fallback then applies.
 
 Pure: deciamp integers inside, amps outside, no clock.
 """
@@ -28,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .model import PhaseAmps, Zone
+from .model import Allocation, PhaseAmps, Zone
 from .tree import ZoneTree
 from .units import amps, deciamps_down, deciamps_up
 
@@ -109,12 +110,16 @@ def admit_raises(
 ) -> dict[str, float]:
     """The value each raise may be sent with now (absent: not now).
 
-    Every connector counts at its envelope; raises are taken in priority order
-    (then by key), each granted what still fits on every zone phase above it,
-    up to what it wants: all of it, or part of it if that part reaches its
-    floor. After the granted raises, for every zone phase, the envelopes add up
-    to at most the available current, unless they already exceeded it before
-    (then nothing is raised there).
+    A raise is a profile above what its connector is settled at (see
+    ``raises_envelope``): once sent, the connector counts at the higher of its
+    envelope now and the new value, for good. Every connector counts at its
+    envelope now (which only comes down with time); raises are taken in
+    priority order (then by key), each granted what still fits on every zone
+    phase above it, up to what it wants: all of it, or part of it if that part
+    reaches its floor. Where the envelopes already exceed the available
+    current (a decrease in progress), nothing is granted. After the granted
+    raises the envelopes add up, on every zone phase, to at most the available
+    current, now and from then on, unless they already exceeded it before.
     """
     budget = _Budget(zones, available_a, connectors)
     granted: dict[str, float] = {}
@@ -122,17 +127,15 @@ def admit_raises(
         connector = budget.connectors.get(item.key)
         if connector is None:
             continue
+        slack_da = budget.slack_da(connector)
+        if slack_da < 0:
+            continue  # already over (a decrease in progress): nothing more goes there
         envelope_da = deciamps_up(connector.envelope_a)
         wanted_da = deciamps_down(item.wanted_a)
-        if wanted_da <= envelope_da:
-            granted[item.key] = item.wanted_a  # raises nothing the budget does not hold
+        value_da = min(wanted_da, envelope_da + slack_da)
+        if value_da < wanted_da and value_da < deciamps_up(item.floor_a):
             continue
-        slack_da = budget.slack_da(connector)
-        value_da = min(wanted_da, envelope_da + max(0, slack_da))
-        partial = value_da < wanted_da
-        if value_da <= envelope_da or (partial and value_da < deciamps_up(item.floor_a)):
-            continue
-        budget.add(connector, value_da - envelope_da)
+        budget.add(connector, max(0, value_da - envelope_da))
         granted[item.key] = item.wanted_a if value_da == wanted_da else amps(value_da)
     return granted
 
@@ -200,15 +203,119 @@ def fallback_targets(
     return targets
 
 
-def session_fallback_a(current_a: float | None, offline_a: float, live_a: float) -> float:
+def session_fallback_a(
+    current_a: float | None, offline_a: float, live_a: float, *, deadband_a: float = 1.0
+) -> float:
     """The fallback a connector with a session should hold.
 
-    At most its offline current (safe if evce goes) and at most its live
-    setpoint, so that the live profile lapsing or its transaction ending never
-    lets the connector draw more than the budget counts for it; otherwise left
-    as it is, so a session's raises cost no extra profiles.
+    Its offline current (what keeps its EV charging if evce goes, SPEC §3.8),
+    but never above its live setpoint, so that the live profile lapsing or its
+    transaction ending never lets the connector draw more than the budget
+    counts for it. Lowered at once when needed; raised back only by at least
+    ``deadband_a``, so a session's small raises cost no extra profiles.
     """
     ceiling_a = min(offline_a, live_a)
-    if current_a is not None and current_a <= ceiling_a:
-        return current_a
-    return ceiling_a
+    if current_a is None or current_a > ceiling_a:
+        return ceiling_a
+    if deciamps_down(ceiling_a) - deciamps_down(current_a) >= deciamps_down(deadband_a):
+        return ceiling_a
+    return current_a
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One profile to send: ``kind`` ``"live"`` (the session's setpoint) or ``"fallback"``.
+
+    ``priority`` orders raises (lower first); ``floor_a`` is the least worth
+    sending when a raise can only be granted in part.
+    """
+
+    key: str
+    kind: str
+    value_a: float
+    priority: int = 0
+    floor_a: float = 0.0
+    held: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HeldConnector:
+    """A connector that did not follow evce: what to ask of it again (``None``: nothing)."""
+
+    key: str
+    fallback_a: float | None = None
+    live_a: float | None = None
+
+
+FALLBACK_PRIORITY = 10**6
+"""Fallbacks are raised after every session: a car that is not there can wait."""
+
+
+def plan_changes(
+    zones: Iterable[Zone],
+    allocation: Allocation,
+    *,
+    live_due: Iterable[str],
+    idle: Iterable[IdleConnector],
+    session_fallbacks: Mapping[str, tuple[float | None, float]],
+    held: Iterable[HeldConnector],
+    deadband_a: float,
+    floor_of: Mapping[str, float],
+) -> list[Change]:
+    """Every profile an allocation needs.
+
+    - the live setpoint of each session in ``live_due`` (changed, or its lease
+      to renew), VIP sessions and better ranks first;
+    - fallbacks: for idle connectors from the headroom the allocation leaves
+      (:func:`fallback_targets`), for sessions within their new setpoint
+      (:func:`session_fallback_a`; ``session_fallbacks`` gives each session's
+      current fallback and offline current), sent when they differ from what
+      the station holds;
+    - what held connectors are asked again.
+
+    ``floor_of`` gives an idle connector's floor (the least a partial raise is
+    worth).
+    """
+    due = set(live_due)
+    changes: list[Change] = []
+    for item in allocation.sessions:
+        if item.key in due:
+            priority = item.rank - 10**5 if item.vip else item.rank
+            changes.append(Change(item.key, "live", item.setpoint_a, priority, item.floor_a))
+    idle = list(idle)
+    current = {connector.key: connector.current_a for connector in idle}
+    targets = fallback_targets(
+        zones,
+        {zone.zone_id: zone.headroom_a for zone in allocation.zones},
+        idle,
+        deadband_a=deadband_a,
+    )
+    for item in allocation.sessions:
+        if item.key in session_fallbacks:
+            current_a, offline_a = session_fallbacks[item.key]
+            current[item.key] = current_a
+            targets[item.key] = session_fallback_a(
+                current_a, offline_a, item.setpoint_a, deadband_a=deadband_a
+            )
+    for key in sorted(targets):
+        held_a = current.get(key)
+        if held_a is None or deciamps_down(targets[key]) != deciamps_down(held_a):
+            changes.append(
+                Change(key, "fallback", targets[key], FALLBACK_PRIORITY, floor_of.get(key, 0.0))
+            )
+    for connector in sorted(held, key=lambda item: item.key):
+        if connector.fallback_a is not None:
+            changes.append(Change(connector.key, "fallback", connector.fallback_a, held=True))
+        if connector.live_a is not None:
+            changes.append(Change(connector.key, "live", connector.live_a, -(10**6), held=True))
+    return changes
+
+
+def raises_envelope(value_a: float, settled_a: float) -> bool:
+    """True when a profile of ``value_a`` would let its connector draw more than it may.
+
+    ``settled_a`` is the connector's envelope without what is about to expire
+    (``ConnectorProfiles.settled_a``): re-sending a value the connector only
+    holds for a few more seconds would keep it there for good.
+    """
+    return deciamps_down(value_a) > deciamps_up(settled_a)
