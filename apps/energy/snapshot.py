@@ -36,10 +36,10 @@ from apps.energy.allocator import (
     SiteSnapshot,
     Zone,
     connector_to_building_phases,
-    detect_ev_phases,
     offline_currents,
     reserve_for_connector,
 )
+from apps.energy.measurement import ev_measurement, previous_current_samples
 from apps.meters.services import MeterStatus, meters_hot_state
 from apps.siteconfig.models import SiteSettings as SiteSettingsRow
 from apps.stations.models import Connector, MeterSample, Station, StationState, Transaction
@@ -314,6 +314,9 @@ def build_snapshot(
         .select_related("station")
     )
     samples = MeterSample.objects.in_bulk([t.sample_id for t in ongoing if t.sample_id])
+    previous_samples = previous_current_samples(
+        {t.pk: samples[t.sample_id] for t in ongoing if t.sample_id in samples}
+    )
     sent = state.last_sent_setpoints()
 
     context = SnapshotContext(snapshot=None)  # type: ignore[arg-type]
@@ -327,15 +330,10 @@ def build_snapshot(
         station, connector = by_key[key]
         alloc = alloc_by_key[key]
         sample = samples.get(tx.sample_id) if tx.sample_id else None
-        measured = ev_phases = None
-        if sample is not None and sample.current_l1_a is not None:
-            per_connector_phase = [
-                sample.current_l1_a or 0.0,
-                sample.current_l2_a or 0.0,
-                sample.current_l3_a or 0.0,
-            ]
-            measured = connector_to_building_phases(alloc.wiring, per_connector_phase)
-            ev_phases = detect_ev_phases(alloc.wiring, per_connector_phase)
+        measurement = ev_measurement(
+            alloc, sample, previous_samples.get(tx.pk), voltage_v=settings.nominal_voltage_v
+        )
+        measured, ev_phases = measurement.measured_current_a, measurement.ev_phases
         last = sent.get(key) or {}
         same_tx = last.get("transaction_id") == tx.pk
         drawing_cap_a = ramp_current_a = None
