@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import reduce
+from operator import or_
 from typing import Protocol
 
 from django.db.models import OuterRef, Q, Subquery
@@ -41,12 +43,8 @@ PHASE_USED_A = 1.0
 # ...and is taken as unused below this one. In between, the sample proves nothing.
 PHASE_UNUSED_A = 0.5
 
-_HAS_CURRENT = (
-    Q(current_l1_a__isnull=False)
-    | Q(current_l2_a__isnull=False)
-    | Q(current_l3_a__isnull=False)
-    | Q(current_unknown_phase_a__isnull=False)
-)
+_CURRENT_FIELDS = ("current_l1_a", "current_l2_a", "current_l3_a", "current_unknown_phase_a")
+_HAS_CURRENT = reduce(or_, (Q(**{f"{name}__isnull": False}) for name in _CURRENT_FIELDS))
 
 
 class Sample(Protocol):
@@ -165,15 +163,7 @@ def previous_current_samples(latest: Mapping[int, MeterSample]) -> dict[int, Met
     wanted = {
         tx_id: sample
         for tx_id, sample in latest.items()
-        if any(
-            value is not None
-            for value in (
-                sample.current_l1_a,
-                sample.current_l2_a,
-                sample.current_l3_a,
-                sample.current_unknown_phase_a,
-            )
-        )
+        if any(getattr(sample, name) is not None for name in _CURRENT_FIELDS)
     }
     if not wanted:
         return {}
@@ -187,7 +177,9 @@ def previous_current_samples(latest: Mapping[int, MeterSample]) -> dict[int, Met
         .annotate(previous_id=Subquery(with_current[1:2]))
         .values_list("pk", "previous_id")
     )
-    samples = MeterSample.objects.in_bulk([previous_id for _, previous_id in rows if previous_id])
+    samples = MeterSample.objects.only(*_CURRENT_FIELDS, "sampled_at").in_bulk(
+        [previous_id for _, previous_id in rows if previous_id]
+    )
     result = {}
     for tx_id, previous_id in rows:
         sample = samples.get(previous_id)
