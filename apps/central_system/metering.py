@@ -64,14 +64,16 @@ def _reading(sampled_at: datetime, sampled_values: list[dict[str, Any]]) -> Mete
 
     currents = values.get(CURRENT, {})
     per_phase = {p: v for p, v in currents.items() if p}
-    if not per_phase and 0 in currents:
-        # A phase-less current is the current of a single-phase station's one phase.
-        per_phase = {1: currents[0]}
+    # A current without a phase may flow on any phase of the connector: it is
+    # kept apart, never filed under L1 (which would make the EV look
+    # single-phase). With per-phase values beside it, those say more.
+    unknown_phase_a = None if per_phase else currents.get(0)
     return MeterReading(
         sampled_at=sampled_at,
         current_l1_a=per_phase.get(1),
         current_l2_a=per_phase.get(2),
         current_l3_a=per_phase.get(3),
+        current_unknown_phase_a=unknown_phase_a,
         power_w=_total(values.get(POWER)),
         energy_wh=_total(values.get(ENERGY)),
         current_offered_a=_offered(values.get(OFFERED)),

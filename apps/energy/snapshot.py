@@ -36,11 +36,11 @@ from apps.energy.allocator import (
     SiteSnapshot,
     Zone,
     connector_to_building_phases,
-    detect_ev_phases,
     offline_currents,
     reserve_for_connector,
 )
 from apps.energy.allocator.envelope import ConnectorProfiles
+from apps.energy.measurement import ev_measurement, previous_current_samples
 from apps.meters.services import MeterStatus, meters_hot_state
 from apps.siteconfig.models import SiteSettings as SiteSettingsRow
 from apps.stations.models import Connector, MeterSample, Station, StationState, Transaction
@@ -348,6 +348,9 @@ def build_snapshot(
         .select_related("station")
     )
     samples = MeterSample.objects.in_bulk([t.sample_id for t in ongoing if t.sample_id])
+    previous_samples = previous_current_samples(
+        {t.pk: samples[t.sample_id] for t in ongoing if t.sample_id in samples}
+    )
     sent = state.last_sent_setpoints()
     stored_profiles = state.connector_profiles()
     voltage_v = settings.nominal_voltage_v
@@ -384,14 +387,10 @@ def build_snapshot(
         if tx is not None:
             context.transaction_ids[key] = tx.pk
             sample = samples.get(tx.sample_id) if tx.sample_id else None
-            if sample is not None and sample.current_l1_a is not None:
-                per_connector_phase = [
-                    sample.current_l1_a or 0.0,
-                    sample.current_l2_a or 0.0,
-                    sample.current_l3_a or 0.0,
-                ]
-                measured = connector_to_building_phases(alloc.wiring, per_connector_phase)
-                ev_phases = detect_ev_phases(alloc.wiring, per_connector_phase)
+            measurement = ev_measurement(
+                alloc, sample, previous_samples.get(tx.pk), voltage_v=settings.nominal_voltage_v
+            )
+            measured, ev_phases = measurement.measured_current_a, measurement.ev_phases
         if station.identity not in connected:
             if envelope_a > 0:
                 reserves.append(reserve_for_connector(alloc, current_a=envelope_a))

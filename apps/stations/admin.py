@@ -149,6 +149,7 @@ class MeterSampleAdmin(ReadOnlyAdmin):
         "current_l1_a",
         "current_l2_a",
         "current_l3_a",
+        "current_unknown_phase_a",
         "power_w",
         "energy_wh",
     )

@@ -326,6 +326,11 @@ class MeterSample(models.Model):
     current_l1_a = models.FloatField(null=True, blank=True)
     current_l2_a = models.FloatField(null=True, blank=True)
     current_l3_a = models.FloatField(null=True, blank=True)
+    # A current the station gave without naming its phase: it may be on any
+    # phase of the connector, so it never tells how many phases the EV uses.
+    current_unknown_phase_a = models.FloatField(
+        _("current, phase not given"), null=True, blank=True
+    )
     power_w = models.FloatField(null=True, blank=True)
     energy_wh = models.FloatField(null=True, blank=True)
     current_offered_a = models.FloatField(null=True, blank=True)

@@ -73,7 +73,13 @@ class ConnectorSpec:
 
 @dataclass(frozen=True, slots=True)
 class MeterReading:
-    """What a station measured on one connector at one instant, in A, W and Wh."""
+    """What a station measured on one connector at one instant, in A, W and Wh.
+
+    ``current_l1_a`` … ``current_l3_a`` are per connector phase;
+    ``current_unknown_phase_a`` is a current given without a phase, which may
+    flow on any phase of the connector (and so says nothing of how many the
+    EV uses).
+    """
 
     sampled_at: datetime
     current_l1_a: float | None = None
@@ -83,6 +89,7 @@ class MeterReading:
     energy_wh: float | None = None
     current_offered_a: float | None = None
     context: str = ""
+    current_unknown_phase_a: float | None = None
 
     @property
     def phase_currents_a(self) -> list[float]:
@@ -91,8 +98,14 @@ class MeterReading:
         ]
 
     @property
+    def currents_a(self) -> list[float]:
+        """Every current of the reading, with or without a phase."""
+        unknown = self.current_unknown_phase_a
+        return self.phase_currents_a + ([] if unknown is None else [unknown])
+
+    @property
     def has_measurement(self) -> bool:
-        return bool(self.phase_currents_a) or any(
+        return bool(self.currents_a) or any(
             v is not None for v in (self.power_w, self.energy_wh, self.current_offered_a)
         )
 
@@ -650,6 +663,7 @@ def _store_samples(
                 current_l1_a=r.current_l1_a,
                 current_l2_a=r.current_l2_a,
                 current_l3_a=r.current_l3_a,
+                current_unknown_phase_a=r.current_unknown_phase_a,
                 power_w=r.power_w,
                 energy_wh=r.energy_wh,
                 current_offered_a=r.current_offered_a,
@@ -688,10 +702,11 @@ def _update_live_figures(session: Transaction, readings: Sequence[MeterReading])
             changes["tou_energy_wh"] = tou_energy_add(
                 session.tou_energy_wh, energy_wh - session.energy_wh, latest_at
             )
-    with_current = [r for r in readings if r.phase_currents_a]
+    with_current = [r for r in readings if r.currents_a]
     if with_current:
         latest = max(with_current, key=lambda r: r.sampled_at)
-        changes["consumption_a"] = Decimal(str(round(max(latest.phase_currents_a), 1)))
+        changes["consumption_a"] = Decimal(str(round(max(latest.currents_a), 1)))
+        # Only currents with a phase count phases: one without says nothing of them.
         active = max(
             sum(1 for c in r.phase_currents_a if c >= PHASE_ACTIVE_CURRENT_A) for r in with_current
         )

@@ -37,7 +37,7 @@ def test_ocpp_defaults_measurand_energy_and_unit_wh():
     assert reading.context == "Sample.Periodic"
 
 
-def test_phase_less_current_is_the_single_phase_and_per_phase_power_is_summed():
+def test_a_phase_less_current_is_kept_apart_and_per_phase_power_is_summed():
     [reading] = parse_meter_values(
         [
             element(
@@ -47,8 +47,29 @@ def test_phase_less_current_is_the_single_phase_and_per_phase_power_is_summed():
             )
         ]
     )
-    assert reading.phase_currents_a == [10]
+    # Filed under L1 it would make a three-phase EV look single-phase.
+    assert reading.phase_currents_a == []
+    assert reading.current_unknown_phase_a == 10
+    assert reading.currents_a == [10]
     assert reading.power_w == 2100
+
+
+def test_per_phase_currents_say_more_than_a_phase_less_one_beside_them():
+    [reading] = parse_meter_values(
+        [
+            element(
+                {"measurand": "Current.Import", "value": "30"},
+                {"measurand": "Current.Import", "phase": "L1", "value": "16"},
+            )
+        ]
+    )
+    assert reading.phase_currents_a == [16]
+    assert reading.current_unknown_phase_a is None
+
+
+def test_a_reading_with_only_a_phase_less_current_is_kept():
+    [reading] = parse_meter_values([element({"measurand": "Current.Import", "value": "7"})])
+    assert reading.current_unknown_phase_a == 7
 
 
 def test_unusable_values_are_skipped():

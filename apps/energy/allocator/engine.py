@@ -369,7 +369,7 @@ def _counted_da(reading: PhaseAmps | None, cap_da: int) -> tuple[int, int, int]:
 
 
 def _setpoint_cap_da(session: Session) -> int:
-    """The most an AC session can be drawing now: the setpoint it was on.
+    """The most a session can be drawing now: the setpoint it was on.
 
     Stations report their current every few seconds, meters twice a second: a
     reading above the setpoint predates it. Counting the EV's share of the
@@ -381,9 +381,11 @@ def _setpoint_cap_da(session: Session) -> int:
     setpoint still shows its EV on the higher one, and counting it at the
     lower one would take the EV's own current for building load and shed
     sessions for nothing.
+
+    A DC session is capped alike: its reading is its AC input and its
+    ``last_setpoint_a`` the AC equivalent of its power setpoint (see
+    :class:`Session`), per phase of its supply.
     """
-    if session.connector.current_type is not CurrentType.AC:
-        return 10**9
     cap_a = session.drawing_cap_a if session.drawing_cap_a is not None else session.last_setpoint_a
     if cap_a is None:
         return 10**9

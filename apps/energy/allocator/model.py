@@ -319,9 +319,15 @@ class Session:
     """A charging session on a connector, with what is known of the EV right now.
 
     - ``ev_phases``: phases the EV actually draws on (1–3, detected from measured
-      current); ``None`` = unknown, assume every phase of the wiring.
+      current); ``None`` = unknown, assume every phase of the wiring. Its
+      setpoint is budgeted on these phases only: give a lower count than the
+      wiring's only on plain per-phase evidence.
     - ``measured_current_a``: the connector's measured current per **building**
       phase (see :func:`connector_to_building_phases`); ``None`` = no reading yet.
+      For a DC connector, its AC input (power / (voltage × supply phases)),
+      never its DC output current. It is subtracted from the zone meters, at
+      most the setpoint in force, so it must never exceed what the session
+      draws on a phase: when unsure, give less (or ``None``).
     - ``last_setpoint_a`` / ``last_setpoint_at_s`` / ``last_reason``: the setpoint
       last sent to the station, when, and the reason the allocator gave for it.
     - ``idle_since_s``: fed back from the previous :class:`SessionAllocation`.

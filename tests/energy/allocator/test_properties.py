@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from apps.energy.allocator import (
     Allocation,
     Connector,
-    CurrentType,
     SiteSettings,
     SiteSnapshot,
     Zone,
@@ -74,8 +73,9 @@ def test_same_input_same_output_in_any_order(site: SiteSnapshot, shuffler: rando
 def _next_tick(site: SiteSnapshot, allocation: Allocation) -> SiteSnapshot:
     """The same site one tick later, with the allocator's outputs fed back.
 
-    The EVs obey: an AC session measured above its new setpoint now draws the
-    setpoint, and every meter above it shows the difference gone.
+    The EVs obey: a session measured above its new setpoint now draws the
+    setpoint (a DC one's AC input), and every meter above it shows the
+    difference gone.
     """
     meters = {
         zone.zone_id: list(zone.meter_current_a)
@@ -86,7 +86,7 @@ def _next_tick(site: SiteSnapshot, allocation: Allocation) -> SiteSnapshot:
     for session in site.sessions:
         result = allocation.session(session.key)
         measured = session.measured_current_a
-        if measured is not None and session.connector.current_type is CurrentType.AC:
+        if measured is not None:
             obeying = tuple(min(value, result.setpoint_a) for value in measured)
             for zone_id in ancestors(site, session.connector.zone_id):
                 if zone_id in meters:
@@ -187,11 +187,8 @@ def _counted_and_ramping(site: SiteSnapshot) -> tuple[dict, dict]:
         in_force_a = (
             session.drawing_cap_a if session.drawing_cap_a is not None else session.last_setpoint_a
         )
-        cap = (
-            in_force_a
-            if session.connector.current_type is CurrentType.AC and in_force_a is not None
-            else float("inf")
-        )
+        # AC and DC alike: a DC reading is its AC input, its setpoint_a the AC equivalent.
+        cap = in_force_a if in_force_a is not None else float("inf")
         for zone_id in ancestors(site, session.connector.zone_id):
             for phase in range(3):
                 session_counted = min(measured[phase], cap) if measured[phase] > 0 else 0.0
@@ -218,8 +215,9 @@ def test_an_ev_counts_in_its_meter_at_no_more_than_its_setpoint(site: SiteSnapsh
     """A reading above the setpoint in force is stale: the building is never made lighter by it.
 
     The setpoint in force when the meters were read is ``drawing_cap_a`` when
-    given, else the last one sent. Without ramps under way, other loads are
-    the meter minus what the EVs count for.
+    given, else the last one sent; it caps DC sessions too (their AC input).
+    Without ramps under way, other loads are the meter minus what the EVs
+    count for.
     """
     site = replace(site, sessions=tuple(replace(s, ramp_current_a=None) for s in site.sessions))
     allocation = allocate(site)
