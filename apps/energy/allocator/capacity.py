@@ -84,11 +84,15 @@ def zone_capacity(
     zone: Zone,
     measured_below_da: Sequence[int],
     production_mode: ProductionMode,
+    *,
+    excess_below_da: Sequence[int] = (0, 0, 0),
 ) -> ZoneCapacity:
     """Available current of ``zone`` for each phase, exactly as SPEC §3.2.
 
     ``measured_below_da`` is the measured current (deciamps, rounded down) of the
-    connected chargers below the zone, per phase. The result is never negative.
+    connected chargers below the zone, per phase, each at most its setpoint in
+    force; ``excess_below_da`` what their samples show above that setpoint
+    (see :func:`other_loads_da`). The result is never negative.
     """
     limit_da = deciamps_down(zone_limit_a(zone))
     if zone.meter_lost:
@@ -115,6 +119,7 @@ def zone_capacity(
                 measured_below_da[phase],
                 None if previous is None else deciamps_up(previous[phase]),
                 None if held_meter is None else deciamps_up(held_meter[phase]),
+                excess_below_da[phase],
             )
         other = (other_list[0], other_list[1], other_list[2])
         held = (
@@ -155,7 +160,11 @@ def zone_capacity(
 
 
 def other_loads_da(
-    meter_da: int, counted_below_da: int, previous_da: int | None, held_meter_da: int | None
+    meter_da: int,
+    counted_below_da: int,
+    previous_da: int | None,
+    held_meter_da: int | None,
+    excess_below_da: int = 0,
 ) -> int:
     """The zone's own loads on one phase: the meter minus its chargers (SPEC §3.2).
 
@@ -172,14 +181,18 @@ def other_loads_da(
     when the EV draws again. So a fall of the meter below ``held_meter_da``
     (the level the previous estimate ``previous_da`` stood for) keeps the
     estimate up to ``previous_da``: the chargers count only for what they
-    surely draw had they dipped by the whole fall. The caller stops passing
-    the hold once the stations have had time to send a sample showing any
-    dip. The hold never puts the estimate above the meter reading.
+    surely draw had they dipped by the whole fall. Only by the part of it
+    that samples above the setpoints in force (``excess_below_da``) do not
+    explain: EVs coming down to a lower setpoint do not dip below what they
+    are counted for, and the excess they still draw is inside ``high``. The
+    caller stops passing the hold once the stations have had time to send a
+    sample showing any dip. The hold never puts the estimate above the meter.
     """
     high = max(0, meter_da - counted_below_da)
     if previous_da is None or held_meter_da is None:
         return high
-    surely_drawn_da = max(0, counted_below_da - max(0, held_meter_da - meter_da))
+    unexplained_da = max(0, held_meter_da - meter_da - excess_below_da)
+    surely_drawn_da = max(0, counted_below_da - unexplained_da)
     return max(high, min(previous_da, meter_da - surely_drawn_da))
 
 

@@ -112,6 +112,8 @@ def allocate(site: SiteSnapshot) -> Allocation:
     phases_of: dict[tuple[PhaseWiring, int | None, CurrentType], tuple[int, ...]] = {}
     constraints_of: dict[tuple[int, tuple[int, ...]], tuple[int, ...]] = {}
     measured = [[0, 0, 0] for _ in range(zone_count)]
+    # Sampled above the setpoint in force: current the EVs are about to give back.
+    excess = [[0, 0, 0] for _ in range(zone_count)]
     zone_of: list[int | None] = []
     voltage_of: list[float] = []
     connector_max_da: list[int] = []
@@ -144,11 +146,18 @@ def allocate(site: SiteSnapshot) -> Allocation:
             # ``capacity.other_loads_da``).
             reading = session.measured_current_a
             if reading is not None:
-                counted = _counted_da(reading, _setpoint_cap_da(session))
+                cap_da = _setpoint_cap_da(session)
+                counted = _counted_da(reading, cap_da)
                 direct = measured[zone]
                 direct[0] += counted[0]
                 direct[1] += counted[1]
                 direct[2] += counted[2]
+                if counted[0] == cap_da or counted[1] == cap_da or counted[2] == cap_da:
+                    above = _counted_da(reading, 10**9)
+                    over = excess[zone]
+                    over[0] += above[0] - counted[0]
+                    over[1] += above[1] - counted[1]
+                    over[2] += above[2] - counted[2]
         max_da = deciamps_down(connector_max_current_a(session, voltage_v))
         zone_of.append(zone)
         voltage_of.append(voltage_v)
@@ -186,8 +195,14 @@ def allocate(site: SiteSnapshot) -> Allocation:
 
     # Capacity of each zone phase, then what is left after reserves.
     measured_below = _roll_up(measured, tree)
+    excess_below = _roll_up(excess, tree)
     capacities: list[ZoneCapacity] = [
-        zone_capacity(zone_input, measured_below[position], settings.production_mode)
+        zone_capacity(
+            zone_input,
+            measured_below[position],
+            settings.production_mode,
+            excess_below_da=excess_below[position],
+        )
         for position, zone_input in enumerate(tree.zones)
     ]
     reserved_direct = [[0, 0, 0] for _ in range(zone_count)]

@@ -278,13 +278,21 @@ def test_a_dip_under_the_samples_is_not_handed_to_other_sessions(
     After an allocation, the meters fall by anything up to what the EVs below
     were counted for, their samples unchanged (they lag the dip). The next
     allocation, fed back the last one's estimate, must still be safe once the
-    EVs draw their samples again: the meters back where they were.
+    EVs draw their samples again: the meters back where they were. (Samples
+    are within the setpoints in force here: an EV sampled above its setpoint
+    is about to come down, a fall the hold rightly lets through.)
     """
     site = replace(
         site,
         zones=tuple(
             replace(zone, previous_other_loads_a=None, held_meter_current_a=None)
             for zone in site.zones
+        ),
+        sessions=tuple(
+            replace(session, measured_current_a=surely_drawn_a(session))
+            if session.measured_current_a is not None
+            else session
+            for session in site.sessions
         ),
     )
     first = allocate(site)
