@@ -43,6 +43,7 @@ from apps.energy.allocator.units import current_to_power_w
 from apps.energy.snapshot import ConnectorRef, SnapshotContext, build_snapshot
 from apps.maintenance.models import EventCategory, EventLevel
 from apps.maintenance.services import device_log_write
+from apps.meters.services import meters_allocation_basis_set
 from apps.stations.models import Transaction
 
 logger = logging.getLogger(__name__)
@@ -688,6 +689,8 @@ def _store_results(
             "wanted_a": None if live is None else live.attempt_a,
             "delivery": results_by_key.get(key),
         }
+    meters_allocation_basis_set(context.meter_readings)
+    inputs = {zone.zone_id: zone for zone in context.snapshot.zones}
     zones = {
         zone.zone_id: {
             "limit_a": zone.limit_a,
@@ -695,6 +698,13 @@ def _store_results(
             "meter_lost": zone.meter_lost,
             "production_lost": zone.production_lost,
             "other_loads_a": zone.other_loads_a,
+            "held_meter_current_a": zone.held_meter_current_a,
+            "held_since_s": state.held_since_s(
+                context.previous_zones.get(zone.zone_id),
+                zone.held_meter_current_a,
+                inputs[zone.zone_id].meter_current_a,
+                allocation.now_s,
+            ),
             "production_a": zone.production_a,
             "grid_available_a": zone.grid_available_a,
             "available_a": zone.available_a,

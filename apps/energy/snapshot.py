@@ -3,7 +3,9 @@
 It turns zone rows, meter hot state, active reductions, ongoing transactions
 with their latest measurements, disconnected stations and what was last sent
 into an allocator ``SiteSnapshot``. Missing or stale data fails closed: a meter
-reading older than ``METER_STALE_S`` is treated as lost, never as 0 A.
+counts with its last good values until it is lost (SPEC §4) and not once they
+are older than its loss horizon (:func:`apps.meters.services.meter_usable_currents`);
+a lost meter is never read as 0 A.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from apps.energy.allocator import (
 )
 from apps.energy.allocator.envelope import ConnectorProfiles
 from apps.energy.measurement import ev_measurement, previous_current_samples
-from apps.meters.services import MeterStatus, meters_hot_state
+from apps.meters.services import PhaseCurrents, meter_usable_currents, meters_hot_state
 from apps.siteconfig.models import SiteSettings as SiteSettingsRow
 from apps.stations.models import Connector, MeterSample, Station, StationState, Transaction
 from apps.zones.models import Zone as ZoneRow
@@ -49,9 +51,8 @@ from apps.zones.selectors import ActiveReduction, active_reductions
 
 # After EV_RAMP_S the station is asked for a sample; this long is left for it to come.
 RAMP_CONFIRM_S = 2.0
-# A meter reading older than this many polling periods (at least 5 s) is stale.
-METER_STALE_PERIODS = 6
-METER_STALE_MIN_S = 5.0
+# A station's sample reaches evce this long after it was taken, at most.
+SAMPLE_TRANSIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class SnapshotContext:
     reductions: dict[int, list[ActiveReduction]] = field(default_factory=dict)
     zone_names: dict[int, str] = field(default_factory=dict)
     previous_zones: dict[int, dict] = field(default_factory=dict)  # the last run's figures
+    meter_readings: dict[int, PhaseCurrents | None] = field(default_factory=dict)  # used, by meter
 
 
 def connector_key(identity: str, connector_id: int) -> str:
@@ -107,26 +109,31 @@ def allocator_settings(row: SiteSettingsRow) -> SiteSettings:
     )
 
 
-def _phase_currents(
-    hot: dict | None, now: datetime, stale_s: float
-) -> tuple[float, float, float] | None:
-    """Per-phase current of a meter, or None when lost, failing or stale."""
-    if not hot or hot.get("status") != MeterStatus.CONNECTED or not hot.get("read_at"):
-        return None
-    if (now - datetime.fromisoformat(hot["read_at"])).total_seconds() > stale_s:
-        return None
-    values = hot.get("values") or {}
-    currents = [values.get(f"current_l{n}_a") for n in (1, 2, 3)]
-    if any(c is None for c in currents):
-        return None
-    return (float(currents[0]), float(currents[1]), float(currents[2]))
+def _phase_currents(hot: dict | None, now: datetime) -> tuple[float, float, float] | None:
+    """Per-phase current of a meter, or None when lost, never read or too old."""
+    return meter_usable_currents(hot, now)
 
 
-def _previous_other_loads(figures: dict | None) -> tuple[float, float, float] | None:
-    values = (figures or {}).get("other_loads_a")
-    if not values or len(values) != 3:
-        return None
-    return (float(values[0]), float(values[1]), float(values[2]))
+def _other_loads_hold(
+    figures: dict | None, now_s: float, hold_s: float
+) -> tuple[PhaseCurrents | None, PhaseCurrents | None]:
+    """The last estimate of a zone's other loads and the meter level it stands for.
+
+    Passed on while a fall of the meter held back by that estimate is younger
+    than ``hold_s``: by then every station has sent a sample taken after the
+    fall, which shows any EV dip, so the fall belongs to the building.
+    """
+    figures = figures or {}
+    other, held = figures.get("other_loads_a"), figures.get("held_meter_current_a")
+    if not other or not held or len(other) != 3 or len(held) != 3:
+        return None, None
+    since_s = figures.get("held_since_s")
+    if since_s is not None and now_s - float(since_s) > hold_s:
+        return None, None
+    return (
+        (float(other[0]), float(other[1]), float(other[2])),
+        (float(held[0]), float(held[1]), float(held[2])),
+    )
 
 
 def _reductions(items: Iterable[ActiveReduction]) -> tuple[Reduction, ...]:
@@ -138,11 +145,11 @@ def _reductions(items: Iterable[ActiveReduction]) -> tuple[Reduction, ...]:
     )
 
 
-def _read_window(hot: dict[int, dict], now: datetime, stale_s: float) -> tuple[float, float] | None:
+def _read_window(hot: dict[int, dict], now: datetime) -> tuple[float, float] | None:
     """From the start of the oldest to the end of the newest meter reading in use."""
     starts, ends = [], []
     for state_ in hot.values():
-        if _phase_currents(state_, now, stale_s) is None:
+        if _phase_currents(state_, now) is None:
             continue
         starts.append(datetime.fromisoformat(state_["read_at"]).timestamp())
         done = state_.get("read_done_at") or state_["read_at"]
@@ -157,47 +164,54 @@ def build_zones(
     *,
     read_window: list[tuple[float, float]] | None = None,
     previous: dict[int, dict] | None = None,
+    meter_readings: dict[int, PhaseCurrents | None] | None = None,
 ) -> tuple[Zone, ...]:
     """The allocator's zones; ``read_window`` receives when their meters were read.
 
-    ``previous`` holds the figures of the last allocation (read here if not given).
+    ``previous`` holds the figures of the last allocation (read here if not given);
+    ``meter_readings`` receives the reading used of each zone meter (None: unusable).
     """
     rows = list(ZoneRow.objects.all())
     meter_ids = [i for row in rows for i in (row.meter_id, row.production_meter_id) if i]
     hot = meters_hot_state(meter_ids)
-    stale_s = max(METER_STALE_MIN_S, METER_STALE_PERIODS * site.meter_poll_interval_ms / 1000)
     if read_window is not None:
-        window = _read_window(hot, now, stale_s)
+        window = _read_window(hot, now)
         if window is not None:
             read_window.append(window)
     if previous is None:
         previous = state.zone_results()
-    return tuple(
-        Zone(
-            zone_id=row.pk,
-            parent_id=row.parent_id,
-            max_current_a=float(row.max_current_a),
-            dynamic=row.meter_id is not None,
-            degraded_current_a=float(row.degraded_current_a),
-            meter_current_a=_phase_currents(hot.get(row.meter_id), now, stale_s)
-            if row.meter_id
-            else None,
-            has_production_meter=row.production_meter_id is not None,
-            production_current_a=(
-                _phase_currents(hot.get(row.production_meter_id), now, stale_s)
-                if row.production_meter_id
-                else None
-            ),
-            reductions=_reductions(reductions.get(row.pk, ())),
-            phase_imbalance_limit_a=(
-                float(row.phase_imbalance_limit_a)
-                if row.phase_imbalance_limit_a is not None
-                else None
-            ),
-            previous_other_loads_a=_previous_other_loads(previous.get(row.pk)),
+    readings = {meter_id: _phase_currents(hot.get(meter_id), now) for meter_id in meter_ids}
+    if meter_readings is not None:
+        meter_readings.update(readings)
+    hold_s = float(site.meter_value_sample_interval_s) + SAMPLE_TRANSIT_S
+    zones = []
+    for row in rows:
+        previous_other, held_meter = _other_loads_hold(
+            previous.get(row.pk), now.timestamp(), hold_s
         )
-        for row in rows
-    )
+        zones.append(
+            Zone(
+                zone_id=row.pk,
+                parent_id=row.parent_id,
+                max_current_a=float(row.max_current_a),
+                dynamic=row.meter_id is not None,
+                degraded_current_a=float(row.degraded_current_a),
+                meter_current_a=readings[row.meter_id] if row.meter_id else None,
+                has_production_meter=row.production_meter_id is not None,
+                production_current_a=(
+                    readings[row.production_meter_id] if row.production_meter_id else None
+                ),
+                reductions=_reductions(reductions.get(row.pk, ())),
+                phase_imbalance_limit_a=(
+                    float(row.phase_imbalance_limit_a)
+                    if row.phase_imbalance_limit_a is not None
+                    else None
+                ),
+                previous_other_loads_a=previous_other,
+                held_meter_current_a=held_meter,
+            )
+        )
+    return tuple(zones)
 
 
 def _alloc_connector(station: Station, connector: Connector) -> AllocConnector:
@@ -252,13 +266,12 @@ def ramping_to_a(
 
     Stations report their current every few seconds: right after an increase
     the last sample still shows the EV on its old setpoint while the meter
-    already sees it draw more. Counting it at the old value would take its
-    ramp for building load and shed sessions (then give the current back, and
-    so on). For ``EV_RAMP_S`` plus the time a triggered sample takes to come
-    (:data:`RAMP_CONFIRM_S`) the EV may be drawing its new setpoint, and the
-    allocator keeps the zone's other loads where the previous run put them,
-    within what the meter allows (:func:`apps.energy.allocator.capacity.other_loads_da`);
-    after that, only a sample counts again.
+    already sees it draw more. For ``EV_RAMP_S`` plus the time a triggered
+    sample takes to come (:data:`RAMP_CONFIRM_S`) the EV may be drawing its new
+    setpoint; after that, only a sample counts again. The allocator never
+    subtracts such a ramp from the meter, since the EV may as well still be
+    on its sample (:func:`apps.energy.allocator.capacity.other_loads_da`): the
+    ramp counts as other load until a sample shows it.
     """
     history = last.get("history") or []
     if not history:
@@ -325,7 +338,15 @@ def build_snapshot(
     reductions = active_reductions(now)
     read_window: list[tuple[float, float]] = []
     previous_zones = state.zone_results()
-    zones = build_zones(now, site, reductions, read_window=read_window, previous=previous_zones)
+    meter_readings: dict[int, PhaseCurrents | None] = {}
+    zones = build_zones(
+        now,
+        site,
+        reductions,
+        read_window=read_window,
+        previous=previous_zones,
+        meter_readings=meter_readings,
+    )
 
     stations = _installed_stations()
     connected = connected_identities([s.identity for s in stations])
@@ -447,4 +468,5 @@ def build_snapshot(
     context.reductions = reductions
     context.zone_names = dict(ZoneRow.objects.values_list("pk", "name"))
     context.previous_zones = previous_zones
+    context.meter_readings = meter_readings
     return context

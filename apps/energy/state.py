@@ -112,6 +112,30 @@ def save_results(
     pipe.execute()
 
 
+# A held meter level this far above the reading is a hold, not rounding (0.1 A steps).
+HOLD_TOLERANCE_A = 0.05
+
+
+def held_since_s(
+    previous: dict[str, Any] | None,
+    held_meter_a: tuple[float, float, float] | None,
+    meter_a: tuple[float, float, float] | None,
+    now_s: float,
+) -> float | None:
+    """Since when a zone's estimate of other loads is held above its meter (None: it is not).
+
+    The allocator holds back a fall of the meter that EV dips could explain;
+    the snapshot ends the hold once the stations had time to show a dip in a
+    sample (:func:`apps.energy.snapshot.build_zones`), counted from here.
+    """
+    if held_meter_a is None or meter_a is None:
+        return None
+    if not any(h > m + HOLD_TOLERANCE_A for h, m in zip(held_meter_a, meter_a, strict=True)):
+        return None
+    since_s = (previous or {}).get("held_since_s")
+    return float(since_s) if since_s is not None else now_s
+
+
 def session_results() -> dict[str, dict[str, Any]]:
     return {k: json.loads(v) for k, v in redis_client().hgetall(SESSIONS).items()}
 

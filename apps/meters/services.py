@@ -3,9 +3,12 @@
 Polling keeps the latest reading of every meter in Redis (what the control
 loop and the dashboard read), a downsampled history in the database, and the
 lost/recovered state machine: a meter is *lost* after N consecutive failed
-polls and back on the first success. Both transitions are device-log events
-and ask for a re-allocation, because a zone whose meter is lost must run on
-its degraded setpoint at once.
+polls and back on the first success (SPEC §4). Until it is lost, a failing
+meter keeps its last good values, which stay usable while they are younger
+than the loss horizon (:func:`meter_loss_horizon_s`): one missed answer must
+not drop a zone to its degraded setpoint and back. Both transitions are
+device-log events and ask for a re-allocation, because a zone whose meter is
+lost must run on its degraded setpoint at once.
 """
 
 from __future__ import annotations
@@ -38,15 +41,32 @@ from evce_site.hotstate import key, redis_client
 logger = logging.getLogger(__name__)
 
 HISTORY_PERIOD_S = 10.0
-# A change of a zone meter's phase current at least this big asks for a re-allocation.
+# A zone meter's phase current this far from what the last allocation used asks for
+# a re-allocation.
 REBALANCE_DELTA_A = 0.5
+# Last good values stay usable at least this long: polls delayed behind other work
+# must not flip a zone into degraded mode.
+LOSS_HORIZON_MIN_S = 5.0
 
 
 class MeterStatus:
     CONNECTED = "connected"
-    ERROR = "error"  # failing, not yet lost
+    ERROR = "error"  # failing, not yet lost: its last good values still count
     LOST = "lost"
     NOT_CONNECTED = "not_connected"  # never read
+
+
+def meter_loss_horizon_s(*, poll_interval_ms: int, lost_after: int, timeout_ms: int) -> float:
+    """How old a meter's last good values may be while the meter is not yet lost.
+
+    A failing meter is tried once per period, or once per timeout when that is
+    longer, and is lost at the ``lost_after``-th failure; one more attempt of
+    margin covers the poll in progress. Values older than this belong to a
+    meter that should have been declared lost (the poller stopped, or fell
+    behind): they are not used, which fails closed.
+    """
+    attempt_s = max(poll_interval_ms, timeout_ms) / 1000
+    return max(LOSS_HORIZON_MIN_S, (lost_after + 1) * attempt_s + poll_interval_ms / 1000)
 
 
 @transaction.atomic
@@ -157,6 +177,53 @@ def meters_hot_state(meter_ids: list[int]) -> dict[int, dict[str, Any]]:
     return {i: json.loads(raw) for i, raw in zip(meter_ids, raws, strict=True) if raw}
 
 
+PhaseCurrents = tuple[float, float, float]
+
+
+def meter_usable_currents(hot: dict[str, Any] | None, now: datetime) -> PhaseCurrents | None:
+    """A meter's per-phase current as the control loop may use it, or None (fail closed).
+
+    A meter that failed a few polls but is not lost yet still counts with its
+    last good values (SPEC §4), as long as they are younger than the loss
+    horizon written with them: older values belong to a meter that should
+    have been declared lost (a poller that stopped or fell behind).
+    """
+    if not hot or hot.get("status") not in (MeterStatus.CONNECTED, MeterStatus.ERROR):
+        return None
+    usable_until = hot.get("usable_until")
+    if not usable_until or now > datetime.fromisoformat(usable_until):
+        return None
+    values = hot.get("values") or {}
+    currents = [values.get(f"current_l{n}_a") for n in (1, 2, 3)]
+    if any(c is None for c in currents):
+        return None
+    return (float(currents[0]), float(currents[1]), float(currents[2]))
+
+
+_BASIS = key("meters", "allocation-basis")
+
+
+def meters_allocation_basis_set(readings: dict[int, PhaseCurrents | None]) -> None:
+    """Record the readings an allocation used, per meter (None: taken as lost).
+
+    The poller asks for a new allocation when a reading departs from these,
+    not from the previous poll: a load creeping up by less than the threshold
+    at every poll must still be seen once it adds up.
+    """
+    pipe = redis_client().pipeline()
+    pipe.delete(_BASIS)
+    if readings:
+        pipe.hset(_BASIS, mapping={str(k): json.dumps(v) for k, v in readings.items()})
+    pipe.execute()
+
+
+def meters_allocation_basis() -> dict[int, PhaseCurrents | None]:
+    return {
+        int(k): (tuple(v) if (v := json.loads(raw)) is not None else None)
+        for k, raw in redis_client().hgetall(_BASIS).items()
+    }
+
+
 # --------------------------------------------------------------------------
 # Polling
 # --------------------------------------------------------------------------
@@ -188,27 +255,36 @@ def meters_poll(*, now: datetime | None = None, lost_after: int | None = None) -
     from apps.siteconfig.models import SiteSettings
 
     now = now or timezone.now()
+    site = SiteSettings.load()
     if lost_after is None:
-        lost_after = SiteSettings.load().meter_lost_after_polls
+        lost_after = site.meter_lost_after_polls
+    poll_interval_ms = site.meter_poll_interval_ms
     meters = list(Meter.objects.filter(enabled=True).select_related("model"))
     if not meters:
         return PollResult(0, 0, [], [], False)
     maps = {m.model_id: _register_map(m.model) for m in meters}
     requests = [(meter_connection(m), maps[m.model_id]) for m in meters]
-    timeout_s = max(m.timeout_ms for m in meters) / 1000
+    timeout_ms = max(m.timeout_ms for m in meters)
+    timeout_s = timeout_ms / 1000
     results = poll_session().read_meters(requests, read_at=now, timeout_s=timeout_s)
     # The registers were read between ``now`` and here: the control loop needs
     # both ends to know which setpoints the stations were on at that moment.
     done = timezone.now()
     previous = meters_hot_state([m.pk for m in meters])
     zone_meter_ids = _zone_meter_ids()
+    basis = meters_allocation_basis()
+    horizon = timedelta(
+        seconds=meter_loss_horizon_s(
+            poll_interval_ms=poll_interval_ms, lost_after=lost_after, timeout_ms=timeout_ms
+        )
+    )
     pipe = redis_client().pipeline()
     lost, recovered, records = [], [], []
     rebalance = False
     failed = 0
     for meter, result in zip(meters, results, strict=True):
         before = previous.get(meter.pk) or {"status": MeterStatus.NOT_CONNECTED, "failures": 0}
-        state = _next_state(before, result, now, lost_after, done=done)
+        state = _next_state(before, result, now, lost_after, done=done, horizon=horizon)
         if state["status"] == MeterStatus.CONNECTED and _history_due(before, now):
             state["recorded_at"] = now.isoformat()
             records.append(_record(meter, result, now))
@@ -221,7 +297,9 @@ def meters_poll(*, now: datetime | None = None, lost_after: int | None = None) -
         elif state["status"] == MeterStatus.CONNECTED and before["status"] == MeterStatus.LOST:
             recovered.append(meter.name)
             _log_transition(meter, lost=False)
-        if meter.pk in zone_meter_ids and _changes_allocation(before, state):
+        if meter.pk in zone_meter_ids and _departs_from_allocation(
+            basis, meter.pk, meter_usable_currents(state, now)
+        ):
             rebalance = True
     pipe.execute()
     if records:
@@ -260,12 +338,14 @@ def _next_state(
     lost_after: int,
     *,
     done: datetime | None = None,
+    horizon: timedelta = timedelta(seconds=LOSS_HORIZON_MIN_S),
 ) -> dict[str, Any]:
+    """The hot state after one poll; a failure keeps the last good values and their age."""
     if isinstance(result, MeterError):
         failures = int(before.get("failures", 0)) + 1
         was_lost = before.get("status") == MeterStatus.LOST
         status = MeterStatus.LOST if failures >= lost_after or was_lost else MeterStatus.ERROR
-        kept = ("values", "read_at", "read_done_at", "recorded_at")
+        kept = ("values", "read_at", "read_done_at", "usable_until", "recorded_at")
         state = {k: v for k, v in before.items() if k in kept}
         state.update(status=status, failures=failures, error=str(result), failed_at=now.isoformat())
         return state
@@ -275,25 +355,28 @@ def _next_state(
         "values": result.values(),
         "read_at": now.isoformat(),
         "read_done_at": (done or now).isoformat(),
+        "usable_until": (now + horizon).isoformat(),
         "recorded_at": before.get("recorded_at"),
     }
 
 
-def _changes_allocation(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """True when the control loop must look again: status or a phase current moved."""
-    lost_before = before.get("status") == MeterStatus.LOST
-    lost_after = after.get("status") == MeterStatus.LOST
-    if lost_before != lost_after:
+def _departs_from_allocation(
+    basis: dict[int, PhaseCurrents | None], meter_id: int, usable: PhaseCurrents | None
+) -> bool:
+    """True when the control loop must look again at what this meter reads.
+
+    It must when the meter became usable or unusable, or when a phase current
+    is :data:`REBALANCE_DELTA_A` away from what the last allocation used; a
+    meter failing with its last good values (not lost) changes nothing.
+    """
+    if meter_id not in basis:
+        return True  # no allocation has used it yet
+    used = basis[meter_id]
+    if (used is None) != (usable is None):
         return True
-    if after.get("status") != MeterStatus.CONNECTED:
+    if used is None or usable is None:
         return False
-    old = (before.get("values") or {}) if before.get("status") == MeterStatus.CONNECTED else {}
-    new = after.get("values") or {}
-    for field in ("current_l1_a", "current_l2_a", "current_l3_a"):
-        a, b = old.get(field), new.get(field)
-        if (a is None) != (b is None) or (a is not None and abs(a - b) >= REBALANCE_DELTA_A):
-            return True
-    return False
+    return any(abs(a - b) >= REBALANCE_DELTA_A for a, b in zip(used, usable, strict=True))
 
 
 def _history_due(before: dict[str, Any], now: datetime) -> bool:

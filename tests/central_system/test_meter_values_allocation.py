@@ -16,12 +16,12 @@ from django.utils import timezone
 
 from apps.energy import state
 from apps.energy.allocator import Allocation, Phase, allocate
-from apps.energy.allocator.envelope import ConnectorProfiles, Slot
 from apps.energy.snapshot import SnapshotContext, build_snapshot, connector_key
 from apps.meters.modbus.simulator import MeterSimulator
 from apps.meters.models import Meter, MeterModel
 from apps.meters.services import meters_poll
 from apps.stations.models import MeterSample
+from tests.energy.helpers import confirm_fallbacks
 from tests.stations.factories import (
     ConnectorFactory,
     DcConnectorFactory,
@@ -49,20 +49,6 @@ def charging(station, *, wiring: str, dc: bool = False):
     else:
         ConnectorFactory(station=station, connector_id=1, phase_wiring=wiring)
     return TransactionFactory(station=station, connector_id=1, meter_start_wh=0)
-
-
-def confirm_fallbacks(sessions) -> None:
-    """Each station has accepted a 0 A fallback a while ago: it follows evce."""
-    at_s = timezone.now().timestamp() - 60
-    state.save_profiles(
-        {
-            connector_key(session.station.identity, 1): ConnectorProfiles(
-                fallback=Slot().accepted(0.0, at_s=at_s, response_s=5)
-            )
-            for session in sessions
-        },
-        since_s=at_s + 60,
-    )
 
 
 def allocate_while_connected(
@@ -98,7 +84,9 @@ def allocate_while_connected(
                     },
                 )
                 assert answer[0] == 3
-        await database_sync_to_async(confirm_fallbacks)(sessions)
+        await database_sync_to_async(confirm_fallbacks)(
+            [connector_key(session.station.identity, 1) for session in sessions]
+        )
         context = await database_sync_to_async(build_snapshot)(now=timezone.now())
         for station in stations:
             await station.close()

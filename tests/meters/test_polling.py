@@ -9,6 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from apps.energy.control import rebalance_once
 from apps.energy.services import DIRTY
 from apps.maintenance.models import DeviceLogEntry
 from apps.meters.modbus.simulator import MeterSimulator
@@ -68,11 +69,45 @@ def test_a_poll_keeps_the_latest_values_and_a_history(simulator, main_meter, hot
 
 def test_an_unchanged_reading_does_not_ask_for_a_reallocation(simulator, main_meter, hot_state):
     simulator.set_values(1, current_a=(10.0, 10.0, 10.0))
-    meters_poll()
+    assert meters_poll().rebalance  # no allocation has used this meter yet
+    rebalance_once()
     redis_client().delete(DIRTY)
     simulator.set_values(1, current_a=(10.2, 10.0, 9.9))  # below the 0.5 A threshold
     assert not meters_poll().rebalance
     assert not redis_client().exists(DIRTY)
+
+
+def test_a_load_creeping_up_is_seen_once_it_departs_from_the_last_allocation(
+    simulator, main_meter, hot_state
+):
+    """0.3 A more at every poll: never 0.5 A from one poll to the next, yet 27 A in 90 polls."""
+    simulator.set_values(1, current_a=(10.0, 10.0, 10.0))
+    meters_poll()
+    rebalance_once()
+    simulator.set_values(1, current_a=(10.3, 10.0, 10.0))
+    assert not meters_poll().rebalance
+    simulator.set_values(1, current_a=(10.6, 10.0, 10.0))
+    assert meters_poll().rebalance  # 0.6 A above what the allocation used
+    rebalance_once()
+    simulator.set_values(1, current_a=(10.9, 10.0, 10.0))
+    assert not meters_poll().rebalance  # the new allocation used 10.6 A
+
+
+def test_a_failed_poll_keeps_the_last_values_and_asks_for_nothing(simulator, main_meter, hot_state):
+    """Not lost yet: no re-allocation on the failure, nor on the recovery with the same values."""
+    simulator.set_values(1, current_a=(30.0, 20.0, 10.0))
+    now = timezone.now()
+    meters_poll(now=now)
+    rebalance_once(now=now)
+    simulator.set_online(1, False)
+    result = meters_poll(now=now + timedelta(seconds=0.5))
+    state = meter_hot_state(main_meter.pk)
+    assert state["status"] == MeterStatus.ERROR
+    assert state["values"]["current_l1_a"] == pytest.approx(30.0)
+    assert state["read_at"] == now.isoformat()  # the age of the values it keeps
+    assert not result.rebalance
+    simulator.set_online(1, True)
+    assert not meters_poll(now=now + timedelta(seconds=1)).rebalance
 
 
 def test_a_meter_is_lost_after_three_failures_and_recovers_on_the_first_success(

@@ -22,7 +22,10 @@ Fail-closed choices, all in the safe direction:
 - other loads are never negative (a meter reading below the chargers' own
   measurements, a timing skew, does not create current);
 - chargers without a reading are not subtracted from the meter, so their current
-  counts as building load;
+  counts as building load; a charger is subtracted at no more than it surely
+  draws: not a raised setpoint it may still be ramping up to, and not a sample
+  it may have dipped below since (a fall of the meter is credited to the
+  building only once the samples could show it, see :func:`other_loads_da`);
 - a disconnected station's actual current is inside the meter reading *and* its
   reserve is held on top, because the two cannot be told apart;
 - production (clamped at 0) only counts for a zone that has a production meter,
@@ -76,6 +79,7 @@ class ZoneCapacity:
     other_loads_da: tuple[int, int, int] | None
     production_da: tuple[int, int, int]
     available_da: tuple[int, int, int]
+    held_meter_da: tuple[int, int, int] | None = None
 
 
 def zone_capacity(
@@ -83,15 +87,15 @@ def zone_capacity(
     measured_below_da: Sequence[int],
     production_mode: ProductionMode,
     *,
-    ramping_below_da: Sequence[int] = (0, 0, 0),
+    excess_below_da: Sequence[int] = (0, 0, 0),
     chain_has_production_meter: bool | None = None,
 ) -> ZoneCapacity:
     """Available current of ``zone`` for each phase, exactly as SPEC §3.2.
 
     ``measured_below_da`` is the measured current (deciamps, rounded down) of the
-    connected chargers below the zone, per phase. The result is never negative.
-    ``ramping_below_da`` is the part of raised setpoints below the zone that
-    EVs may already draw though no sample shows it: see :func:`other_loads_da`.
+    connected chargers below the zone, per phase, each at most its setpoint in
+    force; ``excess_below_da`` what their samples show above that setpoint
+    (see :func:`other_loads_da`). The result is never negative.
     ``chain_has_production_meter`` tells whether the zone or an ancestor has a
     production meter (``None``: only the zone's own meter is known). Under
     "local only", a zone without one has no production to charge from and gets
@@ -111,19 +115,26 @@ def zone_capacity(
         )
 
     other: tuple[int, int, int] | None = None
+    held: tuple[int, int, int] | None = None
     other_list = [0, 0, 0]
     if zone.dynamic:
         assert zone.meter_current_a is not None
+        previous = zone.previous_other_loads_a
+        held_meter = zone.held_meter_current_a
         for phase in range(3):
             other_list[phase] = other_loads_da(
                 deciamps_up(zone.meter_current_a[phase]),
                 measured_below_da[phase],
-                ramping_below_da[phase],
-                None
-                if zone.previous_other_loads_a is None
-                else deciamps_up(zone.previous_other_loads_a[phase]),
+                None if previous is None else deciamps_up(previous[phase]),
+                None if held_meter is None else deciamps_up(held_meter[phase]),
+                excess_below_da[phase],
             )
         other = (other_list[0], other_list[1], other_list[2])
+        held = (
+            other_list[0] + measured_below_da[0],
+            other_list[1] + measured_below_da[1],
+            other_list[2] + measured_below_da[2],
+        )
 
     uses_production = zone.has_production_meter and production_mode is not ProductionMode.GRID
     if chain_has_production_meter is None:
@@ -159,29 +170,45 @@ def zone_capacity(
         other_loads_da=other,
         production_da=(production[0], production[1], production[2]),
         available_da=(available[0], available[1], available[2]),
+        held_meter_da=held,
     )
 
 
 def other_loads_da(
-    meter_da: int, measured_below_da: int, ramping_below_da: int, previous_da: int | None
+    meter_da: int,
+    counted_below_da: int,
+    previous_da: int | None,
+    held_meter_da: int | None,
+    excess_below_da: int = 0,
 ) -> int:
     """The zone's own loads on one phase: the meter minus its chargers (SPEC §3.2).
 
-    Samples of the chargers lag the meter: right after a setpoint went up,
-    the meter already sees EVs draw more while their last samples do not.
-    Taken at face value (``high``), that ramp would look like building load and
-    shed the very sessions just raised, which would then be raised again. So
-    while ramps are under way the estimate stays where the previous
-    allocation put it, inside the bounds the readings allow: never below
-    ``low`` (every ramp complete), so a building load rising beyond what the
-    ramps can explain is seen at once, and never above ``high``. Without
-    ramps it is ``high``, the meter minus what the samples show.
+    Never below ``high``, the meter minus what the chargers surely draw
+    (``counted_below_da``: samples, each at most the setpoint in force), so a
+    rise of the building is seen at the first reading that shows it. An EV
+    ramping up to a raised setpoint is not subtracted beyond its sample: its
+    ramp counts as other load until a sample shows it, which can only lower
+    what is given out, never hide a building load.
+
+    A sample also lags a dip: an EV may draw less than its last sample, and
+    the meter then falls though the building did not. Crediting that fall to
+    the building would hand the EV's current to others, and overload the zone
+    when the EV draws again. So a fall of the meter below ``held_meter_da``
+    (the level the previous estimate ``previous_da`` stood for) keeps the
+    estimate up to ``previous_da``: the chargers count only for what they
+    surely draw had they dipped by the whole fall. Only by the part of it
+    that samples above the setpoints in force (``excess_below_da``) do not
+    explain: EVs coming down to a lower setpoint do not dip below what they
+    are counted for, and the excess they still draw is inside ``high``. The
+    caller stops passing the hold once the stations have had time to send a
+    sample showing any dip. The hold never puts the estimate above the meter.
     """
-    high = max(0, meter_da - measured_below_da)
-    if ramping_below_da <= 0 or previous_da is None:
+    high = max(0, meter_da - counted_below_da)
+    if previous_da is None or held_meter_da is None:
         return high
-    low = max(0, high - ramping_below_da)
-    return max(low, min(previous_da, high))
+    unexplained_da = max(0, held_meter_da - meter_da - excess_below_da)
+    surely_drawn_da = max(0, counted_below_da - unexplained_da)
+    return max(high, min(previous_da, meter_da - surely_drawn_da))
 
 
 def capacity_signature(zone_ids: Sequence[int], capacities: Sequence[ZoneCapacity]) -> str:

@@ -112,7 +112,8 @@ def allocate(site: SiteSnapshot) -> Allocation:
     phases_of: dict[tuple[PhaseWiring, int | None, CurrentType], tuple[int, ...]] = {}
     constraints_of: dict[tuple[int, tuple[int, ...]], tuple[int, ...]] = {}
     measured = [[0, 0, 0] for _ in range(zone_count)]
-    ramping = [[0, 0, 0] for _ in range(zone_count)]
+    # Sampled above the setpoint in force: current the EVs are about to give back.
+    excess = [[0, 0, 0] for _ in range(zone_count)]
     zone_of: list[int | None] = []
     voltage_of: list[float] = []
     connector_max_da: list[int] = []
@@ -140,22 +141,23 @@ def allocate(site: SiteSnapshot) -> Allocation:
                 cached = constraint_indexes(chain, phases)
                 constraints_of[(zone, phases)] = cached
             constraints = cached
+            # A raised setpoint the EV may be ramping up to (``ramp_current_a``)
+            # is not counted: the EV may still be on its sample (see
+            # ``capacity.other_loads_da``).
             reading = session.measured_current_a
-            ramp = session.ramp_current_a
-            if reading is not None or ramp is not None:
+            if reading is not None:
                 cap_da = _setpoint_cap_da(session)
                 counted = _counted_da(reading, cap_da)
                 direct = measured[zone]
                 direct[0] += counted[0]
                 direct[1] += counted[1]
                 direct[2] += counted[2]
-                if ramp is not None:
-                    ramping_direct = ramping[zone]
-                    for phase, (ramp_a, counted_da) in enumerate(zip(ramp, counted, strict=True)):
-                        if ramp_a > 0:
-                            ramping_direct[phase] += max(
-                                0, min(deciamps_down(ramp_a), cap_da) - counted_da
-                            )
+                if counted[0] == cap_da or counted[1] == cap_da or counted[2] == cap_da:
+                    above = _counted_da(reading, 10**9)
+                    over = excess[zone]
+                    over[0] += above[0] - counted[0]
+                    over[1] += above[1] - counted[1]
+                    over[2] += above[2] - counted[2]
         max_da = deciamps_down(connector_max_current_a(session, voltage_v))
         zone_of.append(zone)
         voltage_of.append(voltage_v)
@@ -205,13 +207,13 @@ def allocate(site: SiteSnapshot) -> Allocation:
 
     # Capacity of each zone phase, then what is left after reserves.
     measured_below = _roll_up(measured, tree)
-    ramping_below = _roll_up(ramping, tree)
+    excess_below = _roll_up(excess, tree)
     capacities: list[ZoneCapacity] = [
         zone_capacity(
             zone_input,
             measured_below[position],
             settings.production_mode,
-            ramping_below_da=ramping_below[position],
+            excess_below_da=excess_below[position],
             chain_has_production_meter=any(
                 tree.zones[ancestor].has_production_meter for ancestor in tree.chains[position]
             ),
@@ -340,6 +342,9 @@ def allocate(site: SiteSnapshot) -> Allocation:
                 headroom_a=_per_phase(free),
                 session_count=counted[position][0],
                 charging_count=counted[position][1],
+                held_meter_current_a=(
+                    None if capacity.held_meter_da is None else _per_phase(capacity.held_meter_da)
+                ),
             )
         )
 
@@ -369,7 +374,7 @@ def _counted_da(reading: PhaseAmps | None, cap_da: int) -> tuple[int, int, int]:
 
 
 def _setpoint_cap_da(session: Session) -> int:
-    """The most a session can be drawing now: the setpoint it was on.
+    """The most a session's reading may count for: the setpoint it was on.
 
     Stations report their current every few seconds, meters twice a second: a
     reading above the setpoint predates it. Counting the EV's share of the

@@ -241,9 +241,15 @@ class Zone:
     the chargers below it); ``None`` means the meter is lost, and the zone then
     runs on ``degraded_current_a``. ``production_current_a`` is the local
     production per phase; ``None`` while ``has_production_meter`` means that meter
-    is lost and no production is counted. ``previous_other_loads_a`` is what the
-    previous allocation took the zone's other loads to be (see
-    :class:`Session`'s ``ramp_current_a``).
+    is lost and no production is counted.
+
+    ``previous_other_loads_a`` is what the previous allocation took the zone's
+    other loads to be, and ``held_meter_current_a`` the meter level that
+    estimate stands for (:attr:`ZoneAllocation.held_meter_current_a`): a fall
+    of the meter below it, which EVs dipping under their last samples could
+    explain, is not yet credited to the building (see
+    :func:`~apps.energy.allocator.capacity.other_loads_da`). ``None``: no
+    such hold, other loads are the meter minus the samples.
     """
 
     zone_id: int
@@ -258,6 +264,7 @@ class Zone:
     phase_imbalance_limit_a: float | None = None
     nominal_voltage_v: float | None = None
     previous_other_loads_a: PhaseAmps | None = None
+    held_meter_current_a: PhaseAmps | None = None
 
     def __post_init__(self) -> None:
         owner = f"Zone {self.zone_id}"
@@ -265,6 +272,11 @@ class Zone:
             self,
             "previous_other_loads_a",
             _phase_amps(owner, "previous_other_loads_a", self.previous_other_loads_a),
+        )
+        object.__setattr__(
+            self,
+            "held_meter_current_a",
+            _phase_amps(owner, "held_meter_current_a", self.held_meter_current_a),
         )
         _check_non_negative(owner, "max_current_a", self.max_current_a)
         _check_non_negative(owner, "degraded_current_a", self.degraded_current_a)
@@ -334,8 +346,10 @@ class Session:
     - ``drawing_cap_a``: the most the EV can have been drawing while the meters
       were read: the setpoint the station was on *then* (the previous one when
       the last was accepted only afterwards). ``None`` = ``last_setpoint_a``.
-    - ``ramp_current_a``: per building phase, what the EV is taken to draw while
-      it follows a raised setpoint that no sample shows yet; ``None`` = no ramp.
+    - ``ramp_current_a``: per building phase, the raised setpoint the EV may be
+      following though no sample shows it yet; ``None`` = no ramp. It is never
+      subtracted from the meter: the EV may still be on its sampled value, so
+      until a sample shows the ramp, the meter counts it as other load.
     """
 
     connector: Connector
@@ -510,6 +524,9 @@ class ZoneAllocation:
 
     - ``limit_a``: maximum current with the active reduction (same on each phase).
     - ``other_loads_a``: building loads from the meter (``None``: static or lost).
+    - ``held_meter_current_a``: the meter level ``other_loads_a`` stands for: the
+      meter, or above it while a fall of the meter is not yet credited to the
+      building; feed it back as :attr:`Zone.held_meter_current_a`.
     - ``production_a``: local production counted in ``available_a``.
     - ``grid_available_a``: the part of ``available_a`` that comes from the grid.
     - ``available_a``: current available for charging in this zone (SPEC §3.2).
@@ -532,6 +549,7 @@ class ZoneAllocation:
     headroom_a: PhaseAmps
     session_count: int
     charging_count: int
+    held_meter_current_a: PhaseAmps | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,13 +97,26 @@ def sessions_below(site: SiteSnapshot, zone_id: int) -> Iterator[Session]:
             yield session
 
 
+def surely_drawn_a(session: Session) -> tuple[float, float, float]:
+    """Per building phase, the most of a session's reading the meter may be reduced by."""
+    measured = session.measured_current_a or (0.0, 0.0, 0.0)
+    in_force_a = (
+        session.drawing_cap_a if session.drawing_cap_a is not None else session.last_setpoint_a
+    )
+    # AC and DC alike: a DC reading is its AC input, its setpoint_a the AC equivalent.
+    cap_a = in_force_a if in_force_a is not None else float("inf")
+    drawn = [max(0.0, min(value, cap_a)) for value in measured]
+    return (drawn[0], drawn[1], drawn[2])
+
+
 def available_of(site: SiteSnapshot, zone: Zone) -> list[float]:
     """SPEC §3.2 with the reductions of §3.5, per phase (index 0 = L1).
 
-    The EVs count for what they are measured to draw, or for the raised
-    setpoint they may be ramping up to: the most the building can be left
-    with. The allocator's own estimate is never lighter (other tests check it
-    exactly).
+    The EVs count for no more than they surely draw: their sample, at most
+    the setpoint in force (AC), and nothing for a raised setpoint they may be
+    ramping up to, since an EV may still be on its sampled value. Other loads
+    are then the least the building can be carrying; the allocator's own
+    estimate is never lighter (other tests check it exactly).
     """
     limit = limit_of(zone)
     if zone.dynamic and zone.meter_current_a is None:
@@ -117,14 +130,7 @@ def available_of(site: SiteSnapshot, zone: Zone) -> list[float]:
     for phase in range(3):
         other = 0.0
         if zone.dynamic and zone.meter_current_a is not None:
-            measured = sum(
-                max(
-                    0.0,
-                    (s.measured_current_a or (0.0, 0.0, 0.0))[phase],
-                    (s.ramp_current_a or (0.0, 0.0, 0.0))[phase],
-                )
-                for s in sessions_below(site, zone.zone_id)
-            )
+            measured = sum(surely_drawn_a(s)[phase] for s in sessions_below(site, zone.zone_id))
             other = max(0.0, zone.meter_current_a[phase] - measured)
         production = 0.0
         if zone.production_current_a is not None:

@@ -42,7 +42,7 @@ from apps.energy.allocator import (
 from apps.energy.allocator.units import deciamps_down
 
 NOW_S = 1_750_000_000.0
-ZONE_BYTES = 50
+ZONE_BYTES = 62
 SESSION_BYTES = 54
 RESERVE_BYTES = 8
 
@@ -159,6 +159,9 @@ def zone_trees(
                 ),
                 nominal_voltage_v=decoder.pick([None, None, None, 230.0, 240.0]),
                 previous_other_loads_a=decoder.maybe(
+                    partial(decoder.phase_amps, meter_max_a), none_one_in=2
+                ),
+                held_meter_current_a=decoder.maybe(
                     partial(decoder.phase_amps, meter_max_a), none_one_in=2
                 ),
             )
@@ -286,9 +289,13 @@ def connectors_for(zones: tuple[Zone, ...], data: bytes, count: int) -> tuple[Co
 
 
 def without_history(site: SiteSnapshot) -> SiteSnapshot:
-    """The same site with no last setpoints (no deadband, no optimisation)."""
+    """The same site with no last setpoints (no deadband, no optimisation) nor held estimates."""
     return replace(
         site,
+        zones=tuple(
+            replace(zone, previous_other_loads_a=None, held_meter_current_a=None)
+            for zone in site.zones
+        ),
         sessions=tuple(
             replace(
                 s,

@@ -1,9 +1,11 @@
 """The allocator in a loop with EVs that follow their setpoints (hypothesis).
 
 Each EV draws ``min(setpoint, what its battery accepts)``; each dynamic zone's
-meter reads its building load plus the EVs below it; outputs are fed back every
-tick, a minute apart. Every tick must be safe, and once the EVs have settled no
-session may keep switching between charging and suspended.
+meter reads its building load plus the EVs below it; outputs (setpoints,
+ranking, each zone's estimate of other loads and the meter level it stands
+for) are fed back every tick, a minute apart. Every tick must be safe, and
+once the EVs have settled no session may keep switching between charging
+and suspended.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ def _readings(
         )
     zones = []
     for zone in site.zones:
+        if allocation is not None:
+            figures = allocation.zone(zone.zone_id)
+            zone = replace(
+                zone,
+                previous_other_loads_a=figures.other_loads_a,
+                held_meter_current_a=figures.held_meter_current_a,
+            )
         if not zone.dynamic or zone.meter_current_a is None:
             zones.append(zone)
             continue
@@ -63,6 +72,10 @@ def test_a_closed_loop_stays_safe_and_settles(site: SiteSnapshot, data: bytes) -
         settings=replace(site.settings, idle_suspension_enabled=False),
         # Ranked at the first tick: the six ticks stay within one 15-minute review.
         previous_ranking=None,
+        zones=tuple(
+            replace(zone, previous_other_loads_a=None, held_meter_current_a=None)
+            for zone in site.zones
+        ),
         sessions=tuple(
             replace(
                 s,
