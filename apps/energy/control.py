@@ -193,11 +193,11 @@ class _Run:
             self.context.snapshot.zones,
             {zone.zone_id: zone.available_a for zone in self.allocation.zones},
             self._budgeted(time.time()),
-            [Raise(d.ref.key, d.value_a, d.floor_a, d.priority) for d in raises],
+            [Raise(d.ref.key, d.value_a, d.floor_a, d.priority, d.kind) for d in raises],
         )
         wave = []
         for delivery in raises:
-            value_a = granted.get(delivery.ref.key)
+            value_a = granted.get((delivery.ref.key, delivery.kind))
             if value_a is None:
                 self.deferred.append(delivery)
                 continue

@@ -52,14 +52,17 @@ class Budgeted:
 class Raise:
     """A change that would raise a connector's envelope to ``wanted_a``.
 
-    ``floor_a``: below it a partial raise is pointless (the EV would not
-    charge), so it is not sent at all. ``priority``: lower goes first.
+    ``kind`` tells the connector's profiles apart (``"live"``, ``"fallback"``):
+    a connector may have a raise of each. ``floor_a``: below it a partial
+    raise is pointless (the EV would not charge), so it is not sent at all.
+    ``priority``: lower goes first.
     """
 
     key: str
     wanted_a: float
     floor_a: float
     priority: int = 0
+    kind: str = "live"
 
 
 class _Budget:
@@ -107,8 +110,8 @@ def admit_raises(
     available_a: Mapping[int, PhaseAmps],
     connectors: Iterable[Budgeted],
     raises: Sequence[Raise],
-) -> dict[str, float]:
-    """The value each raise may be sent with now (absent: not now).
+) -> dict[tuple[str, str], float]:
+    """The value each raise may be sent with now, by ``(key, kind)`` (absent: not now).
 
     A raise is a profile above what its connector is settled at (see
     ``raises_envelope``): once sent, the connector counts at the higher of its
@@ -122,21 +125,24 @@ def admit_raises(
     current, now and from then on, unless they already exceeded it before.
     """
     budget = _Budget(zones, available_a, connectors)
-    granted: dict[str, float] = {}
-    for item in sorted(raises, key=lambda r: (r.priority, r.key)):
+    envelope_da = {key: deciamps_up(c.envelope_a) for key, c in budget.connectors.items()}
+    granted: dict[tuple[str, str], float] = {}
+    for item in sorted(raises, key=lambda r: (r.priority, r.key, r.kind)):
         connector = budget.connectors.get(item.key)
         if connector is None:
             continue
         slack_da = budget.slack_da(connector)
         if slack_da < 0:
             continue  # already over (a decrease in progress): nothing more goes there
-        envelope_da = deciamps_up(connector.envelope_a)
+        current_da = envelope_da[item.key]
         wanted_da = deciamps_down(item.wanted_a)
-        value_da = min(wanted_da, envelope_da + slack_da)
+        value_da = min(wanted_da, current_da + slack_da)
         if value_da < wanted_da and value_da < deciamps_up(item.floor_a):
             continue
-        budget.add(connector, max(0, value_da - envelope_da))
-        granted[item.key] = item.wanted_a if value_da == wanted_da else amps(value_da)
+        if value_da > current_da:
+            budget.add(connector, value_da - current_da)
+            envelope_da[item.key] = value_da
+        granted[(item.key, item.kind)] = item.wanted_a if value_da == wanted_da else amps(value_da)
     return granted
 
 

@@ -177,6 +177,10 @@ class Fleet:
 
     # ------------------------------------------------------------------ arrivals
 
+    def arrive_at(self, identity: str, connector_id: int = 1) -> None:
+        """An EV arrives now at a chosen connector (call on the fleet's event loop)."""
+        self._new_visit(self.stations[identity], connector_id)
+
     def _new_visit(self, station: StationSim, connector_id: int) -> None:
         dwell_s = None
         if self.drivers.dwell_mean_s is not None:

@@ -38,6 +38,9 @@ class StationSpec:
     defaults, e.g. ``{"MeterValueSampleInterval": "5"}``; ``id_tags`` are the
     cards drivers badge here (empty: the fleet's cards). ``free_vend`` gives
     the station vendor keys to start charging on plug-in without a card.
+    ``refuses_decreases`` makes it reject every TxProfile or
+    ChargePointMaxProfile that would lower what a charging connector offers,
+    as some real stations do: the central system must not count on it.
     """
 
     identity: str
@@ -49,6 +52,7 @@ class StationSpec:
     configuration: Mapping[str, str] = field(default_factory=dict)
     id_tags: tuple[str, ...] = ()
     free_vend: bool = False
+    refuses_decreases: bool = False
 
 
 @dataclass(frozen=True, slots=True)

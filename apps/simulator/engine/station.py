@@ -51,11 +51,13 @@ from apps.simulator.engine.model import (
 )
 from apps.simulator.engine.outbox import Outbox, Outgoing, StationOffline
 from apps.simulator.engine.profiles import (
+    ChargingProfile,
     ConnectorContext,
     ProfileError,
     ProfilePurpose,
     ProfileStore,
     RateUnit,
+    period_limit_a,
     profile_from_ocpp,
 )
 from apps.simulator.engine.session import OcppSession
@@ -951,6 +953,9 @@ class StationSim:
             return "Rejected"
         connector = self.connectors.get(connector_id)
         transaction = connector.transaction if connector else None
+        if self._refuses_as_decrease(profile, connector):
+            logger.info("%s: refusing a lower charging profile", self.identity)
+            return "Rejected"
         accepted = self.profiles.install(
             profile,
             transaction_active=transaction is not None,
@@ -959,6 +964,17 @@ class StationSim:
         if accepted:
             self._later(self._refresh)
         return "Accepted" if accepted else "Rejected"
+
+    def _refuses_as_decrease(
+        self, profile: ChargingProfile, connector: ConnectorState | None
+    ) -> bool:
+        """A station built to refuse decreases: a live limit below what it offers now."""
+        if not self.spec.refuses_decreases or profile.purpose is ProfilePurpose.TX_DEFAULT:
+            return False
+        targets = [connector] if connector is not None else list(self.connectors.values())
+        phases = max(1, min(c.offered_phases or 3 for c in targets)) if targets else 3
+        limit_a = period_limit_a(profile, profile.periods[0], phases, self.profiles.voltage_v)
+        return any(c.transaction is not None and limit_a < c.offered_a for c in targets)
 
     def clear_charging_profile(
         self,

@@ -312,13 +312,12 @@ def test_no_zone_phase_is_ever_over_its_limit(
             zones,
             {zone.zone_id: zone.available_a for zone in allocation.zones},
             budgeted,
-            [Raise(c.key, c.value_a, c.floor_a, c.priority) for c in raises],
+            [Raise(c.key, c.value_a, c.floor_a, c.priority, c.kind) for c in raises],
         )
         for change in raises:
-            if change.key in granted and (
-                change.kind == "live" or granted[change.key] == change.value_a
-            ):
-                send(change.key, replace(change, value_a=granted[change.key]), now_s)
+            value_a = granted.get((change.key, change.kind))
+            if value_a is not None and (change.kind == "live" or value_a == change.value_a):
+                send(change.key, replace(change, value_a=value_a), now_s)
         check(now_s)
         now_s += TICK_S
 
