@@ -70,8 +70,9 @@ class Delivery:
 
     ref: ConnectorRef
     payload: dict
-    kind: str  # "live" | "fallback"
+    kind: str  # "live" | "fallback" | "clear_live"
     value_a: float = 0.0
+    action: str = "SetChargingProfile"
     sent_entry: dict = field(default_factory=dict)
     raises_envelope: bool = False
     raises: bool = False
@@ -175,7 +176,7 @@ class _Run:
         self.deferred: list[Delivery] = []
         self.accepted = 0
         self.fenced = False
-        self.started_s = time.time()
+        self.started_s = context.profiles_read_at_s or time.time()
 
     def deliver(self, deliveries: list[Delivery]) -> None:
         now_s = time.time()
@@ -231,6 +232,17 @@ class _Run:
 
     def _record(self, delivery: Delivery, result: str) -> None:
         value_a = delivery.value_a
+        if delivery.kind == "clear_live":
+            if result in ("Accepted", "Unknown"):  # Unknown: there was nothing to clear
+                self.accepted += 1
+                key = delivery.ref.key
+                self.profiles[key] = replace(
+                    self.profiles[key], live=None, live_transaction_id=None, live_valid_until_s=None
+                )
+                self.changed.add(key)
+            else:
+                self._update(delivery, lambda slot: slot.unanswered(value_a))
+            return
         if result == "Accepted":
             self.accepted += 1
             self._update(
@@ -274,6 +286,8 @@ class _Run:
         profiles = self.profiles[delivery.ref.key]
         if delivery.kind == "fallback":
             return profiles.fallback
+        if delivery.kind == "clear_live":
+            return profiles.live
         return profiles.live_for(delivery.ref.transaction_id, time.time())
 
     def _update(
@@ -283,6 +297,9 @@ class _Run:
         profiles = self.profiles[key]
         if delivery.kind == "fallback":
             profiles = replace(profiles, fallback=change(profiles.fallback))
+        elif delivery.kind == "clear_live":
+            if profiles.live is not None:
+                profiles = replace(profiles, live=change(profiles.live))
         else:
             transaction_id = delivery.ref.transaction_id
             live = profiles.live_for(transaction_id, time.time())
@@ -507,9 +524,13 @@ def _plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[D
             wanted_a = fallback.attempt_a if fallback.attempt_a is not None else 0.0
             fallback_a = min(wanted_a, context.offline_a[key])
         live = profiles_.live_for(ref.transaction_id, now_s)
-        if ref.transaction_id is not None and live is not None and live.held and _due(live, now_s):
-            live_a = live.attempt_a if live.attempt_a is not None else 0.0
-        held.append(HeldConnector(key, fallback_a, live_a))
+        clear_live = False
+        if live is not None and live.held and _due(live, now_s):
+            if ref.transaction_id is not None:
+                live_a = live.attempt_a if live.attempt_a is not None else 0.0
+            else:
+                clear_live = True
+        held.append(HeldConnector(key, fallback_a, live_a, clear_live))
     changes = plan_changes(
         context.snapshot.zones,
         allocation,
@@ -526,6 +547,21 @@ def _plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[D
     by_key = {item.key: item for item in allocation.sessions}
     deliveries = []
     for change in changes:
+        if change.kind == "clear_live":
+            ref = context.held[change.key]
+            deliveries.append(
+                Delivery(
+                    ref=ref,
+                    kind="clear_live",
+                    action="ClearChargingProfile",
+                    payload={
+                        "connectorId": ref.connector_id,
+                        "chargingProfilePurpose": "TxProfile",
+                    },
+                    priority=change.priority,
+                )
+            )
+            continue
         if change.kind == "fallback":
             delivery = _fallback_delivery(
                 context, context.installed_connectors[change.key], change.value_a, now_s
@@ -568,7 +604,7 @@ async def _deliver_wave(wave: list[Delivery]) -> list[str]:
 
     sent_at_s = time.time()  # before any station can have applied its profile
     outcomes = await commands.call_many(
-        [(d.ref.identity, "SetChargingProfile", d.payload) for d in wave],
+        [(d.ref.identity, d.action, d.payload) for d in wave],
         timeout_s=DELIVERY_TIMEOUT_S,
     )
 
@@ -577,7 +613,11 @@ async def _deliver_wave(wave: list[Delivery]) -> list[str]:
         if isinstance(outcome.result, Exception):
             return f"error: {outcome.result}"
         status = str(outcome.result.get("status", "Unknown"))
-        if status != "Accepted" and delivery.kind == "live":
+        if (
+            status != "Accepted"
+            and delivery.kind == "live"
+            and delivery.action == "SetChargingProfile"
+        ):
             status = await _retry_as_station_max(delivery, status)
             delivery.answered_at_s = time.time()
         return status

@@ -10,6 +10,7 @@ a lost meter is never read as 0 A.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -80,6 +81,7 @@ class SnapshotContext:
     # What each connector's station may hold, and the connectors outside the allocation:
     profiles: dict[str, ConnectorProfiles] = field(default_factory=dict)
     connectors: dict[str, AllocConnector] = field(default_factory=dict)
+    profiles_read_at_s: float = 0.0
     transaction_ids: dict[str, int] = field(default_factory=dict)  # the active one
     held: dict[str, ConnectorRef] = field(default_factory=dict)  # reserved at their envelope
     idle: dict[str, ConnectorRef] = field(default_factory=dict)  # connected, no session
@@ -373,11 +375,13 @@ def build_snapshot(
         {t.pk: samples[t.sample_id] for t in ongoing if t.sample_id in samples}
     )
     sent = state.last_sent_setpoints()
+    profiles_read_at_s = time.time()  # a station connecting after this is unknown again
     stored_profiles = state.connector_profiles()
     voltage_v = settings.nominal_voltage_v
 
     context = SnapshotContext(snapshot=None)  # type: ignore[arg-type]
     context.connectors = alloc_by_key
+    context.profiles_read_at_s = profiles_read_at_s
     for key, alloc in alloc_by_key.items():
         context.profiles[key] = connector_profiles_of(
             stored_profiles.get(key), connector_max_a(alloc, voltage_v)

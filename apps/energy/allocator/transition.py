@@ -232,6 +232,9 @@ def session_fallback_a(
 class Change:
     """One profile to send: ``kind`` ``"live"`` (the session's setpoint) or ``"fallback"``.
 
+    ``"clear_live"`` clears whatever live profile a connector without a session
+    may hold (``value_a`` 0).
+
     ``priority`` orders raises (lower first); ``floor_a`` is the least worth
     sending when a raise can only be granted in part.
     """
@@ -246,11 +249,16 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class HeldConnector:
-    """A connector that did not follow evce: what to ask of it again (``None``: nothing)."""
+    """A connector that did not follow evce: what to ask of it again (``None``: nothing).
+
+    ``clear_live``: it has no session, yet may hold a live profile nobody
+    knows of (its station has just connected): have the station clear it.
+    """
 
     key: str
     fallback_a: float | None = None
     live_a: float | None = None
+    clear_live: bool = False
 
 
 FALLBACK_PRIORITY = 10**6
@@ -314,6 +322,8 @@ def plan_changes(
             changes.append(Change(connector.key, "fallback", connector.fallback_a, held=True))
         if connector.live_a is not None:
             changes.append(Change(connector.key, "live", connector.live_a, -(10**6), held=True))
+        if connector.clear_live:
+            changes.append(Change(connector.key, "clear_live", 0.0, -(10**6), held=True))
     return changes
 
 
