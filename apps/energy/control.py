@@ -82,6 +82,7 @@ class Delivery:
     answered_at_s: float = 0.0
     priority: int = 0
     floor_a: float = 0.0
+    settled_a: float = 0.0
 
 
 @dataclass
@@ -184,6 +185,7 @@ class _Run:
             key = delivery.ref.key
             settled_a = self.profiles[key].settled_a(now_s, self.context.transaction_ids.get(key))
             delivery.raises_envelope = raises_envelope(delivery.value_a, settled_a)
+            delivery.settled_a = settled_a
         # Break: everything that lets no connector draw more goes at once.
         self._wave([d for d in deliveries if not d.raises_envelope])
         # Make: raises, as far as the budget allows once those are answered.
@@ -194,7 +196,10 @@ class _Run:
             self.context.snapshot.zones,
             {zone.zone_id: zone.available_a for zone in self.allocation.zones},
             self._budgeted(time.time()),
-            [Raise(d.ref.key, d.value_a, d.floor_a, d.priority, d.kind) for d in raises],
+            [
+                Raise(d.ref.key, d.value_a, d.floor_a, d.priority, d.kind, d.settled_a)
+                for d in raises
+            ],
         )
         wave = []
         for delivery in raises:

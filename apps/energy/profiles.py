@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 DEFAULT_STACK_LEVEL = 0
@@ -19,6 +20,7 @@ LIVE_STACK_LEVEL = 1
 DEFAULT_PROFILE_ID_BASE = 1000  # + connector id
 LIVE_PROFILE_ID_BASE = 2000  # + connector id
 MAX_PROFILE_ID = 3000
+LIMIT_TOLERANCE = 1e-6  # 16.0 computed as 15.999999 is still 16
 
 
 def _iso(moment_s: float) -> str:
@@ -26,9 +28,18 @@ def _iso(moment_s: float) -> str:
 
 
 def _schedule(limit: float, unit: str, start_s: float | None = None) -> dict:
+    """One period at ``limit``, rounded *down*: whole amps, whole watts.
+
+    OCPP allows a tenth of an amp, but many stations round it up to the
+    next amp (IEC 61851's PWM signal has no finer step in their firmware):
+    10.3 A sent would let the EV draw 11 A, up to 0.9 A more per session than
+    the budget counts. Sending whole amps leaves them nothing to round.
+    """
     schedule: dict = {
         "chargingRateUnit": unit,
-        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(limit, 1)}],
+        "chargingSchedulePeriod": [
+            {"startPeriod": 0, "limit": float(math.floor(limit + LIMIT_TOLERANCE))}
+        ],
     }
     if start_s is not None:
         schedule["startSchedule"] = _iso(start_s)

@@ -25,7 +25,8 @@ def test_fallback_profile_is_a_lowest_level_default_in_amps():
     assert cs["stackLevel"] == 0
     assert "validTo" not in cs  # the fallback never expires
     assert cs["chargingSchedule"]["chargingRateUnit"] == "A"
-    assert cs["chargingSchedule"]["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 10.7}]
+    # Whole amps, rounded down: a station that rounds up gets nothing more to round.
+    assert cs["chargingSchedule"]["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 10.0}]
 
 
 def test_live_profile_is_bounded_and_above_the_fallback():

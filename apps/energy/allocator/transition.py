@@ -55,7 +55,8 @@ class Raise:
     ``kind`` tells the connector's profiles apart (``"live"``, ``"fallback"``):
     a connector may have a raise of each. ``floor_a``: below it a partial
     raise is pointless (the EV would not charge), so it is not sent at all.
-    ``priority``: lower goes first.
+    ``priority``: lower goes first. ``settled_a``: what the connector is settled
+    at now (``ConnectorProfiles.settled_a``); a grant not above it is no raise.
     """
 
     key: str
@@ -63,6 +64,7 @@ class Raise:
     floor_a: float
     priority: int = 0
     kind: str = "live"
+    settled_a: float = 0.0
 
 
 class _Budget:
@@ -137,8 +139,10 @@ def admit_raises(
         current_da = envelope_da[item.key]
         wanted_da = deciamps_down(item.wanted_a)
         value_da = min(wanted_da, current_da + slack_da)
-        if value_da < wanted_da and value_da < deciamps_up(item.floor_a):
-            continue
+        if value_da < wanted_da and (
+            value_da < deciamps_up(item.floor_a) or value_da <= deciamps_down(item.settled_a)
+        ):
+            continue  # a part too small to charge on, or no raise at all
         if value_da > current_da:
             budget.add(connector, value_da - current_da)
             envelope_da[item.key] = value_da

@@ -320,7 +320,17 @@ class Loop:
             self.zones,
             {zone.zone_id: zone.available_a for zone in allocation.zones},
             budgeted,
-            [Raise(c.key, c.value_a, c.floor_a, c.priority, c.kind) for c in raises],
+            [
+                Raise(
+                    c.key,
+                    c.value_a,
+                    c.floor_a,
+                    c.priority,
+                    c.kind,
+                    self.records[c.key].settled_a(self.now_s, self.tx(c.key)),
+                )
+                for c in raises
+            ],
         )
         for change in raises:
             value_a = granted.get((change.key, change.kind))
