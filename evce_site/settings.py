@@ -195,6 +195,9 @@ if SETPOINT_LEASE_S < LEASE_MIN_TICKS * REBALANCE_PERIOD_S:
     )
 # Time an EV takes to follow a raised setpoint; a fresh sample is asked for then.
 EV_RAMP_S = env_int("EVCE_EV_RAMP_S", 3, minimum=1, maximum=30)
+# Resolution of the current limits sent to stations, rounded down: many stations
+# round a tenth of an amp up to the next amp, so whole amps by default.
+PROFILE_STEP_A = env_float("EVCE_PROFILE_STEP_A", 1.0, minimum=0.1, maximum=1.0)
 # Time an EV may take to follow a lower limit (IEC 61851: 5 s): capacity a
 # decrease frees is given to others only this long after it was accepted.
 EV_RESPONSE_S = env_int("EVCE_EV_RESPONSE_S", 5, minimum=0, maximum=60)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+from django.conf import settings
+
 DEFAULT_STACK_LEVEL = 0
 LIVE_STACK_LEVEL = 1
 DEFAULT_PROFILE_ID_BASE = 1000  # + connector id
@@ -33,13 +35,15 @@ def _schedule(limit: float, unit: str, start_s: float | None = None) -> dict:
     OCPP allows a tenth of an amp, but many stations round it up to the
     next amp (IEC 61851's PWM signal has no finer step in their firmware):
     10.3 A sent would let the EV draw 11 A, up to 0.9 A more per session than
-    the budget counts. Sending whole amps leaves them nothing to round.
+    the budget counts. Sending whole amps (``PROFILE_STEP_A``, 1 A by default)
+    leaves them nothing to round; sites whose stations all honour tenths may
+    set 0.1 A.
     """
+    step = float(getattr(settings, "PROFILE_STEP_A", 1.0)) if unit == "A" else 1.0
+    steps = math.floor(limit / step + LIMIT_TOLERANCE)
     schedule: dict = {
         "chargingRateUnit": unit,
-        "chargingSchedulePeriod": [
-            {"startPeriod": 0, "limit": float(math.floor(limit + LIMIT_TOLERANCE))}
-        ],
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(steps * step, 1)}],
     }
     if start_s is not None:
         schedule["startSchedule"] = _iso(start_s)

@@ -17,7 +17,15 @@ overloaded, then measures:
   setpoint (adds the simulated stations' own handling, all in this process);
 - from the load change itself (includes up to one polling period).
 
-It then lowers the load again and waits for the sessions to ramp back up.
+It then lowers the load again and waits for the sessions to ramp back up,
+and reports:
+
+- utilisation of the saturated zone: what the stations offer, once they have
+  settled, against what the zone has for charging (``--share`` sets each
+  session's share at the high load; a fractional one shows what whole-amp
+  profiles cost);
+- recovery: from the load falling back to every session offered 16 A again
+  (break before make waits for the EVs to follow each decrease first).
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--stations", type=int, default=250)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--share", type=float, default=8.0, help="A per session at high load")
     args = parser.parse_args()
 
     import redis
@@ -65,7 +74,7 @@ def main() -> None:
     # Three-phase EVs load every phase: each gets 16 A at the low building load
     # and must drop to 8 A at the high one.
     zone_max_a = 20 + 16 * n
-    low_a, high_a = 20.0, 20.0 + 8 * n
+    low_a, high_a = 20.0, 20.0 + (16 - args.share) * n
     meter = MeterSimulator(host="127.0.0.1", port=0)
     meter.add_unit(1)
     port = meter.start_in_thread()
@@ -167,6 +176,8 @@ def main() -> None:
         from_reading: list[float] = []
         sent_from_reading: list[float] = []
         from_change: list[float] = []
+        utilisation: list[float] = []
+        recovery: list[float] = []
         for _step in range(args.steps):
             changed_at = time.time()
             building[0] = high_a
@@ -194,8 +205,13 @@ def main() -> None:
                 sent_at = last_profile_sent(read_at, done_at)
                 if sent_at is not None:
                     sent_from_reading.append(sent_at - read_at)
+            time.sleep(3)  # the EVs follow; raises freed by others' decreases go out
+            utilisation.append(sum(offered()) / limit)
             building[0] = low_a
             feed(fleet)
+            lowered_at = time.time()
+            if wait(lambda: all(o >= 15.9 for o in offered()), 60):
+                recovery.append(time.time() - lowered_at)
             if not settled(120):
                 print("sessions did not settle back at 16 A")
         loop.call_soon_threadsafe(fleet.request_stop)
@@ -218,6 +234,16 @@ def main() -> None:
             f"p50 {1000 * statistics.median(from_reading):.0f} ms  "
             f"p95 {1000 * percentile(from_reading, 0.95):.0f} ms  "
             f"max {1000 * max(from_reading):.0f} ms"
+        )
+    if utilisation:
+        print(
+            f"utilisation of the saturated zone (offered / available): "
+            f"mean {100 * statistics.mean(utilisation):.1f} %  min {100 * min(utilisation):.1f} %"
+        )
+    if recovery:
+        print(
+            f"recovery to 16 A after the load falls: p50 {statistics.median(recovery):.2f} s  "
+            f"max {max(recovery):.2f} s"
         )
     if from_change:
         print(

@@ -72,3 +72,10 @@ def test_station_max_profile_covers_the_whole_station():
     _valid(payload)
     assert payload["connectorId"] == 0
     assert payload["csChargingProfiles"]["chargingProfilePurpose"] == "ChargePointMaxProfile"
+
+
+def test_sites_whose_stations_honour_tenths_may_send_them(settings):
+    settings.PROFILE_STEP_A = 0.1
+    payload = profiles.fallback_profile(1, current_a=10.66, power_w=None)
+    limit = payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]
+    assert limit["limit"] == 10.6  # still rounded down, never up
