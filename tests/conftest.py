@@ -59,3 +59,16 @@ def hot_state(redis_url):
     clear()
     yield client
     clear()
+
+
+@pytest.fixture
+def meter_simulator():
+    """A running Modbus meter simulator (pymodbus) with units 1 and 2 on a free port."""
+    from apps.meters.modbus.simulator import MeterSimulator
+
+    simulator = MeterSimulator(host="127.0.0.1", port=0)
+    simulator.add_unit(1)
+    simulator.add_unit(2)
+    simulator.start_in_thread()
+    yield simulator
+    simulator.stop_thread()

@@ -17,11 +17,10 @@ from django.utils import timezone
 from apps.energy import state
 from apps.energy.allocator import Allocation, Phase, allocate
 from apps.energy.snapshot import SnapshotContext, build_snapshot, connector_key
-from apps.meters.modbus.simulator import MeterSimulator
-from apps.meters.models import Meter, MeterModel
 from apps.meters.services import meters_poll
 from apps.stations.models import MeterSample
 from tests.energy.helpers import confirm_fallbacks
+from tests.meters.factories import modbus_meter
 from tests.stations.factories import (
     ConnectorFactory,
     DcConnectorFactory,
@@ -190,34 +189,18 @@ DC_INPUT_A = 60.0
 
 
 @pytest.fixture
-def simulator():
-    sim = MeterSimulator(host="127.0.0.1", port=0)
-    sim.add_unit(1)
-    sim.start_in_thread()
-    yield sim
-    sim.stop_thread()
-
-
-@pytest.fixture
-def dc_and_two_single_phase_evs(simulator, hot_state):
+def dc_and_two_single_phase_evs(meter_simulator, hot_state):
     """A dynamic 125 A zone: a DC charger and two single-phase EVs on L1, just plugged in."""
-    meter = Meter.objects.create(
-        name="main",
-        model=MeterModel.objects.get(name="pm5320"),
-        host="127.0.0.1",
-        port=simulator.port,
-        unit_id=1,
-        timeout_ms=300,
-    )
+    meter = modbus_meter(meter_simulator.port)
     zone = ZoneFactory(max_current_a=Decimal("125"), meter=meter, degraded_current_a=20)
     dc = charging(StationFactory(zone=zone), wiring="TRI123", dc=True)
     evs = [charging(StationFactory(zone=zone), wiring="MONO1") for _ in range(2)]
     return zone, dc, evs
 
 
-def poll_meter(simulator, dc_input_a: float) -> None:
+def poll_meter(meter_simulator, dc_input_a: float) -> None:
     """The zone meter sees the building plus the DC charger's AC input."""
-    simulator.set_values(1, current_a=tuple(b + dc_input_a for b in BUILDING_A))
+    meter_simulator.set_values(1, current_a=tuple(b + dc_input_a for b in BUILDING_A))
     assert meters_poll(now=timezone.now()).read == 1
 
 
@@ -240,10 +223,10 @@ def assert_within_the_zone(allocation: Allocation, zone_id: int) -> None:
     ids=["power", "power-w-and-l1", "dc-amps-only"],
 )
 def test_a_dc_charger_counts_in_its_meter_by_its_ac_input_never_its_dc_amps(
-    make_station, simulator, dc_and_two_single_phase_evs, dc_sample
+    make_station, meter_simulator, dc_and_two_single_phase_evs, dc_sample
 ):
     zone, dc, evs = dc_and_two_single_phase_evs
-    poll_meter(simulator, DC_INPUT_A)
+    poll_meter(meter_simulator, DC_INPUT_A)
     context, allocation = allocate_while_connected(make_station, [dc, *evs], {dc.pk: [dc_sample]})
     assert_within_the_zone(allocation, zone.pk)
     [dc_session] = [s for s in context.snapshot.sessions if s.connector.current_type == "DC"]
@@ -255,7 +238,7 @@ def test_a_dc_charger_counts_in_its_meter_by_its_ac_input_never_its_dc_amps(
 
 
 def test_a_dc_power_sample_counts_at_most_the_setpoint_in_force(
-    make_station, simulator, dc_and_two_single_phase_evs
+    make_station, meter_simulator, dc_and_two_single_phase_evs
 ):
     """A sample from before a lower setpoint was accepted does not hide building load."""
     zone, dc, evs = dc_and_two_single_phase_evs
@@ -268,7 +251,7 @@ def test_a_dc_power_sample_counts_at_most_the_setpoint_in_force(
         state.record_sent({connector_key(dc.station.identity, 1): entry})
 
     # The charger follows its 20 A setpoint; its last sample still shows 41.4 kW.
-    poll_meter(simulator, 20.0)
+    poll_meter(meter_simulator, 20.0)
     sample = [current(DC_OUTPUT_A), {"measurand": "Power.Active.Import", "value": "41400"}]
     context, allocation = allocate_while_connected(
         make_station, [dc, *evs], {dc.pk: [sample]}, once_connected=accepted_20_a_a_minute_ago

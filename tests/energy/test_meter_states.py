@@ -18,12 +18,11 @@ from apps.central_system import hotstate as cs_hotstate
 from apps.energy import control, state
 from apps.energy.allocator import Allocation, allocate
 from apps.energy.snapshot import build_snapshot
-from apps.meters.modbus.simulator import MeterSimulator
-from apps.meters.models import Meter, MeterModel
 from apps.meters.services import MeterStatus, meter_hot_state, meters_poll
 from apps.stations.models import Transaction
 from apps.zones.models import Zone
 from tests.energy.helpers import confirm_fallbacks
+from tests.meters.factories import modbus_meter
 from tests.stations.factories import (
     ConnectorFactory,
     MeterSampleFactory,
@@ -34,24 +33,8 @@ from tests.stations.factories import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def simulator():
-    sim = MeterSimulator(host="127.0.0.1", port=0)
-    sim.add_unit(1)
-    sim.start_in_thread()
-    yield sim
-    sim.stop_thread()
-
-
-def _zone(simulator, *, max_current_a: float, degraded_current_a: float) -> Zone:
-    meter = Meter.objects.create(
-        name="main",
-        model=MeterModel.objects.get(name="pm5320"),
-        host="127.0.0.1",
-        port=simulator.port,
-        unit_id=1,
-        timeout_ms=300,
-    )
+def _zone(meter_simulator, *, max_current_a: float, degraded_current_a: float) -> Zone:
+    meter = modbus_meter(meter_simulator.port)
     return Zone.objects.create(
         name="Main",
         max_current_a=max_current_a,
@@ -126,18 +109,18 @@ def _setpoints(allocation: Allocation) -> dict[str, float]:
 # --------------------------------------------------------------------------
 
 
-def test_one_failed_poll_changes_nothing_until_the_meter_is_lost(simulator, hot_state):
+def test_one_failed_poll_changes_nothing_until_the_meter_is_lost(meter_simulator, hot_state):
     """No drop to the degraded setpoint, no re-ranking, until N polls failed (SPEC §4)."""
-    zone = _zone(simulator, max_current_a=100, degraded_current_a=20)
+    zone = _zone(meter_simulator, max_current_a=100, degraded_current_a=20)
     now = timezone.now()
     keys = [_charging(zone, sample_a=16, sampled_at=now - timedelta(seconds=5)) for _ in range(4)]
-    simulator.set_values(1, current_a=(84.0, 84.0, 84.0))  # 20 A building + 4 × 16 A
+    meter_simulator.set_values(1, current_a=(84.0, 84.0, 84.0))  # 20 A building + 4 × 16 A
     meters_poll(now=now)
     first = _allocate(now)
     assert not first.zone(zone.pk).meter_lost
     assert set(_setpoints(first).values()) == {20.0}
 
-    simulator.set_online(1, False)
+    meter_simulator.set_online(1, False)
     for failures in (1, 2):
         at = now + timedelta(seconds=failures)
         meters_poll(now=at)
@@ -156,13 +139,13 @@ def test_one_failed_poll_changes_nothing_until_the_meter_is_lost(simulator, hot_
     assert set(keys) == set(_setpoints(degraded))
 
 
-def test_last_good_values_older_than_the_loss_horizon_fail_closed(simulator, hot_state):
+def test_last_good_values_older_than_the_loss_horizon_fail_closed(meter_simulator, hot_state):
     """A failing meter whose poller stopped (or fell behind) is not read for ever."""
-    zone = _zone(simulator, max_current_a=100, degraded_current_a=20)
+    zone = _zone(meter_simulator, max_current_a=100, degraded_current_a=20)
     now = timezone.now()
-    simulator.set_values(1, current_a=(30.0, 30.0, 30.0))
+    meter_simulator.set_values(1, current_a=(30.0, 30.0, 30.0))
     meters_poll(now=now)
-    simulator.set_online(1, False)
+    meter_simulator.set_online(1, False)
     meters_poll(now=now + timedelta(seconds=0.5))
     assert meter_hot_state(zone.meter_id)["status"] == MeterStatus.ERROR
     assert not _allocate(now + timedelta(seconds=1)).zone(zone.pk).meter_lost
@@ -175,13 +158,13 @@ def test_last_good_values_older_than_the_loss_horizon_fail_closed(simulator, hot
 # --------------------------------------------------------------------------
 
 
-def test_a_ramp_does_not_hide_a_building_load_rise(simulator, hot_state):
+def test_a_ramp_does_not_hide_a_building_load_rise(meter_simulator, hot_state):
     """100 A zone, building 30 A, an EV raised from 16 A to 63 A a second ago.
 
     The building rises to 45 A before the EV's ramp shows in a sample. Kept at
     63 A, the EV would take the zone to 108 A once it has ramped.
     """
-    zone = _zone(simulator, max_current_a=100, degraded_current_a=20)
+    zone = _zone(meter_simulator, max_current_a=100, degraded_current_a=20)
     now = timezone.now()
     now_s = now.timestamp()
     key = _charging(zone, sample_a=16, sampled_at=now - timedelta(seconds=20), max_a=63)
@@ -197,7 +180,7 @@ def test_a_ramp_does_not_hide_a_building_load_rise(simulator, hot_state):
             }
         },
     )
-    simulator.set_values(1, current_a=(61.0, 61.0, 61.0))  # 45 A building + the EV's 16 A
+    meter_simulator.set_values(1, current_a=(61.0, 61.0, 61.0))  # 45 A building + the EV's 16 A
     meters_poll(now=now)
 
     allocation = _allocate(now)
@@ -206,26 +189,26 @@ def test_a_ramp_does_not_hide_a_building_load_rise(simulator, hot_state):
     assert 45.0 + setpoint_a <= 100.0
 
 
-def test_a_sample_lagging_an_ev_dip_does_not_hand_its_current_to_others(simulator, hot_state):
+def test_a_sample_lagging_an_ev_dip_does_not_hand_its_current_to_others(meter_simulator, hot_state):
     """40 A zone, building 4 A, two EVs on 18 A; one dips to 14 A, its sample still says 18 A.
 
     Crediting the 4 A fall to the building would raise both EVs to 20 A: 44 A
     on 40 A once the first draws again. Once every station had time to send a
     sample after the fall, a fall the samples do not explain is the building's.
     """
-    zone = _zone(simulator, max_current_a=40, degraded_current_a=12)
+    zone = _zone(meter_simulator, max_current_a=40, degraded_current_a=12)
     now = timezone.now()
     now_s = now.timestamp()
     keys = [_charging(zone, sample_a=18, sampled_at=now - timedelta(seconds=2)) for _ in range(2)]
     for key in keys:
         _sent(key, _tx(key).pk, (18.0, now_s - 60))
-    simulator.set_values(1, current_a=(40.0, 40.0, 40.0))
+    meter_simulator.set_values(1, current_a=(40.0, 40.0, 40.0))
     meters_poll(now=now)
     first = _allocate(now)
     assert _setpoints(first) == dict.fromkeys(keys, 18.0)
 
     dip_at = now + timedelta(seconds=1)
-    simulator.set_values(1, current_a=(36.0, 36.0, 36.0))
+    meter_simulator.set_values(1, current_a=(36.0, 36.0, 36.0))
     meters_poll(now=dip_at)
     during = _allocate(dip_at)
     assert during.zone(zone.pk).other_loads_a == (4.0, 4.0, 4.0)

@@ -39,3 +39,16 @@ class RtuMeterFactory(MeterFactory):
     connection_type = ConnectionType.RTU
     host = ""
     serial_device = "/dev/ttyUSB0"
+
+
+def modbus_meter(port: int, *, name: str = "main", unit_id: int = 1, **fields) -> Meter:
+    """A PM5320 meter row reading the simulator listening on ``port``."""
+    return Meter.objects.create(
+        name=name,
+        model=MeterModel.objects.get(name="pm5320"),
+        host="127.0.0.1",
+        port=port,
+        unit_id=unit_id,
+        timeout_ms=300,
+        **fields,
+    )

@@ -12,39 +12,26 @@ from django.utils import timezone
 from apps.energy.control import rebalance_once
 from apps.energy.services import DIRTY
 from apps.maintenance.models import DeviceLogEntry
-from apps.meters.modbus.simulator import MeterSimulator
 from apps.meters.models import Meter, MeterModel, MeterRecord
 from apps.meters.services import MeterStatus, meter_hot_state, meters_poll
 from apps.meters.tasks import poll_meters_task
 from apps.zones.models import Zone
 from evce_site.hotstate import redis_client
 from tests.conftest import free_port
+from tests.meters.factories import modbus_meter
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def simulator():
-    sim = MeterSimulator(host="127.0.0.1", port=0)
-    sim.add_unit(1)
-    sim.add_unit(2)
-    sim.start_in_thread()
-    yield sim
-    sim.stop_thread()
-
-
-@pytest.fixture
-def main_meter(simulator):
-    model = MeterModel.objects.get(name="pm5320")
-    meter = Meter.objects.create(
-        name="main", model=model, host="127.0.0.1", port=simulator.port, unit_id=1, timeout_ms=300
-    )
+def main_meter(meter_simulator):
+    meter = modbus_meter(meter_simulator.port)
     Zone.objects.create(name="Main", max_current_a=100, meter=meter, degraded_current_a=20)
     return meter
 
 
-def test_a_poll_keeps_the_latest_values_and_a_history(simulator, main_meter, hot_state):
-    simulator.set_values(1, current_a=(31.5, 20.0, 12.25), energy_kwh=1234.5)
+def test_a_poll_keeps_the_latest_values_and_a_history(meter_simulator, main_meter, hot_state):
+    meter_simulator.set_values(1, current_a=(31.5, 20.0, 12.25), energy_kwh=1234.5)
     now = timezone.now()
     result = meters_poll(now=now)
     assert (result.read, result.failed) == (1, 0)
@@ -59,7 +46,7 @@ def test_a_poll_keeps_the_latest_values_and_a_history(simulator, main_meter, hot
     assert "meter" in redis_client().smembers(DIRTY)
 
     # History is downsampled (one record per 10 s), hot state follows every poll.
-    simulator.set_values(1, current_a=(40.0, 20.0, 12.25))
+    meter_simulator.set_values(1, current_a=(40.0, 20.0, 12.25))
     meters_poll(now=now + timedelta(seconds=1))
     assert MeterRecord.objects.filter(meter=main_meter).count() == 1
     assert meter_hot_state(main_meter.pk)["values"]["current_l1_a"] == pytest.approx(40.0)
@@ -67,55 +54,59 @@ def test_a_poll_keeps_the_latest_values_and_a_history(simulator, main_meter, hot
     assert MeterRecord.objects.filter(meter=main_meter).count() == 2
 
 
-def test_an_unchanged_reading_does_not_ask_for_a_reallocation(simulator, main_meter, hot_state):
-    simulator.set_values(1, current_a=(10.0, 10.0, 10.0))
+def test_an_unchanged_reading_does_not_ask_for_a_reallocation(
+    meter_simulator, main_meter, hot_state
+):
+    meter_simulator.set_values(1, current_a=(10.0, 10.0, 10.0))
     assert meters_poll().rebalance  # no allocation has used this meter yet
     rebalance_once()
     redis_client().delete(DIRTY)
-    simulator.set_values(1, current_a=(10.2, 10.0, 9.9))  # below the 0.5 A threshold
+    meter_simulator.set_values(1, current_a=(10.2, 10.0, 9.9))  # below the 0.5 A threshold
     assert not meters_poll().rebalance
     assert not redis_client().exists(DIRTY)
 
 
 def test_a_load_creeping_up_is_seen_once_it_departs_from_the_last_allocation(
-    simulator, main_meter, hot_state
+    meter_simulator, main_meter, hot_state
 ):
     """0.3 A more at every poll: never 0.5 A from one poll to the next, yet 27 A in 90 polls."""
-    simulator.set_values(1, current_a=(10.0, 10.0, 10.0))
+    meter_simulator.set_values(1, current_a=(10.0, 10.0, 10.0))
     meters_poll()
     rebalance_once()
-    simulator.set_values(1, current_a=(10.3, 10.0, 10.0))
+    meter_simulator.set_values(1, current_a=(10.3, 10.0, 10.0))
     assert not meters_poll().rebalance
-    simulator.set_values(1, current_a=(10.6, 10.0, 10.0))
+    meter_simulator.set_values(1, current_a=(10.6, 10.0, 10.0))
     assert meters_poll().rebalance  # 0.6 A above what the allocation used
     rebalance_once()
-    simulator.set_values(1, current_a=(10.9, 10.0, 10.0))
+    meter_simulator.set_values(1, current_a=(10.9, 10.0, 10.0))
     assert not meters_poll().rebalance  # the new allocation used 10.6 A
 
 
-def test_a_failed_poll_keeps_the_last_values_and_asks_for_nothing(simulator, main_meter, hot_state):
+def test_a_failed_poll_keeps_the_last_values_and_asks_for_nothing(
+    meter_simulator, main_meter, hot_state
+):
     """Not lost yet: no re-allocation on the failure, nor on the recovery with the same values."""
-    simulator.set_values(1, current_a=(30.0, 20.0, 10.0))
+    meter_simulator.set_values(1, current_a=(30.0, 20.0, 10.0))
     now = timezone.now()
     meters_poll(now=now)
     rebalance_once(now=now)
-    simulator.set_online(1, False)
+    meter_simulator.set_online(1, False)
     result = meters_poll(now=now + timedelta(seconds=0.5))
     state = meter_hot_state(main_meter.pk)
     assert state["status"] == MeterStatus.ERROR
     assert state["values"]["current_l1_a"] == pytest.approx(30.0)
     assert state["read_at"] == now.isoformat()  # the age of the values it keeps
     assert not result.rebalance
-    simulator.set_online(1, True)
+    meter_simulator.set_online(1, True)
     assert not meters_poll(now=now + timedelta(seconds=1)).rebalance
 
 
 def test_a_meter_is_lost_after_three_failures_and_recovers_on_the_first_success(
-    simulator, main_meter, hot_state
+    meter_simulator, main_meter, hot_state
 ):
-    simulator.set_values(1, current_a=(10.0, 10.0, 10.0))
+    meter_simulator.set_values(1, current_a=(10.0, 10.0, 10.0))
     meters_poll()
-    simulator.set_online(1, False)
+    meter_simulator.set_online(1, False)
     for attempt in (1, 2):
         result = meters_poll()
         state = meter_hot_state(main_meter.pk)
@@ -129,39 +120,39 @@ def test_a_meter_is_lost_after_three_failures_and_recovers_on_the_first_success(
     lost = DeviceLogEntry.objects.get(event="meter_lost")
     assert lost.category == "communication" and "main" in lost.message
 
-    simulator.set_online(1, True)
+    meter_simulator.set_online(1, True)
     result = meters_poll()
     assert result.recovered == ["main"]
     assert meter_hot_state(main_meter.pk)["status"] == MeterStatus.CONNECTED
     assert DeviceLogEntry.objects.filter(event="meter_recovered").count() == 1
 
 
-def test_a_reporting_meter_is_only_recorded(simulator, hot_state):
+def test_a_reporting_meter_is_only_recorded(meter_simulator, hot_state):
     model = MeterModel.objects.get(name="pm5320")
     Meter.objects.create(
         name="hvac",
         model=model,
         host="127.0.0.1",
-        port=simulator.port,
+        port=meter_simulator.port,
         unit_id=2,
         is_reporting=True,
     )
-    simulator.set_values(2, current_a=(5.0, 5.0, 5.0))
+    meter_simulator.set_values(2, current_a=(5.0, 5.0, 5.0))
     result = meters_poll()
     assert result.read == 1 and not result.rebalance
     assert MeterRecord.objects.filter(meter__name="hvac").count() == 1
 
 
-def test_the_poll_task_honours_the_site_period(simulator, main_meter, hot_state):
-    simulator.set_values(1, current_a=(1.0, 2.0, 3.0))
+def test_the_poll_task_honours_the_site_period(meter_simulator, main_meter, hot_state):
+    meter_simulator.set_values(1, current_a=(1.0, 2.0, 3.0))
     poll_meters_task()
     first = meter_hot_state(main_meter.pk)["read_at"]
     poll_meters_task()  # within the 500 ms period: skipped
     assert meter_hot_state(main_meter.pk)["read_at"] == first
 
 
-def test_meter_read_command_prints_values_with_units(simulator, main_meter, capsys):
-    simulator.set_values(
+def test_meter_read_command_prints_values_with_units(meter_simulator, main_meter, capsys):
+    meter_simulator.set_values(
         1, current_a=(16.0, 15.5, 0.0), power_kw=(3.68, 3.565, 0.0), energy_kwh=42.0
     )
     call_command("meter", "read", "main")
