@@ -203,6 +203,7 @@ def build_zones(
                 production_current_a=(
                     readings[row.production_meter_id] if row.production_meter_id else None
                 ),
+                meter_net_of_production=row.meter_net_of_production,
                 reductions=_reductions(reductions.get(row.pk, ())),
                 phase_imbalance_limit_a=(
                     float(row.phase_imbalance_limit_a)

@@ -496,6 +496,7 @@ def _check_zones(
         "meter",
         "degraded_current_a",
         "production_meter",
+        "meter_net_of_production",
         "phase_imbalance_limit_a",
         "zones",
     )
@@ -549,9 +550,17 @@ def _check_zones(
                     )
                 else:
                     meter_users[ref] = zpath
+            net = check.boolean(zone, "meter_net_of_production", zpath)
+            if net and (meter_refs["meter"] is None or meter_refs["production_meter"] is None):
+                check.error(
+                    f"{zpath}.meter_net_of_production",
+                    "needs the zone's meter and its production_meter (the production "
+                    "the meter nets out)",
+                )
             values = {
                 "max_current_a": max_a,
                 "degraded_current_a": degraded or Decimal("0"),
+                "meter_net_of_production": bool(net),
                 "phase_imbalance_limit_a": imbalance,
             }
             zplan = ZonePlan(
@@ -962,12 +971,13 @@ def apply_plan(plan: Plan) -> ImportResult:
     # Meters move between zones in a file: release them first so the
     # one-meter-one-zone rule is checked against the file's final state.
     planned_meters = {z.meter for z in plan.zones} | {z.production_meter for z in plan.zones}
+    # A zone left without either meter can no longer read net of production.
     Zone.objects.filter(meter__name__in=planned_meters).exclude(
         name__in=[z.name for z in plan.zones]
-    ).update(meter=None)
+    ).update(meter=None, meter_net_of_production=False)
     Zone.objects.filter(production_meter__name__in=planned_meters).exclude(
         name__in=[z.name for z in plan.zones]
-    ).update(production_meter=None)
+    ).update(production_meter=None, meter_net_of_production=False)
     Zone.objects.filter(name__in=[z.name for z in plan.zones]).update(
         meter=None, production_meter=None
     )
@@ -1196,6 +1206,7 @@ def site_export() -> str:
                 if zone.meter or zone.degraded_current_a
                 else None,
                 "production_meter": zone.production_meter.name if zone.production_meter else None,
+                "meter_net_of_production": zone.meter_net_of_production or None,
                 "phase_imbalance_limit_a": _number(zone.phase_imbalance_limit_a),
             }
         )

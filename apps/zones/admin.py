@@ -23,6 +23,7 @@ class ZoneAdmin(admin.ModelAdmin):
         "meter",
         "degraded_current_a",
         "production_meter",
+        "meter_net_of_production",
     )
     list_filter = ("parent",)
     search_fields = ("name",)

@@ -25,7 +25,9 @@ class Zone(models.Model):
     Zones form a tree of at most ``SiteSettings.max_zone_levels`` levels and
     ``SiteSettings.max_zones`` zones. A sub-zone never allows more than its
     parent; stations hang only on terminal zones. A zone with a meter is
-    dynamic: the meter measures building loads plus the stations below it.
+    dynamic: the meter measures building loads plus the stations below it,
+    minus the zone's production when ``meter_net_of_production`` says the
+    production meter's inverter sits behind it.
     """
 
     name = models.CharField(_("name"), max_length=64, unique=True)
@@ -66,6 +68,15 @@ class Zone(models.Model):
         on_delete=models.PROTECT,
         related_name="produced_zone",
         verbose_name=_("local production meter"),
+    )
+    meter_net_of_production = models.BooleanField(
+        _("zone meter net of production"),
+        default=False,
+        help_text=_(
+            "Tick when the zone meter also sees this zone's production (e.g. at the grid "
+            "connection with the solar inverter behind it): it then reads consumption minus "
+            "production, and evce adds the production back instead of counting it twice."
+        ),
     )
     phase_imbalance_limit_a = models.DecimalField(
         _("phase imbalance limit (A)"),
@@ -198,6 +209,18 @@ class Zone(models.Model):
                 add(field, _("Meter %(name)s already serves another zone.") % {"name": meter.name})
         if self.meter_id is not None and self.meter_id == self.production_meter_id:
             add("production_meter", _("The production meter must differ from the zone meter."))
+        if self.meter_net_of_production and (
+            self.meter_id is None or self.production_meter_id is None
+        ):
+            # Telling the building load from a net reading needs the production
+            # behind that meter, measured on this zone.
+            add(
+                "meter_net_of_production",
+                _(
+                    "A zone meter net of production needs a zone meter and this zone's "
+                    "production meter."
+                ),
+            )
         if errors:
             raise ValidationError(errors)
 

@@ -186,6 +186,7 @@ def rich_site() -> dict:
         },
         {"name": "io-box", "model": "pm5320", "host": "192.0.2.20", "unit_id": 9, "enabled": False},
     ]
+    doc["zones"][0]["meter_net_of_production"] = True
     doc["zones"][0]["zones"].append(
         {
             "name": "Garage",
@@ -292,6 +293,7 @@ def test_the_export_carries_every_feature_of_the_file():
     assert meters["io-box"]["enabled"] is False
     assert meters["hvac"]["reporting"] is True
     (main,) = doc["zones"]
+    assert main["meter_net_of_production"] is True
     garage = next(z for z in main["zones"] if z["name"] == "Garage")
     assert garage == {
         "name": "Garage",
@@ -545,6 +547,18 @@ def test_a_broken_file_changes_nothing():
             ["zones[0].production_meter: meter 'm' already serves zones[0]"],
         ),
         (
+            "zones: [{name: A, max_current_a: 32, meter_net_of_production: maybe}]\n",
+            ["zones[0].meter_net_of_production: must be true or false"],
+        ),
+        (
+            "meters: [{name: m, model: pm5320, host: h}]\n"
+            "zones: [{name: A, max_current_a: 32, meter: m, meter_net_of_production: true}]\n",
+            [
+                "zones[0].meter_net_of_production: needs the zone's meter and its "
+                "production_meter (the production the meter nets out)"
+            ],
+        ),
+        (
             "meter_models: [{name: pm5320, registers: {current_l1_a: {address: 0, "
             "format: float32}}}]\n",
             ["meter_models[0].name: 'pm5320' is a built-in model and cannot be redefined"],
@@ -714,6 +728,39 @@ def test_meters_can_move_between_zones_in_one_file():
     site_import(swapped)
     main = Zone.objects.get(name="Main switchboard")
     assert (main.meter.name, main.production_meter.name) == ("solar", "main")
+
+
+def test_a_zone_meter_measures_consumption_unless_the_file_says_net():
+    site_import(DEMO)
+    main = Zone.objects.get(name="Main switchboard")
+    assert main.meter_net_of_production is False
+    assert "meter_net_of_production" not in site_export()
+
+    site_import(
+        DEMO.replace(
+            "production_meter: solar", "production_meter: solar\n    meter_net_of_production: true"
+        )
+    )
+    assert Zone.objects.get(name="Main switchboard").meter_net_of_production is True
+
+    site_import(DEMO)  # the file is the whole truth about the zones it names
+    assert Zone.objects.get(name="Main switchboard").meter_net_of_production is False
+
+
+def test_a_zone_left_without_its_production_meter_stops_reading_net():
+    """A file that takes a net zone's production meter for another zone leaves it valid."""
+    site_import(
+        "meters:\n"
+        "  - {name: grid, model: pm5320, host: 10.0.0.1}\n"
+        "  - {name: pv, model: pm5320, host: 10.0.0.2}\n"
+        "zones:\n"
+        "  - {name: A, max_current_a: 63, meter: grid, production_meter: pv,"
+        " meter_net_of_production: true}\n"
+    )
+    site_import("zones: [{name: B, max_current_a: 63, production_meter: pv}]\n")
+    zone = Zone.objects.get(name="A")
+    assert (zone.production_meter, zone.meter_net_of_production) == (None, False)
+    zone.full_clean()
 
 
 # --- the management command -------------------------------------------------------------

@@ -242,6 +242,41 @@ def test_a_meter_in_use_cannot_be_deleted():
         meter.delete()
 
 
+# --- meter net of production -----------------------------------------------------------
+
+NET_NEEDS = "A zone meter net of production needs a zone meter and this zone's production meter."
+
+
+def test_a_meter_net_of_production_is_accepted_with_both_meters():
+    zone = ZoneFactory.build(
+        meter=MeterFactory(), production_meter=MeterFactory(), meter_net_of_production=True
+    )
+    zone.full_clean()
+
+
+def test_a_zone_meter_measures_consumption_by_default():
+    assert ZoneFactory().meter_net_of_production is False
+
+
+@pytest.mark.parametrize(
+    "meters",
+    [{}, {"meter": True}, {"production_meter": True}],
+    ids=["static", "no-production", "no-meter"],
+)
+def test_a_meter_net_of_production_needs_the_zone_meter_and_its_production_meter(meters):
+    fields = {name: MeterFactory() for name in meters}
+    zone = ZoneFactory.build(meter_net_of_production=True, **fields)
+    assert errors_of(zone) == {"meter_net_of_production": [NET_NEEDS]}
+
+
+def test_removing_the_production_meter_of_a_net_meter_zone_is_refused():
+    zone = ZoneFactory(
+        meter=MeterFactory(), production_meter=MeterFactory(), meter_net_of_production=True
+    )
+    zone.production_meter = None
+    assert errors_of(zone) == {"meter_net_of_production": [NET_NEEDS]}
+
+
 # --- degraded setpoint ------------------------------------------------------------------
 
 

@@ -20,7 +20,8 @@ Fail-closed choices, all in the safe direction:
 - a lost meter is never read as 0 A: the zone runs on ``min(limit, degraded)``
   and its production is not counted;
 - other loads are never negative (a meter reading below the chargers' own
-  measurements, a timing skew, does not create current);
+  measurements, a timing skew, does not create current), except on a meter
+  net of production (below);
 - chargers without a reading are not subtracted from the meter, so their current
   counts as building load; a charger is subtracted at no more than it surely
   draws: not a raised setpoint it may still be ramping up to, and not a sample
@@ -32,6 +33,33 @@ Fail-closed choices, all in the safe direction:
   and only while that meter reads; reductions never apply to it.
 - under "local only", a zone with no production meter on itself or an
   ancestor has nothing to charge from: 0 A, never the grid.
+
+A meter net of production (:attr:`Zone.meter_net_of_production`) reads
+building + chargers − production, so ``meter − chargers`` is the building
+*minus* production, negative while the zone exports; it is kept signed, since
+clamping it at 0 would drop the production. Subtracting it as other loads and
+then adding production would count the production twice, and the zone could
+carry that much more than its maximum. So, with the zone's production reading
+``P`` and ``net_other = meter − chargers``::
+
+    building = max(0, net_other + P)        then the formulas above, unchanged
+
+which is the SPEC's rule with the building load it was written for: "grid
+only" still gives no production (the zone stays within its maximum even if
+the production stops at once), "grid+local" adds it once, "local only" gives
+the surplus ``P − building``. Without a production reading (its meter lost)
+the building load is unknown, only ``net_other`` is:
+
+- grid only: the zone runs on its degraded setpoint, as with a lost meter:
+  reading ``net_other`` as the building load would give out the production
+  the mode withholds (and lose it all at once if the production stopped);
+- grid+local: ``min(limit, max_current − net_other)``: the meter measures
+  the grid current the mode keeps under ``max_current`` exactly; as the
+  production's share cannot be told, the reduction caps all of it (never
+  more than with the reading: ``min(limit, max − building) + P`` is
+  ``min(limit + P, max − net_other)``);
+- local only: ``min(limit, −net_other)``, the surplus the meter shows going
+  out, which is what "local only" gives with the reading too.
 """
 
 from __future__ import annotations
@@ -71,7 +99,14 @@ def zone_limit_a(zone: Zone) -> float:
 
 @dataclass(frozen=True, slots=True)
 class ZoneCapacity:
-    """What a zone can give to charging, per phase, in deciamps (see ``units``)."""
+    """What a zone can give to charging, per phase, in deciamps (see ``units``).
+
+    ``meter_lost``: the zone runs on its degraded setpoint (its meter is lost,
+    or under "grid only" it is net of a production that cannot be read).
+    ``other_loads_da``: the meter minus the chargers (``None``: static or meter
+    lost), net of production for a net meter. ``production_da``: the
+    production counted in ``available_da``; the rest comes from the grid.
+    """
 
     limit_da: int
     meter_lost: bool
@@ -117,6 +152,7 @@ def zone_capacity(
     other: tuple[int, int, int] | None = None
     held: tuple[int, int, int] | None = None
     other_list = [0, 0, 0]
+    net_meter = zone.dynamic and zone.meter_net_of_production
     if zone.dynamic:
         assert zone.meter_current_a is not None
         previous = zone.previous_other_loads_a
@@ -128,6 +164,7 @@ def zone_capacity(
                 None if previous is None else deciamps_up(previous[phase]),
                 None if held_meter is None else deciamps_up(held_meter[phase]),
                 excess_below_da[phase],
+                net_of_production=net_meter,
             )
         other = (other_list[0], other_list[1], other_list[2])
         held = (
@@ -136,32 +173,63 @@ def zone_capacity(
             other_list[2] + measured_below_da[2],
         )
 
-    uses_production = zone.has_production_meter and production_mode is not ProductionMode.GRID
     if chain_has_production_meter is None:
         chain_has_production_meter = zone.has_production_meter
     no_production_source = (
         production_mode is ProductionMode.LOCAL and not chain_has_production_meter
     )
     production_lost = zone.has_production_meter and zone.production_current_a is None
-    production = [0, 0, 0]
-    if uses_production and zone.production_current_a is not None:
-        production = [max(0, deciamps_down(value)) for value in zone.production_current_a]
+    produced = [0, 0, 0]
+    if zone.has_production_meter and zone.production_current_a is not None:
+        produced = [max(0, deciamps_down(value)) for value in zone.production_current_a]
+    production_read = zone.has_production_meter and not production_lost
+    uses_production = zone.has_production_meter and production_mode is not ProductionMode.GRID
+    production = produced if uses_production else [0, 0, 0]
+    # Building loads for the formulas: a net meter gets its production added back
+    # (rounded up there, down where it is given out: both on the safe side).
+    building = other_list
+    if net_meter and zone.has_production_meter and zone.production_current_a is not None:
+        building = [
+            max(0, other_list[phase] + max(0, deciamps_up(zone.production_current_a[phase])))
+            for phase in range(3)
+        ]
 
     max_da = deciamps_down(zone.max_current_a)
     available = [0, 0, 0]
-    for phase in range(3):
-        # The meter keeps the zone under its maximum; the reduction caps what is
-        # left for charging (SPEC §3.5: "the result is the lower of the two").
-        grid_da = min(limit_da, max_da - other_list[phase])
-        if no_production_source:
-            value = 0
-        elif not uses_production:
-            value = grid_da
-        elif production_mode is ProductionMode.GRID_LOCAL:
-            value = grid_da + production[phase]
-        else:  # local only: green charging, production minus what the building uses
-            value = min(limit_da, production[phase] - other_list[phase])
-        available[phase] = max(0, value)
+    if net_meter and not production_read and not no_production_source:
+        # Only building − production is known (see the module docstring).
+        if production_mode is ProductionMode.GRID:
+            degraded_da = max(0, min(limit_da, deciamps_down(zone.degraded_current_a)))
+            return ZoneCapacity(
+                limit_da=limit_da,
+                meter_lost=True,
+                production_lost=production_lost,
+                other_loads_da=other,
+                production_da=(0, 0, 0),
+                available_da=(degraded_da, degraded_da, degraded_da),
+                held_meter_da=held,
+            )
+        for phase in range(3):
+            if production_mode is ProductionMode.GRID_LOCAL:
+                value = min(limit_da, max_da - other_list[phase])
+            else:  # local only: the surplus the meter shows going out is production
+                value = min(limit_da, -other_list[phase])
+                production[phase] = max(0, value)
+            available[phase] = max(0, value)
+    else:
+        for phase in range(3):
+            # The meter keeps the zone under its maximum; the reduction caps what is
+            # left for charging (SPEC §3.5: "the result is the lower of the two").
+            grid_da = min(limit_da, max_da - building[phase])
+            if no_production_source:
+                value = 0
+            elif not uses_production:
+                value = grid_da
+            elif production_mode is ProductionMode.GRID_LOCAL:
+                value = grid_da + production[phase]
+            else:  # local only: green charging, production minus what the building uses
+                value = min(limit_da, production[phase] - building[phase])
+            available[phase] = max(0, value)
 
     return ZoneCapacity(
         limit_da=limit_da,
@@ -180,8 +248,14 @@ def other_loads_da(
     previous_da: int | None,
     held_meter_da: int | None,
     excess_below_da: int = 0,
+    *,
+    net_of_production: bool = False,
 ) -> int:
     """The zone's own loads on one phase: the meter minus its chargers (SPEC §3.2).
+
+    Never negative for a meter of consumption (a reading below the chargers is
+    a timing skew); for a meter net of production (``net_of_production``) a
+    negative result is the production the zone exports, and is kept.
 
     Never below ``high``, the meter minus what the chargers surely draw
     (``counted_below_da``: samples, each at most the setpoint in force), so a
@@ -203,7 +277,9 @@ def other_loads_da(
     caller stops passing the hold once the stations have had time to send a
     sample showing any dip. The hold never puts the estimate above the meter.
     """
-    high = max(0, meter_da - counted_below_da)
+    high = meter_da - counted_below_da
+    if not net_of_production:
+        high = max(0, high)
     if previous_da is None or held_meter_da is None:
         return high
     unexplained_da = max(0, held_meter_da - meter_da - excess_below_da)

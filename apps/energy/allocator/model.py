@@ -243,6 +243,15 @@ class Zone:
     production per phase; ``None`` while ``has_production_meter`` means that meter
     is lost and no production is counted.
 
+    ``meter_net_of_production``: the zone meter sits where the zone's own
+    production flows through it (e.g. at the grid connection with the solar
+    inverter behind it), so it reads building + chargers − production, and
+    below 0 while the zone exports (a meter that gives only magnitudes reads
+    an export as a load, which errs on the safe side). The production is then
+    added back to tell the building load, never added a second time (see
+    :func:`~apps.energy.allocator.capacity.zone_capacity`). Ignored on a
+    static zone.
+
     ``previous_other_loads_a`` is what the previous allocation took the zone's
     other loads to be, and ``held_meter_current_a`` the meter level that
     estimate stands for (:attr:`ZoneAllocation.held_meter_current_a`): a fall
@@ -260,6 +269,7 @@ class Zone:
     meter_current_a: PhaseAmps | None = None
     has_production_meter: bool = False
     production_current_a: PhaseAmps | None = None
+    meter_net_of_production: bool = False
     reductions: tuple[Reduction, ...] = ()
     phase_imbalance_limit_a: float | None = None
     nominal_voltage_v: float | None = None
@@ -523,7 +533,9 @@ class ZoneAllocation:
     """Live figures of one zone (SPEC §3.7), all per phase (L1, L2, L3) in amps.
 
     - ``limit_a``: maximum current with the active reduction (same on each phase).
-    - ``other_loads_a``: building loads from the meter (``None``: static or lost).
+    - ``other_loads_a``: building loads from the meter (``None``: static or lost);
+      for a meter net of production, building loads minus production, below 0
+      while the zone exports (that is what the meter level stands for).
     - ``held_meter_current_a``: the meter level ``other_loads_a`` stands for: the
       meter, or above it while a fall of the meter is not yet credited to the
       building; feed it back as :attr:`Zone.held_meter_current_a`.

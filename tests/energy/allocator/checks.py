@@ -117,6 +117,10 @@ def available_of(site: SiteSnapshot, zone: Zone) -> list[float]:
     ramping up to, since an EV may still be on its sampled value. Other loads
     are then the least the building can be carrying; the allocator's own
     estimate is never lighter (other tests check it exactly).
+
+    A meter net of production reads building − production: the production is
+    added back to get the building load; without a production reading, "grid
+    only" runs degraded and the other modes take the meter as it is.
     """
     limit = limit_of(zone)
     if zone.dynamic and zone.meter_current_a is None:
@@ -126,15 +130,29 @@ def available_of(site: SiteSnapshot, zone: Zone) -> list[float]:
         by_id = {z.zone_id: z for z in site.zones}
         if not any(by_id[z].has_production_meter for z in ancestors(site, zone.zone_id)):
             return [0.0, 0.0, 0.0]  # local only, nothing produced above: no current
+    net = zone.dynamic and zone.meter_net_of_production
+    produced = zone.production_current_a if zone.has_production_meter else None
+    if net and produced is None and mode is ProductionMode.GRID:
+        return [max(0.0, min(limit, zone.degraded_current_a))] * 3
     result = []
     for phase in range(3):
         other = 0.0
         if zone.dynamic and zone.meter_current_a is not None:
             measured = sum(surely_drawn_a(s)[phase] for s in sessions_below(site, zone.zone_id))
-            other = max(0.0, zone.meter_current_a[phase] - measured)
+            other = zone.meter_current_a[phase] - measured
+            if not net:
+                other = max(0.0, other)
+        if net and produced is None:
+            if mode is ProductionMode.GRID_LOCAL:
+                result.append(max(0.0, min(limit, zone.max_current_a - other)))
+            else:
+                result.append(max(0.0, min(limit, -other)))
+            continue
         production = 0.0
         if zone.production_current_a is not None:
             production = max(0.0, zone.production_current_a[phase])
+        if net:
+            other = max(0.0, other + production)
         grid = min(limit, zone.max_current_a - other)
         if not zone.has_production_meter or mode is ProductionMode.GRID:
             value = grid

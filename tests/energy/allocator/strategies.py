@@ -1,8 +1,9 @@
 """Hypothesis strategies: random sites for the allocator.
 
 A site is a zone tree (up to 20 zones, 4 levels, static or dynamic, lost meters,
-production, reductions, imbalance limits), reserves, and up to 60 sessions with
-random wiring, phases, AC/DC, VIP, history, measurements and last setpoints.
+meters net of production, production, reductions, imbalance limits), reserves,
+and up to 60 sessions with random wiring, phases, AC/DC, VIP, history,
+measurements and last setpoints.
 
 Zones and sessions are decoded from one drawn byte string each rather than from
 hundreds of separate draws: that is some 40 times faster to generate, which is
@@ -42,7 +43,7 @@ from apps.energy.allocator import (
 from apps.energy.allocator.units import deciamps_down
 
 NOW_S = 1_750_000_000.0
-ZONE_BYTES = 62
+ZONE_BYTES = 74
 SESSION_BYTES = 54
 RESERVE_BYTES = 8
 
@@ -136,9 +137,20 @@ def zone_trees(
         depths.append(0 if parent_position is None else depths[parent_position] + 1)
         dynamic = decoder.chance(2)
         has_production = decoder.chance(4)
+        # With or without the zone's production meter: safe either way.
+        net = dynamic and decoder.chance(3)
         max_current_a = decoder.pick([100.0, 63.0, decoder.amps(400), 250.0])
         # Meter readings mostly below the zone maximum, sometimes above (overload).
         meter_max_a = min(500.0, max_current_a * 1.2 + 5)
+        meter_a = decoder.maybe(partial(decoder.phase_amps, meter_max_a)) if dynamic else None
+        if net and meter_a is not None and decoder.chance(2):
+            # A meter net of production reads below 0 while the zone exports.
+            export_a = decoder.phase_amps(150)
+            meter_a = (
+                meter_a[0] - export_a[0],
+                meter_a[1] - export_a[1],
+                meter_a[2] - export_a[2],
+            )
         zones.append(
             Zone(
                 zone_id=zone_id,
@@ -146,13 +158,12 @@ def zone_trees(
                 max_current_a=max_current_a,
                 dynamic=dynamic,
                 degraded_current_a=decoder.amps(max_current_a),
-                meter_current_a=(
-                    decoder.maybe(partial(decoder.phase_amps, meter_max_a)) if dynamic else None
-                ),
+                meter_current_a=meter_a,
                 has_production_meter=has_production,
                 production_current_a=(
                     decoder.maybe(lambda: decoder.phase_amps(150)) if has_production else None
                 ),
+                meter_net_of_production=net,
                 reductions=_reductions(decoder),
                 phase_imbalance_limit_a=(
                     decoder.amps(60) if imbalance and decoder.chance(4) else None

@@ -216,3 +216,153 @@ def test_meter_below_the_chargers_own_readings_does_not_create_current() -> None
     allocation = run([zone], [ac("a", measured_current_a=(30, 30, 30))])
     assert allocation.zone(1).other_loads_a == (0.0, 0.0, 0.0)
     assert allocation.session("a").setpoint_a == 32.0
+
+
+# A zone meter at the grid connection with the solar inverter behind it reads
+# building + EVs − production. The worked example again: 70 A zone, 30 A of
+# solar, 19 A of building, three sessions not drawing yet: the meter reads −11 A.
+NET_READING_A = 19 - 30
+
+
+def _net_zone(meter_a: float = NET_READING_A, **fields) -> Zone:
+    fields.setdefault("production_current_a", (30, 30, 30))
+    return dynamic(
+        1, 70, meter_a, has_production_meter=True, meter_net_of_production=True, **fields
+    )
+
+
+def _grid_current_a(building_a: float, production_a: float, allocation) -> float:
+    """What the zone then takes from the grid on L1, every EV at its setpoint."""
+    return building_a + sum(item.setpoint_a for item in allocation.sessions) - production_a
+
+
+def test_a_net_meter_read_as_consumption_counts_production_twice() -> None:
+    """Without the option the zone takes 85 A from the grid on a 70 A maximum."""
+    net_as_consumption = dynamic(
+        1, 70, NET_READING_A, has_production_meter=True, production_current_a=(30, 30, 30)
+    )
+    sessions = [ac("a"), ac("b"), ac("c")]
+    wrong = run([net_as_consumption], sessions, settings=GRID_LOCAL)
+    assert _grid_current_a(19, 30, wrong) > 70
+
+    allocation = run([_net_zone()], sessions, settings=GRID_LOCAL)
+    assert setpoints(allocation) == {"a": 27.0, "b": 27.0, "c": 27.0}
+    assert _grid_current_a(19, 30, allocation) == 70
+    figures = allocation.zone(1)
+    assert figures.other_loads_a == (-11.0, -11.0, -11.0)
+    assert figures.production_a == (30.0, 30.0, 30.0)
+    assert figures.grid_available_a == (51.0, 51.0, 51.0)
+    assert figures.available_a == (81.0, 81.0, 81.0)
+
+
+def test_a_net_meter_gives_the_same_while_the_evs_draw() -> None:
+    """Steady state: 19 + 81 − 30 = 70 A on the meter, the EVs at 27 A each."""
+    sessions = [
+        ac(key, measured_current_a=(27, 27, 27), last_setpoint_a=27) for key in ("a", "b", "c")
+    ]
+    allocation = run([_net_zone(70)], sessions, settings=GRID_LOCAL)
+    assert setpoints(allocation) == {"a": 27.0, "b": 27.0, "c": 27.0}
+
+
+def test_grid_only_with_a_net_meter_gives_no_production() -> None:
+    """17 A each as with a consumption meter: the zone stays within 70 A if the sun goes."""
+    sessions = [ac("a"), ac("b"), ac("c")]
+    allocation = run([_net_zone()], sessions)
+    assert setpoints(allocation) == {"a": 17.0, "b": 17.0, "c": 17.0}
+    assert 19 + 3 * 17 <= 70
+    assert allocation.zone(1).production_a == (0.0, 0.0, 0.0)
+
+    net_as_consumption = dynamic(
+        1, 70, NET_READING_A, has_production_meter=True, production_current_a=(30, 30, 30)
+    )
+    wrong = run([net_as_consumption], sessions)
+    assert _grid_current_a(19, 0, wrong) > 70  # had the production stopped
+
+
+def test_local_only_with_a_net_meter_gives_the_surplus_once() -> None:
+    """Building 5 A, solar 30 A: the meter reads −25 A and 25 A are free, not 30 A."""
+    allocation = run([_net_zone(5 - 30)], [ac("a")], settings=LOCAL)
+    assert setpoints(allocation) == {"a": 25.0}
+    assert _grid_current_a(5, 30, allocation) == 0
+
+    net_as_consumption = dynamic(
+        1, 70, 5 - 30, has_production_meter=True, production_current_a=(30, 30, 30)
+    )
+    wrong = run([net_as_consumption], [ac("a")], settings=LOCAL)
+    assert _grid_current_a(5, 30, wrong) > 0  # charging from the grid
+
+
+def test_a_net_meter_keeps_the_export_while_an_ev_draws() -> None:
+    """Meter −5 A with an EV drawing 20 A: 25 A go out, so 25 A may charge (not clamped)."""
+    session = ac("a", measured_current_a=(20, 20, 20), last_setpoint_a=20)
+    allocation = run([_net_zone(-5)], [session], settings=LOCAL)
+    assert allocation.zone(1).other_loads_a == (-25.0, -25.0, -25.0)
+    assert setpoints(allocation) == {"a": 25.0}
+
+
+def test_reductions_never_apply_to_production_with_a_net_meter() -> None:
+    """100 A zone at 10 %, no building, 20 A of solar: 10 A of grid + 20 A of production."""
+    zone = dynamic(
+        1,
+        100,
+        -20,
+        has_production_meter=True,
+        production_current_a=(20, 20, 20),
+        meter_net_of_production=True,
+        reductions=(_input(10),),
+    )
+    allocation = run([zone], [ac("a", max_a=63)], settings=GRID_LOCAL)
+    assert allocation.session("a").setpoint_a == 30.0
+
+
+def test_grid_only_with_a_net_meter_and_no_production_reading_runs_degraded() -> None:
+    """The building load is unknown: the degraded setpoint, as with a lost meter."""
+    zone = _net_zone(production_current_a=None, degraded_current_a=20)
+    allocation = run([zone], [ac("a"), ac("b")])
+    assert setpoints(allocation) == {"a": 10.0, "b": 10.0}
+    figures = allocation.zone(1)
+    assert figures.meter_lost
+    assert figures.production_lost
+    assert figures.available_a == (20.0, 20.0, 20.0)
+    assert allocation.session("a").reason is Reason.DEGRADED
+
+
+def test_grid_plus_local_with_a_net_meter_and_no_production_reading_uses_the_meter() -> None:
+    """The meter shows −11 A: 70 + 11 A keep the grid within 70 A, capped by the 70 A limit."""
+    zone = _net_zone(production_current_a=None)
+    allocation = run([zone], [ac("a"), ac("b"), ac("c")], settings=GRID_LOCAL)
+    figures = allocation.zone(1)
+    assert figures.available_a == (70.0, 70.0, 70.0)
+    assert figures.production_a == (0.0, 0.0, 0.0)
+    assert figures.production_lost
+    assert not figures.meter_lost
+    assert _grid_current_a(19, 30, allocation) <= 70
+
+
+def test_local_only_with_a_net_meter_and_no_production_reading_gives_the_export() -> None:
+    zone = _net_zone(5 - 30, production_current_a=None)
+    allocation = run([zone], [ac("a")], settings=LOCAL)
+    assert setpoints(allocation) == {"a": 25.0}
+    assert allocation.zone(1).production_a == (25.0, 25.0, 25.0)
+    assert allocation.zone(1).grid_available_a == (0.0, 0.0, 0.0)
+
+
+def test_a_lost_net_meter_runs_degraded_without_production() -> None:
+    zone = _net_zone(None, degraded_current_a=20)
+    allocation = run([zone], [ac("a")], settings=GRID_LOCAL)
+    assert allocation.zone(1).available_a == (20.0, 20.0, 20.0)
+    assert allocation.zone(1).production_a == (0.0, 0.0, 0.0)
+
+
+def test_net_of_production_is_ignored_on_a_static_zone() -> None:
+    zone = static(1, 63, meter_net_of_production=True)
+    capacity = zone_capacity(zone, (0, 0, 0), ProductionMode.GRID)
+    assert capacity.available_da == (630, 630, 630)
+    assert not capacity.meter_lost
+
+
+def test_a_net_meter_that_reads_magnitudes_errs_on_the_safe_side() -> None:
+    """An export of 11 A read as +11 A counts as load: less than with the sign, never more."""
+    signed = run([_net_zone()], [ac("a", max_a=63)], settings=GRID_LOCAL)
+    magnitude = run([_net_zone(-NET_READING_A)], [ac("a", max_a=63)], settings=GRID_LOCAL)
+    assert magnitude.session("a").setpoint_a < signed.session("a").setpoint_a

@@ -254,7 +254,9 @@ def test_a_hold_keeps_other_loads_between_the_meter_reading_and_the_previous_est
     figures_of = {figures.zone_id: figures for figures in allocation.zones}
     for zone, other_a, phase in _metered_other_loads(site, allocation):
         meter_a = zone.meter_current_a[phase]
-        high_a = max(0.0, meter_a - counted[zone.zone_id][phase])
+        high_a = meter_a - counted[zone.zone_id][phase]
+        if not zone.meter_net_of_production:  # a net meter's building may export
+            high_a = max(0.0, high_a)
         held_a = figures_of[zone.zone_id].held_meter_current_a
         assert held_a is not None
         if zone.previous_other_loads_a is None or zone.held_meter_current_a is None:
