@@ -744,6 +744,8 @@ def _store_results(
             "production_lost": zone.production_lost,
             "other_loads_a": zone.other_loads_a,
             "held_meter_current_a": zone.held_meter_current_a,
+            # Where a ramp hold may start from: the last estimate made with no ramp.
+            **_ramp_free(zone, context.previous_zones.get(zone.zone_id), allocation.now_s),
             "held_since_s": state.held_since_s(
                 context.previous_zones.get(zone.zone_id),
                 zone.held_meter_current_a,
@@ -773,6 +775,16 @@ def _store_results(
         for zone in allocation.zones
     }
     state.save_results(allocation.ranking, sessions, zones)
+
+
+def _ramp_free(zone, before: dict | None, now_s: float) -> dict:
+    if zone.ramping or zone.other_loads_a is None:
+        before = before or {}
+        return {
+            "ramp_free_other_loads_a": before.get("ramp_free_other_loads_a"),
+            "ramp_free_at_s": before.get("ramp_free_at_s"),
+        }
+    return {"ramp_free_other_loads_a": zone.other_loads_a, "ramp_free_at_s": now_s}
 
 
 def _describe(item: SessionAllocation) -> str:

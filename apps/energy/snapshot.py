@@ -159,6 +159,23 @@ def _read_window(hot: dict[int, dict], now: datetime) -> tuple[float, float] | N
     return (min(starts), max(ends)) if starts else None
 
 
+def _ramp_hold(figures: dict | None, now_s: float) -> PhaseCurrents | None:
+    """The last estimate of other loads made with no ramp under way, while it is fresh.
+
+    Passed for ``EV_RAMP_S`` plus the time a triggered sample takes
+    (:data:`RAMP_CONFIRM_S`) after it was made: by then samples show the
+    ramps. Only an allocation without ramps makes a new one, so a stream of
+    raises cannot keep a hold alive.
+    """
+    figures = figures or {}
+    values, at_s = figures.get("ramp_free_other_loads_a"), figures.get("ramp_free_at_s")
+    if not values or len(values) != 3 or at_s is None:
+        return None
+    if now_s - float(at_s) > float(django_settings.EV_RAMP_S) + RAMP_CONFIRM_S:
+        return None
+    return (float(values[0]), float(values[1]), float(values[2]))
+
+
 def build_zones(
     now: datetime,
     site: SiteSettingsRow,
@@ -212,6 +229,7 @@ def build_zones(
                 ),
                 previous_other_loads_a=previous_other,
                 held_meter_current_a=held_meter,
+                ramp_hold_other_loads_a=_ramp_hold(previous.get(row.pk), now.timestamp()),
             )
         )
     return tuple(zones)

@@ -223,3 +223,37 @@ def test_a_sample_lagging_an_ev_dip_does_not_hand_its_current_to_others(meter_si
     after = _allocate(later)
     assert after.zone(zone.pk).other_loads_a == (0.0, 0.0, 0.0)
     assert _setpoints(after) == dict.fromkeys(keys, 20.0)
+
+
+@pytest.mark.parametrize(("age_s", "expected_other_a"), [(1.0, 30.0), (10.0, 45.0)])
+def test_a_ramp_hold_lasts_a_few_seconds_and_no_more(
+    meter_simulator, hot_state, age_s, expected_other_a
+):
+    """The same rise during a ramp: held at the ramp-free estimate for a few seconds only.
+
+    Taking a ramp for building load at once sheds the sessions just raised,
+    and a whole zone then oscillates; so a fresh ramp-free estimate (1 s old)
+    may stand while the ramp is not in a sample. Ten seconds on, samples
+    should have shown the ramp: the rise counts as building load.
+    """
+    zone = _zone(meter_simulator, max_current_a=100, degraded_current_a=20)
+    now = timezone.now()
+    now_s = now.timestamp()
+    key = _charging(zone, sample_a=16, sampled_at=now - timedelta(seconds=20), max_a=63)
+    _sent(key, _tx(key).pk, (16.0, now_s - 60), (63.0, now_s - 1))
+    state.save_results(
+        state.ranking() or _allocate(now).ranking,
+        {},
+        {
+            zone.pk: {
+                "other_loads_a": [30.0, 30.0, 30.0],
+                "ramp_free_other_loads_a": [30.0, 30.0, 30.0],
+                "ramp_free_at_s": now_s - age_s,
+            }
+        },
+    )
+    meter_simulator.set_values(1, current_a=(61.0, 61.0, 61.0))  # 45 A building + the EV's 16 A
+    meters_poll(now=now)
+
+    allocation = _allocate(now)
+    assert allocation.zone(zone.pk).other_loads_a == (expected_other_a,) * 3

@@ -114,6 +114,7 @@ def allocate(site: SiteSnapshot) -> Allocation:
     measured = [[0, 0, 0] for _ in range(zone_count)]
     # Sampled above the setpoint in force: current the EVs are about to give back.
     excess = [[0, 0, 0] for _ in range(zone_count)]
+    ramping = [[0, 0, 0] for _ in range(zone_count)]
     zone_of: list[int | None] = []
     voltage_of: list[float] = []
     connector_max_da: list[int] = []
@@ -142,17 +143,27 @@ def allocate(site: SiteSnapshot) -> Allocation:
                 constraints_of[(zone, phases)] = cached
             constraints = cached
             # A raised setpoint the EV may be ramping up to (``ramp_current_a``)
-            # is not counted: the EV may still be on its sample (see
-            # ``capacity.other_loads_da``).
+            # is not counted as drawn: the EV may still be on its sample. It is
+            # only what a ramp hold may explain (see ``capacity.other_loads_da``).
             reading = session.measured_current_a
-            if reading is not None:
+            ramp = session.ramp_current_a
+            if reading is not None or ramp is not None:
                 cap_da = _setpoint_cap_da(session)
                 counted = _counted_da(reading, cap_da)
                 direct = measured[zone]
                 direct[0] += counted[0]
                 direct[1] += counted[1]
                 direct[2] += counted[2]
-                if counted[0] == cap_da or counted[1] == cap_da or counted[2] == cap_da:
+                if ramp is not None:
+                    ramping_direct = ramping[zone]
+                    for phase in range(3):
+                        if ramp[phase] > 0:
+                            ramping_direct[phase] += max(
+                                0, min(deciamps_down(ramp[phase]), cap_da) - counted[phase]
+                            )
+                if reading is not None and (
+                    counted[0] == cap_da or counted[1] == cap_da or counted[2] == cap_da
+                ):
                     above = _counted_da(reading, 10**9)
                     over = excess[zone]
                     over[0] += above[0] - counted[0]
@@ -208,12 +219,14 @@ def allocate(site: SiteSnapshot) -> Allocation:
     # Capacity of each zone phase, then what is left after reserves.
     measured_below = _roll_up(measured, tree)
     excess_below = _roll_up(excess, tree)
+    ramping_below = _roll_up(ramping, tree)
     capacities: list[ZoneCapacity] = [
         zone_capacity(
             zone_input,
             measured_below[position],
             settings.production_mode,
             excess_below_da=excess_below[position],
+            ramping_below_da=ramping_below[position],
             chain_has_production_meter=any(
                 tree.zones[ancestor].has_production_meter for ancestor in tree.chains[position]
             ),
@@ -345,6 +358,7 @@ def allocate(site: SiteSnapshot) -> Allocation:
                 held_meter_current_a=(
                     None if capacity.held_meter_da is None else _per_phase(capacity.held_meter_da)
                 ),
+                ramping=any(ramping_below[position]),
             )
         )
 

@@ -259,6 +259,14 @@ class Zone:
     explain, is not yet credited to the building (see
     :func:`~apps.energy.allocator.capacity.other_loads_da`). ``None``: no
     such hold, other loads are the meter minus the samples.
+
+    ``ramp_hold_other_loads_a`` is the last estimate of other loads made while
+    no EV below the zone was ramping, passed only for a few seconds after it
+    was made: while EVs ramp up to raised setpoints that no sample shows yet,
+    other loads may stay there (within what the meter minus the ramps allows)
+    instead of taking the ramps for building load and shedding the very
+    sessions just raised. A building rise can hide in a ramp for that long at
+    most: later raises do not renew it. ``None``: ramps count as other load.
     """
 
     zone_id: int
@@ -275,9 +283,15 @@ class Zone:
     nominal_voltage_v: float | None = None
     previous_other_loads_a: PhaseAmps | None = None
     held_meter_current_a: PhaseAmps | None = None
+    ramp_hold_other_loads_a: PhaseAmps | None = None
 
     def __post_init__(self) -> None:
         owner = f"Zone {self.zone_id}"
+        object.__setattr__(
+            self,
+            "ramp_hold_other_loads_a",
+            _phase_amps(owner, "ramp_hold_other_loads_a", self.ramp_hold_other_loads_a),
+        )
         object.__setattr__(
             self,
             "previous_other_loads_a",
@@ -545,6 +559,9 @@ class ZoneAllocation:
     - ``reserved_a``: held for disconnected stations below the zone.
     - ``allocated_a``: sum of the setpoints of the sessions below it.
     - ``headroom_a``: ``available − reserved − allocated`` (never negative).
+    - ``ramping``: EVs below the zone were ramping up to raised setpoints; a
+      zone without is where a ramp hold starts from
+      (:attr:`Zone.ramp_hold_other_loads_a`).
     """
 
     zone_id: int
@@ -562,6 +579,7 @@ class ZoneAllocation:
     session_count: int
     charging_count: int
     held_meter_current_a: PhaseAmps | None = None
+    ramping: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,24 @@ def surely_drawn_a(session: Session) -> tuple[float, float, float]:
     return (drawn[0], drawn[1], drawn[2])
 
 
+def ramping_a(session: Session) -> tuple[float, float, float]:
+    """Per phase, the part of a raised setpoint the EV may draw though no sample shows it."""
+    if session.ramp_current_a is None:
+        return (0.0, 0.0, 0.0)
+    in_force_a = (
+        session.drawing_cap_a if session.drawing_cap_a is not None else session.last_setpoint_a
+    )
+    cap_a = in_force_a if in_force_a is not None else float("inf")
+    drawn = surely_drawn_a(session)
+    ramp = [
+        max(0.0, min(session.ramp_current_a[p], cap_a) - drawn[p])
+        if session.ramp_current_a[p] > 0
+        else 0.0
+        for p in range(3)
+    ]
+    return (ramp[0], ramp[1], ramp[2])
+
+
 def available_of(site: SiteSnapshot, zone: Zone) -> list[float]:
     """SPEC §3.2 with the reductions of §3.5, per phase (index 0 = L1).
 
@@ -116,7 +134,8 @@ def available_of(site: SiteSnapshot, zone: Zone) -> list[float]:
     the setpoint in force (AC), and nothing for a raised setpoint they may be
     ramping up to, since an EV may still be on its sampled value. Other loads
     are then the least the building can be carrying; the allocator's own
-    estimate is never lighter (other tests check it exactly).
+    estimate is never lighter (other tests check it exactly), but for a ramp
+    hold, which may take up to the ramps for EVs for a few seconds.
 
     A meter net of production reads building − production: the production is
     added back to get the building load; without a production reading, "grid
@@ -142,6 +161,11 @@ def available_of(site: SiteSnapshot, zone: Zone) -> list[float]:
             other = zone.meter_current_a[phase] - measured
             if not net:
                 other = max(0.0, other)
+            ramping = sum(ramping_a(s)[phase] for s in sessions_below(site, zone.zone_id))
+            if zone.ramp_hold_other_loads_a is not None and ramping > 0:
+                # The ramp hold: at most the ramps may be taken for EVs, not building.
+                low = other - ramping if net else max(0.0, other - ramping)
+                other = max(low, min(zone.ramp_hold_other_loads_a[phase], other))
         if net and produced is None:
             if mode is ProductionMode.GRID_LOCAL:
                 result.append(max(0.0, min(limit, zone.max_current_a - other)))

@@ -27,6 +27,7 @@ from .checks import (
     check_priorities,
     check_safety,
     limit_of,
+    ramping_a,
     surely_drawn_a,
 )
 from .strategies import NOW_S, Decoder, connectors_for, sites, without_history, zone_trees
@@ -228,12 +229,43 @@ def test_other_loads_are_never_below_the_meter_minus_what_evs_surely_draw(
     were read (a higher reading predates it); a raised setpoint it may be
     ramping up to is not subtracted, since it may still be on its sample.
     """
+    site = _without_ramp_hold(site)
     allocation = allocate(site)
     check_safety(site, allocation)
     counted = _surely_drawn_below(site)
     slack_a = _slack_a(site)
     for zone, other_a, phase in _metered_other_loads(site, allocation):
         assert other_a >= zone.meter_current_a[phase] - counted[zone.zone_id][phase] - slack_a
+
+
+def _without_ramp_hold(site: SiteSnapshot) -> SiteSnapshot:
+    return replace(site, zones=tuple(replace(z, ramp_hold_other_loads_a=None) for z in site.zones))
+
+
+@PROPERTY
+@given(site=sites(max_sessions=40))
+def test_a_ramp_hold_takes_no_more_than_the_ramps_for_evs(site: SiteSnapshot) -> None:
+    """While EVs ramp, other loads may stay at the ramp-free estimate, never lower than
+    the meter minus what the EVs surely draw minus their ramps, never above the
+    estimate without the hold."""
+    allocation = allocate(site)
+    check_safety(site, allocation)
+    strict = allocate(_without_ramp_hold(site))
+    strict_other = {
+        (zone.zone_id, phase): other_a
+        for zone, other_a, phase in _metered_other_loads(site, strict)
+    }
+    counted = _surely_drawn_below(site)
+    slack_a = _slack_a(site)
+    for zone, other_a, phase in _metered_other_loads(site, allocation):
+        ramping = sum(
+            ramping_a(s)[phase]
+            for s in site.sessions
+            if zone.zone_id in ancestors(site, s.connector.zone_id)
+        )
+        high_a = zone.meter_current_a[phase] - counted[zone.zone_id][phase]
+        assert other_a >= high_a - ramping - slack_a
+        assert other_a <= strict_other[(zone.zone_id, phase)] + slack_a
 
 
 @PROPERTY
@@ -248,6 +280,7 @@ def test_a_hold_keeps_other_loads_between_the_meter_reading_and_the_previous_est
     nor above the meter itself; and the level fed back is the meter, or above
     it exactly while a fall is held.
     """
+    site = _without_ramp_hold(site)
     allocation = allocate(site)
     counted = _surely_drawn_below(site)
     slack_a = _slack_a(site)
@@ -287,7 +320,12 @@ def test_a_dip_under_the_samples_is_not_handed_to_other_sessions(
     site = replace(
         site,
         zones=tuple(
-            replace(zone, previous_other_loads_a=None, held_meter_current_a=None)
+            replace(
+                zone,
+                previous_other_loads_a=None,
+                held_meter_current_a=None,
+                ramp_hold_other_loads_a=None,
+            )
             for zone in site.zones
         ),
         sessions=tuple(
