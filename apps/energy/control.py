@@ -122,6 +122,10 @@ def rebalance_once(
     now = now or timezone.now()
     started = time.perf_counter()
     context = build_snapshot(now=now, capacity_changed=capacity_changed)
+    # What this run goes by, recorded before it delivers: a reading taken while
+    # its profiles are on their way is the same situation, not a new one (a
+    # run then would count EVs at setpoints they have not followed yet).
+    meters_allocation_basis_set(context.meter_readings)
     snapshot_done = time.perf_counter()
     allocation = allocate(context.snapshot)
     allocated = time.perf_counter()
@@ -734,7 +738,6 @@ def _store_results(
             "wanted_a": None if live is None else live.attempt_a,
             "delivery": results_by_key.get(key),
         }
-    meters_allocation_basis_set(context.meter_readings)
     inputs = {zone.zone_id: zone for zone in context.snapshot.zones}
     zones = {
         zone.zone_id: {
