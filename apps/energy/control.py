@@ -781,13 +781,19 @@ def _store_results(
 
 
 def _ramp_free(zone, before: dict | None, now_s: float) -> dict:
+    """Where a ramp hold may start from, and since when EVs have been ramping."""
+    before = before or {}
     if zone.ramping or zone.other_loads_a is None:
-        before = before or {}
         return {
             "ramp_free_other_loads_a": before.get("ramp_free_other_loads_a"),
             "ramp_free_at_s": before.get("ramp_free_at_s"),
+            "ramp_started_at_s": before.get("ramp_started_at_s") or now_s,
         }
-    return {"ramp_free_other_loads_a": zone.other_loads_a, "ramp_free_at_s": now_s}
+    return {
+        "ramp_free_other_loads_a": zone.other_loads_a,
+        "ramp_free_at_s": now_s,
+        "ramp_started_at_s": None,
+    }
 
 
 def _describe(item: SessionAllocation) -> str:

@@ -159,19 +159,25 @@ def _read_window(hot: dict[int, dict], now: datetime) -> tuple[float, float] | N
     return (min(starts), max(ends)) if starts else None
 
 
-def _ramp_hold(figures: dict | None, now_s: float) -> PhaseCurrents | None:
-    """The last estimate of other loads made with no ramp under way, while it is fresh.
+RAMP_FREE_MAX_AGE_S = 60.0
+"""A ramp-free estimate older than this is not a basis for a ramp hold at all."""
 
-    Passed for ``EV_RAMP_S`` plus the time a triggered sample takes
-    (:data:`RAMP_CONFIRM_S`) after it was made: by then samples show the
-    ramps. Only an allocation without ramps makes a new one, so a stream of
-    raises cannot keep a hold alive.
+
+def _ramp_hold(figures: dict | None, now_s: float) -> PhaseCurrents | None:
+    """The last estimate of other loads made with no ramp under way, while it may stand.
+
+    It may stand from the first allocation that sees EVs ramping for
+    ``EV_RAMP_S`` plus the time a triggered sample takes
+    (:data:`RAMP_CONFIRM_S`): by then samples show the ramps. Later raises do
+    not extend it; only an allocation without ramps makes a new one.
     """
     figures = figures or {}
     values, at_s = figures.get("ramp_free_other_loads_a"), figures.get("ramp_free_at_s")
-    if not values or len(values) != 3 or at_s is None:
+    if not values or len(values) != 3 or at_s is None or now_s - float(at_s) > RAMP_FREE_MAX_AGE_S:
         return None
-    if now_s - float(at_s) > float(django_settings.EV_RAMP_S) + RAMP_CONFIRM_S:
+    started_s = figures.get("ramp_started_at_s")
+    window_s = float(django_settings.EV_RAMP_S) + RAMP_CONFIRM_S
+    if started_s is not None and now_s - float(started_s) > window_s:
         return None
     return (float(values[0]), float(values[1]), float(values[2]))
 

@@ -225,16 +225,19 @@ def test_a_sample_lagging_an_ev_dip_does_not_hand_its_current_to_others(meter_si
     assert _setpoints(after) == dict.fromkeys(keys, 20.0)
 
 
-@pytest.mark.parametrize(("age_s", "expected_other_a"), [(1.0, 30.0), (10.0, 45.0)])
+@pytest.mark.parametrize(
+    ("ramping_for_s", "expected_other_a"), [(None, 30.0), (1.0, 30.0), (10.0, 45.0)]
+)
 def test_a_ramp_hold_lasts_a_few_seconds_and_no_more(
-    meter_simulator, hot_state, age_s, expected_other_a
+    meter_simulator, hot_state, ramping_for_s, expected_other_a
 ):
     """The same rise during a ramp: held at the ramp-free estimate for a few seconds only.
 
     Taking a ramp for building load at once sheds the sessions just raised,
     and a whole zone then oscillates; so a fresh ramp-free estimate (1 s old)
-    may stand while the ramp is not in a sample. Ten seconds on, samples
-    should have shown the ramp: the rise counts as building load.
+    may stand while the ramp is not in a sample, from the first allocation that
+    sees the ramp. Ten seconds on, samples should have shown the ramp: the
+    rise counts as building load.
     """
     zone = _zone(meter_simulator, max_current_a=100, degraded_current_a=20)
     now = timezone.now()
@@ -248,7 +251,8 @@ def test_a_ramp_hold_lasts_a_few_seconds_and_no_more(
             zone.pk: {
                 "other_loads_a": [30.0, 30.0, 30.0],
                 "ramp_free_other_loads_a": [30.0, 30.0, 30.0],
-                "ramp_free_at_s": now_s - age_s,
+                "ramp_free_at_s": now_s - 20,
+                "ramp_started_at_s": None if ramping_for_s is None else now_s - ramping_for_s,
             }
         },
     )
