@@ -152,6 +152,7 @@ def rebalance_once(
         )
     _ask_for_samples_after_ramp(run.delivered, run.results)
     _store_results(context, allocation, run.status_by_key())
+    _look_again_after_holds(context)
     _log_changes(context, allocation, previous_sessions, context.previous_zones)
     _update_transactions(context, allocation)
     return RebalanceOutcome(
@@ -749,11 +750,15 @@ def _store_results(
             "held_meter_current_a": zone.held_meter_current_a,
             # Where a ramp hold may start from: the last estimate made with no ramp.
             **_ramp_free(zone, context.previous_zones.get(zone.zone_id), allocation.now_s),
-            "held_since_s": state.held_since_s(
-                context.previous_zones.get(zone.zone_id),
-                zone.held_meter_current_a,
-                inputs[zone.zone_id].meter_current_a,
-                allocation.now_s,
+            **_dip_hold(
+                context,
+                zone.zone_id,
+                state.held_since_s(
+                    context.previous_zones.get(zone.zone_id),
+                    zone.held_meter_current_a,
+                    inputs[zone.zone_id].meter_current_a,
+                    allocation.now_s,
+                ),
             ),
             "production_a": zone.production_a,
             "grid_available_a": zone.grid_available_a,
@@ -778,6 +783,46 @@ def _store_results(
         for zone in allocation.zones
     }
     state.save_results(allocation.ranking, sessions, zones)
+
+
+def _dip_hold(context: SnapshotContext, zone_id: int, since_s: float | None) -> dict:
+    """A zone's dip hold: since when, and after which sample it may end.
+
+    A fall of the meter that EV dips could explain is held back until every
+    session below the zone has sent a sample taken after it began (samples
+    are numbered as they arrive, whatever the stations' clocks). When a hold
+    begins, those stations are asked for a sample at once and the control loop
+    looks again shortly, and again when the hold expires by itself, so that a
+    building load that really fell is given to the EVs in seconds.
+    """
+    if since_s is None:
+        return {"held_since_s": None, "held_after_sample_id": None}
+    before = context.previous_zones.get(zone_id) or {}
+    after_id = before.get("held_after_sample_id") if before.get("held_since_s") else None
+    if after_id is None:
+        after_id = context.last_sample_id
+        context.holds_begun.append(zone_id)
+    return {"held_since_s": since_s, "held_after_sample_id": after_id}
+
+
+def _look_again_after_holds(context: SnapshotContext) -> None:
+    """Ask the sessions under newly held zones for samples; look again once they may be in."""
+    if not context.holds_begun:
+        return
+    refs = [
+        ref
+        for key, ref in context.refs.items()
+        if set(context.zone_chains.get(context.connectors[key].zone_id, ()))
+        & set(context.holds_begun)
+    ]
+    if refs:
+        command_loop.run_later(0.0, lambda: ask_for_samples(refs))
+    command_loop.run_later(SAMPLE_WAIT_S, _request_again)
+    command_loop.run_later(context.dip_hold_s + 0.1, _request_again)
+
+
+SAMPLE_WAIT_S = 2.0
+"""How long a triggered sample takes to come, with room to spare."""
 
 
 def _ramp_free(zone, before: dict | None, now_s: float) -> dict:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.conf import settings as django_settings
-from django.db.models import OuterRef, Subquery
+from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 
 from apps.energy import state
@@ -43,6 +43,7 @@ from apps.energy.allocator import (
     reserve_for_connector,
 )
 from apps.energy.allocator.envelope import ConnectorProfiles
+from apps.energy.allocator.tree import ZoneTree
 from apps.energy.measurement import ev_measurement, previous_current_samples
 from apps.meters.services import PhaseCurrents, meter_usable_currents, meters_hot_state
 from apps.siteconfig.models import SiteSettings as SiteSettingsRow
@@ -82,6 +83,12 @@ class SnapshotContext:
     profiles: dict[str, ConnectorProfiles] = field(default_factory=dict)
     connectors: dict[str, AllocConnector] = field(default_factory=dict)
     profiles_read_at_s: float = 0.0
+    # Dip holds: the newest sample when this snapshot was taken, each zone's
+    # chain (itself and its ancestors), how long a hold may last, holds begun.
+    last_sample_id: int = 0
+    zone_chains: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    dip_hold_s: float = 0.0
+    holds_begun: list[int] = field(default_factory=list)
     transaction_ids: dict[str, int] = field(default_factory=dict)  # the active one
     held: dict[str, ConnectorRef] = field(default_factory=dict)  # reserved at their envelope
     idle: dict[str, ConnectorRef] = field(default_factory=dict)  # connected, no session
@@ -344,6 +351,33 @@ def connector_max_a(connector: AllocConnector, voltage_v: float) -> float:
     return connector.max_current_a
 
 
+def _end_dip_holds_shown_by_samples(
+    zones: tuple[Zone, ...],
+    previous: dict[int, dict],
+    context: SnapshotContext,
+    sample_ids: dict[str, int],
+) -> tuple[Zone, ...]:
+    """A dip hold ends once every session below its zone has a sample newer than the hold.
+
+    Such a sample shows any EV dip, so the fall of the meter that is left
+    belongs to the building (see ``allocator.capacity.other_loads_da``).
+    """
+    result = []
+    for zone in zones:
+        figures = previous.get(zone.zone_id) or {}
+        after_id = figures.get("held_after_sample_id")
+        if zone.held_meter_current_a is not None and figures.get("held_since_s") and after_id:
+            below = [
+                key
+                for key in context.refs
+                if zone.zone_id in context.zone_chains.get(context.connectors[key].zone_id, ())
+            ]
+            if all(sample_ids.get(key, 0) > after_id for key in below):
+                zone = replace(zone, previous_other_loads_a=None, held_meter_current_a=None)
+        result.append(zone)
+    return tuple(result)
+
+
 def build_snapshot(
     *, now: datetime | None = None, capacity_changed: bool = False
 ) -> SnapshotContext:
@@ -421,6 +455,7 @@ def build_snapshot(
 
     sessions: list[Session] = []
     reserves: list[Reserve] = []
+    sample_ids: dict[str, int] = {}  # the latest sample of each session, by connector
     for key, alloc in alloc_by_key.items():
         station, connector = by_key[key]
         ref = ConnectorRef(
@@ -483,7 +518,16 @@ def build_snapshot(
             )
         )
         context.refs[key] = replace(ref, transaction_id=tx.pk)
+        sample_ids[key] = tx.sample_id or 0
 
+    context.dip_hold_s = float(site.meter_value_sample_interval_s) + SAMPLE_TRANSIT_S
+    context.last_sample_id = MeterSample.objects.aggregate(last=Max("pk"))["last"] or 0
+    tree = ZoneTree(zones)
+    context.zone_chains = {
+        zone.zone_id: tuple(tree.zones[p].zone_id for p in tree.chains[position])
+        for position, zone in enumerate(tree.zones)
+    }
+    zones = _end_dip_holds_shown_by_samples(zones, previous_zones, context, sample_ids)
     context.snapshot = SiteSnapshot(
         now_s=now_s,
         zones=zones,
