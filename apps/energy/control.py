@@ -48,12 +48,6 @@ from apps.stations.models import Transaction
 
 logger = logging.getLogger(__name__)
 
-SUSPENDED_REASONS = {
-    Reason.SHED_PRIORITY,
-    Reason.NO_CAPACITY,
-    Reason.IMBALANCE_LIMIT,
-    Reason.IDLE_SUSPENDED,
-}
 DELIVERY_TIMEOUT_S = 10.0
 
 
@@ -177,6 +171,7 @@ class _Run:
         self.fence = fence
         self.profiles = dict(context.profiles)
         self.changed: set[str] = set()
+        self.sent: dict[str, dict] = {}  # live setpoints accepted in the current wave
         self.delivered: list[Delivery] = []
         self.results: list[str] = []
         self.deferred: list[Delivery] = []
@@ -237,6 +232,8 @@ class _Run:
         results = command_loop.run(_deliver_wave(wave))
         for delivery, result in zip(wave, results, strict=True):
             self._record(delivery, result)
+        state.record_sent(self.sent)  # one write per wave, not one per station
+        self.sent = {}
         self.delivered.extend(wave)
         self.results.extend(results)
 
@@ -263,15 +260,11 @@ class _Run:
                 accepted=True,
             )
             if delivery.kind == "live":
-                state.record_sent(
-                    {
-                        delivery.ref.key: state.with_history(
-                            delivery.sent_entry,
-                            delivery.previous_entry,
-                            sent_at_s=delivery.sent_at_s,
-                            accepted_at_s=delivery.answered_at_s,
-                        )
-                    }
+                self.sent[delivery.ref.key] = state.with_history(
+                    delivery.sent_entry,
+                    delivery.previous_entry,
+                    sent_at_s=delivery.sent_at_s,
+                    accepted_at_s=delivery.answered_at_s,
                 )
             return
         before = self._slot(delivery)

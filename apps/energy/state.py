@@ -88,11 +88,6 @@ def setpoint_in_force_a(
     return min(candidates)
 
 
-def forget_sent(keys: list[str]) -> None:
-    if keys:
-        redis_client().hdel(SENT, *keys)
-
-
 def ranking() -> Ranking | None:
     raw = redis_client().get(RANKING)
     return Ranking.from_dict(json.loads(raw)) if raw else None

@@ -158,33 +158,34 @@ def test_last_good_values_older_than_the_loss_horizon_fail_closed(meter_simulato
 # --------------------------------------------------------------------------
 
 
-def test_a_ramp_does_not_hide_a_building_load_rise(meter_simulator, hot_state):
+def _building_rises_during_a_ramp(meter_simulator, figures) -> tuple[str, int, Allocation]:
     """100 A zone, building 30 A, an EV raised from 16 A to 63 A a second ago.
 
-    The building rises to 45 A before the EV's ramp shows in a sample. Kept at
-    63 A, the EV would take the zone to 108 A once it has ramped.
+    The building rises to 45 A before the EV's ramp shows in a sample; the
+    last allocation's zone figures are ``figures(now_s)``.
     """
     zone = _zone(meter_simulator, max_current_a=100, degraded_current_a=20)
     now = timezone.now()
     now_s = now.timestamp()
     key = _charging(zone, sample_a=16, sampled_at=now - timedelta(seconds=20), max_a=63)
     _sent(key, _tx(key).pk, (16.0, now_s - 60), (63.0, now_s - 1))
-    state.save_results(
-        state.ranking() or _allocate(now).ranking,
-        {},
-        {
-            zone.pk: {
-                "other_loads_a": [30.0, 30.0, 30.0],
-                "held_meter_current_a": [46.0, 46.0, 46.0],
-                "held_since_s": None,
-            }
-        },
-    )
+    state.save_results(state.ranking() or _allocate(now).ranking, {}, {zone.pk: figures(now_s)})
     meter_simulator.set_values(1, current_a=(61.0, 61.0, 61.0))  # 45 A building + the EV's 16 A
     meters_poll(now=now)
+    return key, zone.pk, _allocate(now)
 
-    allocation = _allocate(now)
-    assert allocation.zone(zone.pk).other_loads_a == (45.0, 45.0, 45.0)
+
+def test_a_ramp_does_not_hide_a_building_load_rise(meter_simulator, hot_state):
+    """Kept at 63 A, the EV would take the zone to 108 A once it has ramped."""
+    key, zone_id, allocation = _building_rises_during_a_ramp(
+        meter_simulator,
+        lambda now_s: {
+            "other_loads_a": [30.0, 30.0, 30.0],
+            "held_meter_current_a": [46.0, 46.0, 46.0],
+            "held_since_s": None,
+        },
+    )
+    assert allocation.zone(zone_id).other_loads_a == (45.0, 45.0, 45.0)
     setpoint_a = allocation.session(key).setpoint_a
     assert 45.0 + setpoint_a <= 100.0
 
@@ -239,25 +240,13 @@ def test_a_ramp_hold_lasts_a_few_seconds_and_no_more(
     sees the ramp. Ten seconds on, samples should have shown the ramp: the
     rise counts as building load.
     """
-    zone = _zone(meter_simulator, max_current_a=100, degraded_current_a=20)
-    now = timezone.now()
-    now_s = now.timestamp()
-    key = _charging(zone, sample_a=16, sampled_at=now - timedelta(seconds=20), max_a=63)
-    _sent(key, _tx(key).pk, (16.0, now_s - 60), (63.0, now_s - 1))
-    state.save_results(
-        state.ranking() or _allocate(now).ranking,
-        {},
-        {
-            zone.pk: {
-                "other_loads_a": [30.0, 30.0, 30.0],
-                "ramp_free_other_loads_a": [30.0, 30.0, 30.0],
-                "ramp_free_at_s": now_s - 20,
-                "ramp_started_at_s": None if ramping_for_s is None else now_s - ramping_for_s,
-            }
+    _key, zone_id, allocation = _building_rises_during_a_ramp(
+        meter_simulator,
+        lambda now_s: {
+            "other_loads_a": [30.0, 30.0, 30.0],
+            "ramp_free_other_loads_a": [30.0, 30.0, 30.0],
+            "ramp_free_at_s": now_s - 20,
+            "ramp_started_at_s": None if ramping_for_s is None else now_s - ramping_for_s,
         },
     )
-    meter_simulator.set_values(1, current_a=(61.0, 61.0, 61.0))  # 45 A building + the EV's 16 A
-    meters_poll(now=now)
-
-    allocation = _allocate(now)
-    assert allocation.zone(zone.pk).other_loads_a == (expected_other_a,) * 3
+    assert allocation.zone(zone_id).other_loads_a == (expected_other_a,) * 3
