@@ -1,19 +1,17 @@
 """The WebSocket consumer of one station connection (OCPP 1.6-J).
 
-Thin on purpose: it admits the connection, parses and validates frames,
-hands CALLs to the handlers (in a worker thread, they use the ORM), answers,
-and runs the station's outgoing command queue (one CALL outstanding, FIFO).
-It joins the channel-layer group ``station.<identity>`` so commands reach it
-from any process, and logs every frame in and out.
+Thin on purpose: it admits the connection (refusals in
+:mod:`~apps.central_system.http_denial`), parses and validates frames, hands
+CALLs to the handlers (in a worker thread, they use the ORM), answers, and
+feeds the station's outgoing queue (:mod:`~apps.central_system.outbox`). It
+joins the channel-layer group ``station.<identity>`` so commands reach it from
+any process, and logs every frame in and out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -22,9 +20,17 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from apps.central_system import handlers, hotstate, ocpp_log, protocol, security, services
-from apps.central_system.daphne_ext import EXTENSION as DENIAL_EXTENSION
+from apps.central_system import (
+    handlers,
+    hotstate,
+    http_denial,
+    ocpp_log,
+    protocol,
+    security,
+    services,
+)
 from apps.central_system.db import in_db_thread
+from apps.central_system.outbox import Outbox
 from apps.central_system.protocol import ErrorCode, OcppError
 from apps.stations.models import Direction
 from apps.stations.services import station_touch
@@ -56,21 +62,6 @@ CLOSE_NO_SUBPROTOCOL = 4002  # the station does not speak ocpp1.6
 CLOSE_NOT_OCPP_J = 4003  # binary or non-JSON frame: OCPP-J cannot answer it
 GROUP_REFRESH_S = 1800.0  # channel-layer group memberships expire after a day
 DB_TOUCH_INTERVAL_S = 60.0
-OWN_CALL_TIMEOUT_S = 30.0  # commands evce sends on its own (configuration after boot)
-_HTTP_REASONS = {401: b"Unauthorized", 403: b"Forbidden", 404: b"Not Found"}
-
-
-@dataclass(eq=False)
-class PendingCall:
-    """A CALL to the station: from a caller's reply channel, or evce's own."""
-
-    action: str
-    payload: dict[str, Any]
-    deadline: float  # event-loop time
-    reply_to: str | None = None
-    request_id: str = ""
-    unique_id: str = ""
-    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
 _process_keepers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
@@ -186,10 +177,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     async def websocket_connect(self, message):
         access = self.access
-        self.outbox: deque[PendingCall] = deque()
-        self.recent_requests: deque[str] = deque(maxlen=64)
-        self.outstanding: PendingCall | None = None
-        self.background: set[asyncio.Task] = set()
+        self.outbox = Outbox(
+            self.identity,
+            channel_layer=self.channel_layer,
+            send_text=self._send_text,
+            is_open=lambda: self.is_open,
+        )
         self.loop = asyncio.get_running_loop()
         self.station_id, self.accepted = access.station_id, access.installed
         self.group = hotstate.station_group(self.identity)
@@ -212,19 +205,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
         )
 
     async def _deny(self, status: int) -> None:
-        """Refuse the handshake with an HTTP status (403 where the server cannot say more)."""
-        if DENIAL_EXTENSION not in self.scope.get("extensions", {}):
-            await self.close()
-            return
-        headers = [(b"content-type", b"text/plain; charset=utf-8")]
-        if status == 401:
-            headers.append((b"www-authenticate", b'Basic realm="evce OCPP", charset="UTF-8"'))
-        await self.base_send(
-            {"type": "websocket.http.response.start", "status": status, "headers": headers}
-        )
-        await self.base_send(
-            {"type": "websocket.http.response.body", "body": _HTTP_REASONS.get(status, b"")}
-        )
+        await http_denial.deny(self.scope, self.base_send, status)
+
+    async def _send_text(self, text: str) -> None:
+        await self.send(text_data=text)
 
     async def websocket_disconnect(self, message):
         _forget_consumer(self)
@@ -243,12 +227,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def _release(self, *, reason: str) -> None:
         """Leave the group, give up the connection record, fail what waits on this socket."""
         _forget_consumer(self)
-        pending = [self.outstanding] if self.outstanding else []
-        pending += list(self.outbox)
-        self.outstanding = None
-        self.outbox.clear()
-        for call in pending:
-            await self._finish(call, "offline", reason=reason)
+        await self.outbox.fail_all(reason=reason)
         try:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             await hotstate.connection_close(self.identity, self.channel_name)
@@ -299,7 +278,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             )
             await self._on_call(frame)
         else:
-            await self._on_answer(frame)
+            await self.outbox.on_answer(frame)
 
     async def _on_call(self, call: protocol.Call) -> None:
         action = call.action
@@ -359,10 +338,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 self.identity, call.unique_id, action, call.payload, outcome.response
             )
         for command in outcome.followups:
-            self.outbox.append(
-                PendingCall(command.action, command.payload, self.loop.time() + OWN_CALL_TIMEOUT_S)
-            )
-        await self._pump()
+            self.outbox.add_own(command.action, command.payload)
+        await self.outbox.pump()
 
     def _touch_due(self) -> bool:
         """Whether to refresh the station's last-seen time (throttled: it is the hot path)."""
@@ -411,24 +388,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     async def ocpp_command(self, event: dict[str, Any]) -> None:
         """A command from any process: queue it, send it when the line is free."""
-        reply_to = event["reply_to"]
-        if event["request_id"] in self.recent_requests:
+        if self.outbox.is_redelivery(event["request_id"]):
             return  # a channel-layer redelivery
         if self.replaced or not self.is_open:
             reason = "replaced by a newer connection" if self.replaced else "connection closed"
-            await self._reply(reply_to, {"outcome": "offline", "reason": reason})
+            await self.outbox.reply(event["reply_to"], {"outcome": "offline", "reason": reason})
             return
-        self.recent_requests.append(event["request_id"])
-        self.outbox.append(
-            PendingCall(
-                event["action"],
-                event["payload"],
-                self.loop.time() + float(event["timeout_s"]),
-                reply_to=reply_to,
-                request_id=event["request_id"],
-            )
-        )
-        await self._pump()
+        await self.outbox.add_command(event)
 
     async def ocpp_commands(self, event: dict[str, Any]) -> None:
         """A batch of commands for consumers of this process, carried by this one.
@@ -440,7 +406,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         for command in event.get("commands", []):
             consumer = _local_consumers.get(command.get("channel", ""))
             if consumer is None:
-                await self._reply(
+                await self.outbox.reply(
                     command["reply_to"],
                     {
                         "request_id": command.get("request_id", ""),
@@ -450,112 +416,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 )
                 continue
             await consumer.ocpp_command(command)
-
-    async def _pump(self) -> None:
-        while self.is_open and self.outstanding is None and self.outbox:
-            call = self.outbox.popleft()
-            remaining = call.deadline - self.loop.time()
-            if remaining <= 0:
-                await self._finish(call, "timeout")
-                continue
-            call.unique_id = str(uuid.uuid4())
-            self.outstanding = call
-            call.timer = self.loop.call_later(remaining, self._on_timer, call)
-            ocpp_log.record(
-                self.identity,
-                OUT,
-                protocol.CALL,
-                unique_id=call.unique_id,
-                action=call.action,
-                payload=call.payload,
-            )
-            await self.send(
-                text_data=protocol.encode_call(call.unique_id, call.action, call.payload)
-            )
-
-    def _on_timer(self, call: PendingCall) -> None:
-        if self.outstanding is call:
-            self.outstanding = None
-            task = self.loop.create_task(self._expire(call))
-            # The loop keeps only a weak reference to tasks.
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
-
-    async def _expire(self, call: PendingCall) -> None:
-        await self._finish(call, "timeout")
-        await self._pump()
-
-    async def _on_answer(self, frame: protocol.CallResult | protocol.CallError) -> None:
-        call = self.outstanding
-        matches = call is not None and call.unique_id == frame.unique_id
-        action = call.action if matches else ""
-        if isinstance(frame, protocol.CallResult):
-            ocpp_log.record(
-                self.identity,
-                IN,
-                protocol.CALLRESULT,
-                unique_id=frame.unique_id,
-                action=action,
-                payload=frame.payload,
-            )
-        else:
-            ocpp_log.record(
-                self.identity,
-                IN,
-                protocol.CALLERROR,
-                unique_id=frame.unique_id,
-                action=action,
-                payload={
-                    "errorCode": frame.code,
-                    "errorDescription": frame.description,
-                    "errorDetails": frame.details,
-                },
-            )
-        if not matches:
-            logger.info(
-                "Answer %s from %s matches no outstanding CALL", frame.unique_id, self.identity
-            )
-            return
-        if call.timer is not None:
-            call.timer.cancel()
-        self.outstanding = None
-        if isinstance(frame, protocol.CallResult):
-            try:
-                protocol.validate_payload(action, frame.payload, response=True)
-            except OcppError as exc:
-                logger.warning("%s answered %s off-schema: %s", self.identity, action, exc)
-            await self._finish(call, "result", payload=frame.payload)
-        else:
-            await self._finish(
-                call,
-                "call_error",
-                error_code=frame.code,
-                error_description=frame.description,
-                error_details=frame.details,
-            )
-        await self._pump()
-
-    async def _finish(self, call: PendingCall, outcome: str, **fields: Any) -> None:
-        if call.timer is not None:
-            call.timer.cancel()
-        if call.reply_to is not None:
-            await self._reply(
-                call.reply_to,
-                {"request_id": call.request_id, "outcome": outcome, **fields},
-            )
-            return
-        status = (fields.get("payload") or {}).get("status")
-        if outcome != "result" or status not in (None, "Accepted", "RebootRequired"):
-            detail = {"payload": call.payload, "outcome": outcome, **fields}
-            await in_db_thread(services.command_failed_event)(
-                self.identity, call.action, status or outcome, detail
-            )
-
-    async def _reply(self, reply_to: str, message: dict[str, Any]) -> None:
-        try:
-            await self.channel_layer.send(reply_to, {"type": "ocpp.reply", **message})
-        except Exception:  # the caller may be gone (full or expired channel)
-            logger.warning("Could not answer %s for %s", reply_to, self.identity, exc_info=True)
 
     # --- messages from other processes -----------------------------------------------
 
@@ -579,14 +439,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if change == "installed" and not self.accepted:
             # Ask for a new boot: the answer is now Accepted, and the
             # configuration follows without waiting for the station's retry.
-            self.outbox.append(
-                PendingCall(
-                    "TriggerMessage",
-                    {"requestedMessage": "BootNotification"},
-                    self.loop.time() + OWN_CALL_TIMEOUT_S,
-                )
-            )
-            await self._pump()
+            self.outbox.add_own("TriggerMessage", {"requestedMessage": "BootNotification"})
+            await self.outbox.pump()
         elif change in ("refused", "deleted"):
             self.accepted = False
             self.is_open = False
