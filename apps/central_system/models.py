@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 class CommandStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
     ANSWERED = "answered", _("Answered")
     CALL_ERROR = "call_error", _("Refused by the station (CALLERROR)")
     TIMEOUT = "timeout", _("No answer in time")

@@ -193,7 +193,16 @@ def command_execute(
     timeout_s: float = commands.DEFAULT_TIMEOUT_S,
     user=None,
 ) -> CommandResult:
-    """Send a command now, wait for the answer, and keep the outcome on a ``CommandResult``."""
+    """Send a command now, wait for the answer, and keep the outcome on a ``CommandResult``.
+
+    The row is claimed (``pending`` → ``sending``) by a conditional update
+    before anything is sent, so a task the broker delivers twice — a worker
+    lost before acknowledging it, a visibility timeout — sends the command
+    once: the second delivery finds the row claimed and returns it unchanged.
+    A worker that dies while sending leaves the row ``sending``; nobody sends
+    it again, because a station command (a reset, a remote start) must never
+    run twice by accident.
+    """
     result, _created = CommandResult.objects.get_or_create(
         request_id=request_id or uuid.uuid4(),
         defaults={
@@ -203,6 +212,20 @@ def command_execute(
             "requested_by": user,
         },
     )
+    claimed = CommandResult.objects.filter(pk=result.pk, status=CommandStatus.PENDING).update(
+        status=CommandStatus.SENDING
+    )
+    if claimed != 1:
+        result.refresh_from_db()
+        logger.info(
+            "%s to %s (request %s) already %s: not sent again",
+            action,
+            identity,
+            result.request_id,
+            result.status,
+        )
+        return result
+    result.status = CommandStatus.SENDING
     result.response, result.error_code, result.error_description = {}, "", ""
     try:
         result.response = commands.call_sync(identity, action, payload, timeout_s=timeout_s)

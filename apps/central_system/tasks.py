@@ -16,7 +16,11 @@ def station_command_task(
     request_id: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> str:
-    """Send one command to a station from a worker; the outcome is kept as a CommandResult."""
+    """Send one command to a station from a worker; the outcome is kept as a CommandResult.
+
+    Safe to deliver twice: the command row is claimed before sending (see
+    ``command_execute``), so a redelivery sends nothing.
+    """
     result = services.command_execute(
         identity=identity,
         action=action,

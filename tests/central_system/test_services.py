@@ -60,10 +60,31 @@ def test_command_execute_keeps_the_outcome(redis_url):
     assert invalid.status == CommandStatus.INVALID
     with mock.patch("apps.central_system.commands.call_sync", return_value={"status": "Rejected"}):
         answered = services.command_execute(
-            identity="CP1", action="Reset", payload={"type": "Hard"}, request_id=offline.request_id
+            identity="CP1", action="Reset", payload={"type": "Hard"}
         )
-    assert answered.pk == offline.pk  # same request, same row
     assert (answered.status, answered.response) == (CommandStatus.ANSWERED, {"status": "Rejected"})
+
+
+def test_command_execute_sends_a_request_once(redis_url):
+    offline = services.command_execute(identity="GONE", action="Reset", payload={"type": "Soft"})
+    with mock.patch("apps.central_system.commands.call_sync") as call_sync:
+        again = services.command_execute(
+            identity="GONE", action="Reset", payload={"type": "Soft"}, request_id=offline.request_id
+        )
+    call_sync.assert_not_called()
+    assert again.pk == offline.pk  # same request, same row, outcome kept
+    assert (again.status, again.finished_at) == (CommandStatus.OFFLINE, offline.finished_at)
+
+
+def test_a_claimed_command_is_not_sent(redis_url):
+    request = services.command_request(identity="CP1", action="ClearCache", payload={})
+    CommandResult.objects.filter(pk=request.pk).update(status=CommandStatus.SENDING)
+    with mock.patch("apps.central_system.commands.call_sync") as call_sync:
+        result = services.command_execute(
+            identity="CP1", action="ClearCache", payload={}, request_id=request.request_id
+        )
+    call_sync.assert_not_called()
+    assert (result.status, result.finished_at) == (CommandStatus.SENDING, None)
 
 
 def test_command_request_queues_a_task_after_commit(django_capture_on_commit_callbacks):
