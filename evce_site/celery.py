@@ -2,7 +2,8 @@
 
 Each periodic task has an ``expires`` shorter than its period, so a tick that
 could not run in time is dropped instead of piling up behind the next one.
-Periods can be overridden from the environment (values in seconds).
+The periods are settings (``EVCE_REBALANCE_PERIOD_S``, ``EVCE_METER_TICK_MS``,
+``EVCE_RETENTION_PERIOD_S``), read and checked in ``evce_site.settings``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evce_site.settings")
 
@@ -18,24 +20,11 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-def _period_s(name: str, default_s: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default_s
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number of seconds.") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be positive.")
-    return value
-
-
 def beat_schedule() -> dict[str, dict]:
     """Every periodic task of evce, with its period and expiry."""
-    retention_s = _period_s("EVCE_RETENTION_PERIOD_S", 3600.0)
-    rebalance_s = _period_s("EVCE_REBALANCE_PERIOD_S", 30.0)
-    meter_tick_s = int(os.environ.get("EVCE_METER_TICK_MS", "250")) / 1000
+    retention_s = settings.RETENTION_PERIOD_S
+    rebalance_s = settings.REBALANCE_PERIOD_S
+    meter_tick_s = settings.METER_TICK_MS / 1000
     return {
         "poll-meters": {
             "task": "apps.meters.tasks.poll_meters_task",
@@ -55,4 +44,8 @@ def beat_schedule() -> dict[str, dict]:
     }
 
 
-app.conf.beat_schedule = beat_schedule()
+@app.on_after_configure.connect
+def _install_beat_schedule(sender: Celery, source, **kwargs) -> None:
+    # Built once the configuration is read, not when this module is imported:
+    # the package imports this module before Django has loaded its settings.
+    source.beat_schedule = beat_schedule()

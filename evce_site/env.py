@@ -1,8 +1,12 @@
 """Typed readers for configuration taken from environment variables.
 
-Every setting of evce comes from the environment with a documented default.
-A value that cannot be parsed stops the start-up with ``ImproperlyConfigured``
+Every setting of evce comes from the environment with a documented default,
+read in ``evce_site.settings`` and nowhere else. A value that cannot be
+parsed stops the start-up with ``ImproperlyConfigured`` naming the variable,
 instead of silently falling back, so a typo in a deployment is seen at once.
+
+Each helper records the names it reads: the settings module keeps that list
+(``ENV_VARIABLES``), and a test holds it equal to the README's table.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -17,13 +22,61 @@ from django.core.exceptions import ImproperlyConfigured
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
+# Every variable name read through these helpers, in the order first read.
+_read: dict[str, None] = {}
+
+
+def variables_read() -> tuple[str, ...]:
+    """The names of the environment variables read so far through these helpers."""
+    return tuple(_read)
+
+
+def _raw(name: str) -> str | None:
+    _read.setdefault(name)
+    return os.environ.get(name)
+
 
 def env_str(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+    raw = _raw(name)
+    return default if raw is None else raw
+
+
+def env_secret(name: str, default: str) -> str:
+    """A secret from ``name``, or from the file named by ``<name>_FILE`` (Docker secrets).
+
+    The file's trailing newline is dropped. Setting both, or naming a file
+    that cannot be read, stops the start-up: a secret silently taken from
+    the wrong place is worse than none.
+    """
+    file_variable = f"{name}_FILE"
+    raw = _raw(name)
+    path = _raw(file_variable)
+    if path is None:
+        return default if raw is None else raw
+    if raw is not None:
+        raise ImproperlyConfigured(f"{name} and {file_variable} are both set: set only one.")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ImproperlyConfigured(f"{file_variable}={path!r} cannot be read: {reason}.") from None
+    return text.rstrip("\r\n")
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (compared case-insensitively, returned as spelled there)."""
+    raw = _raw(name)
+    if raw is None:
+        return default
+    by_lower = {choice.lower(): choice for choice in choices}
+    value = by_lower.get(raw.strip().lower())
+    if value is None:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not one of {', '.join(choices)}.")
+    return value
 
 
 def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
+    raw = _raw(name)
     if raw is None:
         return default
     value = raw.strip().lower()
@@ -37,7 +90,7 @@ def env_bool(name: str, default: bool) -> bool:
 def env_int(
     name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
 ) -> int:
-    raw = os.environ.get(name)
+    raw = _raw(name)
     if raw is None:
         return default
     try:
@@ -54,7 +107,7 @@ def env_int(
 def env_float(
     name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
 ) -> float:
-    raw = os.environ.get(name)
+    raw = _raw(name)
     if raw is None:
         return default
     try:
@@ -71,7 +124,7 @@ def env_float(
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
-    raw = os.environ.get(name)
+    raw = _raw(name)
     if raw is None:
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]

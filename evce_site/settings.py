@@ -1,24 +1,37 @@
 """evce settings: one module, configured from environment variables.
 
-Documented variables (defaults in brackets): EVCE_DATA_DIR [./var],
-DATABASE_URL [SQLite in the data dir], REDIS_URL [embedded Redis on a Unix
-socket in the data dir], EVCE_HTTP_PORT [8000], EVCE_OCPP_PORT [9979],
-EVCE_SECRET_KEY [generated once into the data dir], EVCE_ALLOWED_HOSTS [*],
-EVCE_TIME_ZONE [UTC], EVCE_DEBUG [0], EVCE_HTTPS_ONLY [0], EVCE_OCPP_TLS [0],
-EVCE_OCPP_TLS_PORT [9981], EVCE_OCPP_TLS_CERT / EVCE_OCPP_TLS_KEY [generated],
-EVCE_OCPP_DB_THREADS [-1: 1 on SQLite, 4 on PostgreSQL].
+This is the only place evce reads its environment: every variable goes
+through the typed helpers of ``evce_site.env`` (secrets also from a
+``<NAME>_FILE``), and the rest of evce — the Celery app and its beat
+schedule, ``manage.py serve``, the first-start setup — reads these settings.
+The README's configuration table documents each variable with its default;
+``ENV_VARIABLES`` (at the end) lists those read here, and a test holds the
+two equal.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import secrets
+import zoneinfo
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from evce_site import embedded_redis
-from evce_site.env import env_bool, env_float, env_int, env_list, env_str, parse_database_url
+from evce_site.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    parse_database_url,
+    variables_read,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("EVCE_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -26,8 +39,8 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _secret_key() -> str:
-    """Use EVCE_SECRET_KEY, else a key generated once and kept in the data dir."""
-    given = env_str("EVCE_SECRET_KEY", "")
+    """Use EVCE_SECRET_KEY (or _FILE), else a key generated once and kept in the data dir."""
+    given = env_secret("EVCE_SECRET_KEY", "")
     if given:
         return given
     path = DATA_DIR / "secret_key"
@@ -51,6 +64,26 @@ OCPP_TLS_KEY = env_str("EVCE_OCPP_TLS_KEY", "")
 # Threads running the OCPP handlers' database work: -1 = one on SQLite (a single
 # writer), four on PostgreSQL; 0 = Channels' shared thread.
 OCPP_DB_THREADS = env_int("EVCE_OCPP_DB_THREADS", -1, minimum=-1, maximum=64)
+
+
+def _ip_address(name: str, default: str) -> str:
+    value = env_str(name, default).strip()
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not an IP address (e.g. 0.0.0.0, 127.0.0.1 or ::)."
+        ) from None
+    return value
+
+
+# --- Processes started by `manage.py serve` (and the Docker services) ------------
+# Interface the web server listens on, for HTTP and OCPP alike.
+BIND_ADDRESS = _ip_address("EVCE_BIND", "0.0.0.0")
+WORKER_CONCURRENCY = env_int("EVCE_WORKER_CONCURRENCY", 2, minimum=1, maximum=64)
+# On an empty install, load the demo site and run its simulated stations and meters.
+DEMO_ENABLED = env_bool("EVCE_DEMO", True)
+DEMO_METER_PORT = env_int("EVCE_DEMO_METER_PORT", 5020, minimum=1, maximum=65535)
 
 INSTALLED_APPS = [
     "daphne",
@@ -109,7 +142,7 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------
-_database_url = env_str("DATABASE_URL", "")
+_database_url = env_secret("DATABASE_URL", "")
 if _database_url:
     _db = parse_database_url(_database_url)
     DATABASES = {
@@ -144,7 +177,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, Celery broker, hot state ---------------------------
-REDIS_URL = env_str("REDIS_URL", "")
+REDIS_URL = env_secret("REDIS_URL", "")
 EMBEDDED_REDIS = not REDIS_URL
 if EMBEDDED_REDIS:
     _socket = embedded_redis.socket_path(DATA_DIR)
@@ -177,10 +210,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("EVCE_CELERY_EAGER", False)
-# Beat tick of the meter poller; the site's polling period (250-10000 ms) is
-# applied on top of it (see apps.meters.tasks).
 # Period of the re-allocation tick, which also renews live profiles (the beat
-# schedule in evce_site.celery reads the same variable).
+# schedule in evce_site.celery uses it).
 REBALANCE_PERIOD_S = env_float("EVCE_REBALANCE_PERIOD_S", 30.0, minimum=0.1, maximum=3600)
 # Validity of a live charging profile; renewed at half-life while evce runs.
 SETPOINT_LEASE_S = env_int("EVCE_SETPOINT_LEASE_S", 120, minimum=30, maximum=3600)
@@ -201,7 +232,11 @@ PROFILE_STEP_A = env_float("EVCE_PROFILE_STEP_A", 1.0, minimum=0.1, maximum=1.0)
 # Time an EV may take to follow a lower limit (IEC 61851: 5 s): capacity a
 # decrease frees is given to others only this long after it was accepted.
 EV_RESPONSE_S = env_int("EVCE_EV_RESPONSE_S", 5, minimum=0, maximum=60)
+# Beat tick of the meter poller; the site's polling period (250-10000 ms) is
+# applied on top of it (see apps.meters.tasks).
 METER_TICK_MS = env_int("EVCE_METER_TICK_MS", 250, minimum=50, maximum=10000)
+# Period of the purge of expired OCPP logs and meter samples.
+RETENTION_PERIOD_S = env_float("EVCE_RETENTION_PERIOD_S", 3600.0, minimum=1, maximum=7 * 86400)
 
 # --- Authentication -------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -233,7 +268,20 @@ CSRF_TRUSTED_ORIGINS = env_list("EVCE_CSRF_TRUSTED_ORIGINS", [])
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("fr", _("French"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
-TIME_ZONE = env_str("EVCE_TIME_ZONE", "UTC")
+
+
+def _time_zone(name: str, default: str) -> str:
+    value = env_str(name, default).strip()
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a known time zone (e.g. UTC, Europe/Paris)."
+        ) from None
+    return value
+
+
+TIME_ZONE = _time_zone("EVCE_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -264,12 +312,17 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging -----------------------------------------------------------------------
+LOG_LEVEL = env_choice(
+    "EVCE_LOG_LEVEL",
+    "INFO",
+    tuple(logging.getLevelName(level) for level in (10, 20, 30, 40, 50)),
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("EVCE_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # The meter poll runs every 250 ms: one line per task would drown the log.
@@ -279,3 +332,7 @@ LOGGING = {
         "pymodbus": {"level": "CRITICAL"},  # failures are reported by evce's own messages
     },
 }
+
+# Every environment variable read above (the README's configuration table lists
+# the same names; tests/evce_site/test_settings.py checks it).
+ENV_VARIABLES = variables_read()

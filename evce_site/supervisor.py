@@ -31,7 +31,21 @@ class Child:
     process: subprocess.Popen | None = field(default=None, repr=False)
 
 
+# What daphne does to a station's socket, stated here so that no default (or
+# a change of one in a daphne release) decides it. A station stays connected
+# for months: daphne's default maximum connection age (24 h) would drop every
+# station once a day, so there is none. Keepalive pings go out every 20 s
+# (they also keep NAT and cellular mappings open) and a socket is closed only
+# when a ping goes unanswered for a minute — the peer is gone, not old.
+WEBSOCKET_MAX_AGE_S = -1  # daphne: -1 = no limit
+WEBSOCKET_PING_INTERVAL_S = 20
+WEBSOCKET_PING_TIMEOUT_S = 60
+
+PROCESSES = ("web", "worker", "beat")
+
+
 def web_argv(bind: str) -> list[str]:
+    """daphne serving HTTP and OCPP (and OCPP over TLS when enabled) on ``bind``."""
     endpoints = [f"tcp:port={settings.HTTP_PORT}:interface={bind}"]
     if settings.OCPP_PORT != settings.HTTP_PORT:
         endpoints.append(f"tcp:port={settings.OCPP_PORT}:interface={bind}")
@@ -39,8 +53,18 @@ def web_argv(bind: str) -> list[str]:
         from apps.central_system.tls import tls_endpoint
 
         endpoints.append(tls_endpoint(bind))
-    # Station sockets stay open for months: no daphne maximum connection age.
-    argv = [sys.executable, "-m", "daphne", "--proxy-headers", "--websocket_timeout", "-1"]
+    argv = [
+        sys.executable,
+        "-m",
+        "daphne",
+        "--proxy-headers",
+        "--websocket_timeout",
+        str(WEBSOCKET_MAX_AGE_S),
+        "--ping-interval",
+        str(WEBSOCKET_PING_INTERVAL_S),
+        "--ping-timeout",
+        str(WEBSOCKET_PING_TIMEOUT_S),
+    ]
     for endpoint in endpoints:
         argv += ["-e", endpoint]
     return [*argv, "evce_site.asgi:application"]
@@ -96,6 +120,25 @@ def beat_argv(data_dir: Path) -> list[str]:
         "--schedule",
         str(data_dir / "celerybeat-schedule"),
     ]
+
+
+def process_children(names: list[str], *, bind: str, worker_concurrency: int) -> list[Child]:
+    """The evce processes called ``names`` (of :data:`PROCESSES`), in start order.
+
+    ``manage.py serve`` and the Docker services both start their processes
+    from here, so the two cannot run them differently.
+    """
+    unknown = sorted(set(names) - set(PROCESSES))
+    if unknown:
+        raise ValueError(
+            f"Unknown process {', '.join(unknown)} (choose from {', '.join(PROCESSES)})."
+        )
+    argv = {
+        "web": lambda: web_argv(bind),
+        "worker": lambda: worker_argv(worker_concurrency),
+        "beat": lambda: beat_argv(settings.DATA_DIR),
+    }
+    return [Child(name, argv[name]()) for name in PROCESSES if name in names]
 
 
 class Supervisor:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import string
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ def demo_marker() -> Path:
 
 
 def demo_meter_port() -> int:
-    return int(os.environ.get("EVCE_DEMO_METER_PORT", DEMO_METER_PORT_IN_FILE))
+    return settings.DEMO_METER_PORT
 
 
 def load_demo_site() -> str:

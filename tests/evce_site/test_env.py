@@ -4,11 +4,14 @@ from django.core.exceptions import ImproperlyConfigured
 from evce_site.env import (
     DatabaseUrl,
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
+    env_secret,
     env_str,
     parse_database_url,
+    variables_read,
 )
 
 VAR = "EVCE_TEST_SETTING"
@@ -184,3 +187,61 @@ def test_postgres_url_without_database_name_is_refused(url):
 def test_postgres_url_with_a_bad_port_is_refused(url):
     with pytest.raises(ImproperlyConfigured, match="invalid port"):
         parse_database_url(url)
+
+
+@pytest.fixture
+def secret(monkeypatch):
+    monkeypatch.delenv(VAR, raising=False)
+    monkeypatch.delenv(f"{VAR}_FILE", raising=False)
+    return monkeypatch
+
+
+def test_env_secret_from_the_variable_or_the_default(secret):
+    assert env_secret(VAR, "fallback") == "fallback"
+    secret.setenv(VAR, "s3cret")
+    assert env_secret(VAR, "fallback") == "s3cret"
+
+
+def test_env_secret_from_a_file_without_its_trailing_newline(secret, tmp_path):
+    path = tmp_path / "secret"
+    path.write_text("  s3cret with spaces  \r\n")
+    secret.setenv(f"{VAR}_FILE", str(path))
+    assert env_secret(VAR, "fallback") == "  s3cret with spaces  "
+
+
+def test_env_secret_refuses_both_the_variable_and_the_file(secret, tmp_path):
+    path = tmp_path / "secret"
+    path.write_text("from-file")
+    secret.setenv(VAR, "from-env")
+    secret.setenv(f"{VAR}_FILE", str(path))
+    with pytest.raises(ImproperlyConfigured, match=f"{VAR} and {VAR}_FILE are both set"):
+        env_secret(VAR, "")
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "unreadable"])
+def test_env_secret_refuses_a_file_it_cannot_read(secret, tmp_path, kind):
+    path = tmp_path / "secret"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "unreadable":
+        path.write_bytes(b"\xff\xfe\xfa")  # not text
+    secret.setenv(f"{VAR}_FILE", str(path))
+    with pytest.raises(ImproperlyConfigured, match=f"{VAR}_FILE=.*cannot be read"):
+        env_secret(VAR, "")
+
+
+def test_env_choice_accepts_any_case_and_refuses_the_rest(setenv):
+    assert env_choice(VAR, "INFO", ("DEBUG", "INFO")) == "INFO"
+    setenv("debug")
+    assert env_choice(VAR, "INFO", ("DEBUG", "INFO")) == "DEBUG"
+    setenv("loud")
+    with pytest.raises(ImproperlyConfigured, match=f"{VAR}='loud' is not one of DEBUG, INFO"):
+        env_choice(VAR, "INFO", ("DEBUG", "INFO"))
+
+
+def test_the_helpers_record_the_names_they_read(setenv):
+    env_int("EVCE_TEST_RECORDED", 1)
+    env_secret("EVCE_TEST_RECORDED_SECRET", "")
+    read = variables_read()
+    assert "EVCE_TEST_RECORDED" in read
+    assert {"EVCE_TEST_RECORDED_SECRET", "EVCE_TEST_RECORDED_SECRET_FILE"} <= set(read)

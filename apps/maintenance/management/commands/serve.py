@@ -1,16 +1,19 @@
-"""``python manage.py serve``: start evce (web + OCPP, worker, beat, embedded Redis)."""
+"""``python manage.py serve``: start evce (web + OCPP, worker, beat, embedded Redis).
+
+``--only`` starts some of the processes (the Docker services run one each),
+with the same command lines as a full start.
+"""
 
 from __future__ import annotations
 
-import os
 import socket
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from apps.energy import state as energy_state
 from apps.maintenance import setup as install
-from evce_site.supervisor import Child, Supervisor, beat_argv, simulator_argv, web_argv, worker_argv
+from evce_site.supervisor import PROCESSES, Child, Supervisor, process_children, simulator_argv
 
 
 class Command(BaseCommand):
@@ -18,23 +21,42 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
+            "--only",
+            action="append",
+            metavar="PROCESS",
+            help=(
+                f"Start only these processes ({', '.join(PROCESSES)}; repeat the option or "
+                "separate with commas), under this parent. For deployments that run each "
+                "process on its own (Docker): no embedded Redis, demo or first-start setup."
+            ),
+        )
+        parser.add_argument(
             "--bind",
-            default=os.environ.get("EVCE_BIND", "0.0.0.0"),
+            default=settings.BIND_ADDRESS,
             help="Interface to listen on [EVCE_BIND, 0.0.0.0].",
         )
         parser.add_argument(
             "--worker-concurrency",
             type=int,
-            default=int(os.environ.get("EVCE_WORKER_CONCURRENCY", "2")),
+            default=settings.WORKER_CONCURRENCY,
+            help="Celery worker processes [EVCE_WORKER_CONCURRENCY, 2].",
         )
         parser.add_argument("--no-demo", action="store_true", help="Never load the demo site.")
 
     def handle(self, *args, **options):
-        demo_wanted = not options["no_demo"] and os.environ.get("EVCE_DEMO", "1") not in (
-            "0",
-            "false",
-            "no",
-        )
+        only = _process_names(options["only"])
+        try:
+            children = process_children(
+                only or list(PROCESSES),
+                bind=options["bind"],
+                worker_concurrency=options["worker_concurrency"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        if only:
+            self._serve_only(children)
+            return
+        demo_wanted = not options["no_demo"] and settings.DEMO_ENABLED
         supervisor = Supervisor([], stdout=self.stdout)
         supervisor.start_redis()
         # Stations get their profiles again after a start (and nothing stale survives).
@@ -46,11 +68,6 @@ class Command(BaseCommand):
             )
         credentials = install.ensure_first_admin()
 
-        children = [
-            Child("web", web_argv(options["bind"])),
-            Child("worker", worker_argv(options["worker_concurrency"])),
-            Child("beat", beat_argv(settings.DATA_DIR)),
-        ]
         if demo_wanted and install.is_demo_install():
             children.append(
                 Child(
@@ -87,6 +104,31 @@ class Command(BaseCommand):
         self.stdout.write("evce stopped.")
         if code:
             raise SystemExit(code)
+
+    def _serve_only(self, children: list[Child]) -> None:
+        if settings.EMBEDDED_REDIS:
+            raise CommandError(
+                "serve --only needs REDIS_URL: processes started on their own must share "
+                "one Redis server (the embedded one is started by a full `serve` only)."
+            )
+        supervisor = Supervisor(children, stdout=self.stdout)
+        supervisor.start()
+        code = supervisor.wait()
+        if code:
+            raise SystemExit(code)
+
+
+def _process_names(values: list[str] | None) -> list[str]:
+    """``--only web --only worker,beat`` → ``["web", "worker", "beat"]`` (empty: all)."""
+    names: list[str] = []
+    for value in values or []:
+        for name in value.split(","):
+            name = name.strip().lower()
+            if name and name not in names:
+                names.append(name)
+    if values and not names:
+        raise CommandError(f"--only needs a process name ({', '.join(PROCESSES)}).")
+    return names
 
 
 def _lan_address() -> str:
