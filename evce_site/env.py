@@ -11,8 +11,10 @@ Each helper records the names it reads: the settings module keeps that list
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -72,6 +74,30 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = by_lower.get(raw.strip().lower())
     if value is None:
         raise ImproperlyConfigured(f"{name}={raw!r} is not one of {', '.join(choices)}.")
+    return value
+
+
+def env_ip_address(name: str, default: str) -> str:
+    """An IPv4 or IPv6 address (a listening interface: ``0.0.0.0``, ``::``, ``127.0.0.1``)."""
+    value = env_str(name, default).strip()
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not an IP address (e.g. 0.0.0.0, 127.0.0.1 or ::)."
+        ) from None
+    return value
+
+
+def env_time_zone(name: str, default: str) -> str:
+    """An IANA time zone name known to this system (``UTC``, ``Europe/Paris``)."""
+    value = env_str(name, default).strip()
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a known time zone (e.g. UTC, Europe/Paris)."
+        ) from None
     return value
 
 

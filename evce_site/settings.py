@@ -11,10 +11,7 @@ two equal.
 
 from __future__ import annotations
 
-import ipaddress
-import logging
 import secrets
-import zoneinfo
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -26,9 +23,11 @@ from evce_site.env import (
     env_choice,
     env_float,
     env_int,
+    env_ip_address,
     env_list,
     env_secret,
     env_str,
+    env_time_zone,
     parse_database_url,
     variables_read,
 )
@@ -66,20 +65,9 @@ OCPP_TLS_KEY = env_str("EVCE_OCPP_TLS_KEY", "")
 OCPP_DB_THREADS = env_int("EVCE_OCPP_DB_THREADS", -1, minimum=-1, maximum=64)
 
 
-def _ip_address(name: str, default: str) -> str:
-    value = env_str(name, default).strip()
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ImproperlyConfigured(
-            f"{name}={value!r} is not an IP address (e.g. 0.0.0.0, 127.0.0.1 or ::)."
-        ) from None
-    return value
-
-
 # --- Processes started by `manage.py serve` (and the Docker services) ------------
 # Interface the web server listens on, for HTTP and OCPP alike.
-BIND_ADDRESS = _ip_address("EVCE_BIND", "0.0.0.0")
+BIND_ADDRESS = env_ip_address("EVCE_BIND", "0.0.0.0")
 WORKER_CONCURRENCY = env_int("EVCE_WORKER_CONCURRENCY", 2, minimum=1, maximum=64)
 # On an empty install, load the demo site and run its simulated stations and meters.
 DEMO_ENABLED = env_bool("EVCE_DEMO", True)
@@ -268,20 +256,7 @@ CSRF_TRUSTED_ORIGINS = env_list("EVCE_CSRF_TRUSTED_ORIGINS", [])
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("fr", _("French"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
-
-
-def _time_zone(name: str, default: str) -> str:
-    value = env_str(name, default).strip()
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ImproperlyConfigured(
-            f"{name}={value!r} is not a known time zone (e.g. UTC, Europe/Paris)."
-        ) from None
-    return value
-
-
-TIME_ZONE = _time_zone("EVCE_TIME_ZONE", "UTC")
+TIME_ZONE = env_time_zone("EVCE_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -312,11 +287,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging -----------------------------------------------------------------------
-LOG_LEVEL = env_choice(
-    "EVCE_LOG_LEVEL",
-    "INFO",
-    tuple(logging.getLevelName(level) for level in (10, 20, 30, 40, 50)),
-)
+LOG_LEVEL = env_choice("EVCE_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -7,9 +7,11 @@ from evce_site.env import (
     env_choice,
     env_float,
     env_int,
+    env_ip_address,
     env_list,
     env_secret,
     env_str,
+    env_time_zone,
     parse_database_url,
     variables_read,
 )
@@ -245,3 +247,26 @@ def test_the_helpers_record_the_names_they_read(setenv):
     read = variables_read()
     assert "EVCE_TEST_RECORDED" in read
     assert {"EVCE_TEST_RECORDED_SECRET", "EVCE_TEST_RECORDED_SECRET_FILE"} <= set(read)
+
+
+@pytest.mark.parametrize("raw", ["0.0.0.0", "127.0.0.1", "::", " ::1 "])
+def test_env_ip_address_accepts_addresses(setenv, raw):
+    setenv(raw)
+    assert env_ip_address(VAR, "0.0.0.0") == raw.strip()
+
+
+@pytest.mark.parametrize("raw", ["localhost", "", "300.1.1.1", "0.0.0.0:80"])
+def test_env_ip_address_refuses_anything_else(setenv, raw):
+    setenv(raw)
+    with pytest.raises(ImproperlyConfigured, match=f"{VAR}=.*is not an IP address"):
+        env_ip_address(VAR, "0.0.0.0")
+
+
+def test_env_time_zone_accepts_known_zones_only(setenv):
+    assert env_time_zone(VAR, "UTC") == "UTC"
+    setenv("Europe/Paris")
+    assert env_time_zone(VAR, "UTC") == "Europe/Paris"
+    for raw in ["Mars/Olympus", "", "../etc/passwd"]:
+        setenv(raw)
+        with pytest.raises(ImproperlyConfigured, match=f"{VAR}=.*is not a known time zone"):
+            env_time_zone(VAR, "UTC")
