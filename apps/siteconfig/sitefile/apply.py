@@ -2,152 +2,216 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 
 from apps.maintenance.models import EventCategory
 from apps.maintenance.services import device_log_write
 from apps.meters.models import Meter, MeterModel
+from apps.meters.services import meter_model_save, meter_save
 from apps.rfid.models import AuthGroup, Card
+from apps.rfid.services import auth_group_create, auth_group_update, card_create, card_update
 from apps.siteconfig.models import ProductionMode, SiteSettings
+from apps.siteconfig.services import site_settings_update
 from apps.siteconfig.sitefile.check import ImportResult, Plan, SiteFileError, parse_site_file
-from apps.stations.models import Connector, Station, StationState
-from apps.zones.models import ExternalInput, TouPeriod, TouSlot, Zone
+from apps.stations.models import Station, StationState
+from apps.stations.services import (
+    ConnectorSpec,
+    station_create,
+    station_install,
+    station_update,
+)
+from apps.zones.models import ExternalInput, TouPeriod, Zone
 from apps.zones.selectors import zones_without_production_meter
+from apps.zones.services import external_input_save, tou_period_save, zone_create, zone_update
 
-# ---------------------------------------------------------------------------
-# Applying a plan
-# ---------------------------------------------------------------------------
+# Applying a plan: every object goes through its app's services, the same
+# write path as the admin's, so the same rules hold and every change is
+# logged and announced (after commit) the same way.
 
 
 class _Applier:
-    def __init__(self, result: ImportResult) -> None:
+    """Calls the services, turning their ``ValidationError`` into errors with file paths."""
+
+    def __init__(self, result: ImportResult, user) -> None:
         self.result = result
+        self.user = user
         self.errors: list[str] = []
 
-    def save(self, obj, path: str, kind: str, created: bool, exclude: Iterable[str] = ()) -> bool:
-        """Validate ``obj`` with the model's own rules, then save it."""
+    def call(self, path: str, kind: str, created: bool | None, service, /, *args, **kwargs):
+        """Run ``service``; on success count the object (``created`` None: the service says)."""
         try:
-            obj.full_clean(exclude=list(exclude))
+            value = service(*args, user=self.user, **kwargs)
         except ValidationError as exc:
-            for field_name, messages in exc.message_dict.items():
-                where = path if field_name == "__all__" else f"{path}.{field_name}"
-                for message in messages:
-                    self.errors.append(f"{where}: {message}")
-            return False
-        obj.save()
+            self.add_errors(path, exc)
+            return None
+        if created is None:
+            value, created = value
         self.result.count(kind, created)
-        return True
+        return value
+
+    def add_errors(self, path: str, exc: ValidationError) -> None:
+        if not hasattr(exc, "error_dict"):
+            self.errors.extend(f"{path}: {message}" for message in exc.messages)
+            return
+        for field_name, messages in exc.message_dict.items():
+            where = path if field_name == "__all__" else f"{path}.{field_name}"
+            self.errors.extend(f"{where}: {message}" for message in messages)
 
 
-def apply_plan(plan: Plan) -> ImportResult:
-    """Write a checked plan; raise ``SiteFileError`` (and roll back) if the database refuses it."""
-    site = SiteSettings.load()
-    for key, value in plan.site.items():
-        setattr(site, key, value)
+def apply_plan(plan: Plan, *, user=None) -> ImportResult:
+    """Write a checked plan; raise ``SiteFileError`` (and roll back) if a service refuses it."""
+    site_values = dict(plan.site)
     # "Local only" depends on the zones and stations the file brings: it is
     # set (and checked) once they are in place.
-    production_mode = site.production_mode
-    if production_mode == ProductionMode.LOCAL:
-        site.production_mode = ProductionMode.GRID
-    result = ImportResult(site_name=site.name)
-    applier = _Applier(result)
-    applier.save(site, "site", "site", created=False)
-
-    for path, data in plan.meter_models:
-        model, created = _get_or_new(MeterModel, name=data["name"])
-        model.description = data.get("description", "")
-        model.register_map = data["registers"]
-        applier.save(model, path, "meter_models", created)
+    production_mode = site_values.pop("production_mode", SiteSettings.load().production_mode)
+    if production_mode != ProductionMode.LOCAL:
+        site_values["production_mode"] = production_mode
+    result = ImportResult(site_name=site_values.get("name") or SiteSettings.load().name)
+    applier = _Applier(result, user)
+    applier.call("site", "site", False, site_settings_update, **site_values)
 
     models_by_name = {m.name: m for m in MeterModel.objects.all()}
-    for path, data in plan.meters:
-        meter, created = _get_or_new(Meter, name=data["name"])
-        values = {k: v for k, v in data.items() if k not in ("name", "model")}
-        meter.model = models_by_name.get(data["model"])
-        for key, value in values.items():
-            setattr(meter, key, value)
-        applier.save(meter, path, "meters", created)
-
-    meters_by_name = {m.name: m for m in Meter.objects.all()}
-    # Meters move between zones in a file: release them first so the
-    # one-meter-one-zone rule is checked against the file's final state.
-    planned_meters = {z.meter for z in plan.zones} | {z.production_meter for z in plan.zones}
-    # A zone left without either meter can no longer read net of production.
-    Zone.objects.filter(meter__name__in=planned_meters).exclude(
-        name__in=[z.name for z in plan.zones]
-    ).update(meter=None, meter_net_of_production=False)
-    Zone.objects.filter(production_meter__name__in=planned_meters).exclude(
-        name__in=[z.name for z in plan.zones]
-    ).update(production_meter=None, meter_net_of_production=False)
-    Zone.objects.filter(name__in=[z.name for z in plan.zones]).update(
-        meter=None, production_meter=None
-    )
-    zones_by_name: dict[str, Zone] = {}
-    for zplan in plan.zones:  # parents come before their children
-        zone, created = _get_or_new(Zone, name=zplan.name)
-        zone.parent = zones_by_name.get(zplan.parent) if zplan.parent else None
-        for key, value in zplan.values.items():
-            setattr(zone, key, value)
-        zone.meter = meters_by_name.get(zplan.meter) if zplan.meter else None
-        zone.production_meter = (
-            meters_by_name.get(zplan.production_meter) if zplan.production_meter else None
+    for path, data in plan.meter_models:
+        model = models_by_name.get(data["name"])
+        model = applier.call(
+            path,
+            "meter_models",
+            model is None,
+            meter_model_save,
+            model,
+            name=data["name"],
+            description=data.get("description", ""),
+            register_map=data["registers"],
         )
-        if applier.save(zone, zplan.path, "zones", created):
-            zones_by_name[zone.name] = zone
-    zones_by_name.update({z.name: z for z in Zone.objects.exclude(name__in=zones_by_name)})
+        if model is not None:
+            models_by_name[model.name] = model
+    meters_by_name = {m.name: m for m in Meter.objects.all()}
+    for path, data in plan.meters:
+        values = {**data, "model": models_by_name.get(data["model"])}
+        meter = applier.call(
+            path, "meters", None, meter_save, meters_by_name.get(data["name"]), **values
+        )
+        if meter is not None:
+            meters_by_name[meter.name] = meter
 
-    for path, data in plan.auth_groups:
-        group, created = _get_or_new(AuthGroup, name=data["name"])
-        for key, value in data.items():
-            setattr(group, key, value)
-        applier.save(group, path, "auth_groups", created)
+    _release_moving_meters(plan, applier)
+    zones_by_name = {z.name: z for z in Zone.objects.all()}
+    for zplan in plan.zones:  # parents come before their children
+        values = {
+            **zplan.values,
+            "name": zplan.name,
+            "parent": zones_by_name.get(zplan.parent) if zplan.parent else None,
+            "meter": meters_by_name.get(zplan.meter) if zplan.meter else None,
+            "production_meter": meters_by_name.get(zplan.production_meter)
+            if zplan.production_meter
+            else None,
+        }
+        zone = zones_by_name.get(zplan.name)
+        if zone is None:
+            zone = applier.call(zplan.path, "zones", True, zone_create, **values)
+        else:
+            zone = applier.call(zplan.path, "zones", False, zone_update, zone, **values)
+        if zone is not None:
+            zones_by_name[zone.name] = zone
+
     groups_by_name = {g.name: g for g in AuthGroup.objects.all()}
+    for path, data in plan.auth_groups:
+        group = groups_by_name.get(data["name"])
+        if group is None:
+            group = applier.call(path, "auth_groups", True, auth_group_create, **data)
+        else:
+            group = applier.call(path, "auth_groups", False, auth_group_update, group=group, **data)
+        if group is not None:
+            groups_by_name[group.name] = group
 
     for path, data in plan.stations:
         _apply_station(applier, path, data, zones_by_name, groups_by_name)
 
     for path, data in plan.cards:
         card = Card.objects.filter(id_tag__iexact=data["id_tag"]).first()
-        created = card is None
-        card = card or Card(id_tag=data["id_tag"])
-        for key in ("authorized", "vip", "comment", "parent_id_tag"):
-            setattr(card, key, data[key])
-        if applier.save(card, path, "cards", created):
-            card.groups.set([groups_by_name[g] for g in data["groups"]])
+        values = {**data, "groups": [groups_by_name[g] for g in data["groups"]]}
+        if card is None:
+            applier.call(path, "cards", True, card_create, **values)
+        else:
+            applier.call(path, "cards", False, card_update, card=card, **values)
 
+    periods_by_name = {p.name: p for p in TouPeriod.objects.all()}
     for path, data in plan.tou_periods:
-        period, created = _get_or_new(TouPeriod, name=data["name"])
-        period.enabled, period.days, period.max_percent = (
-            data["enabled"],
-            data["days"],
-            data["max_percent"],
+        values = {k: v for k, v in data.items() if k not in ("slots", "zones")}
+        applier.call(
+            path,
+            "tou_periods",
+            None,
+            tou_period_save,
+            periods_by_name.get(data["name"]),
+            slots=data["slots"],
+            zones=[zones_by_name[z] for z in data["zones"]],
+            **values,
         )
-        if applier.save(period, path, "tou_periods", created):
-            period.slots.all().delete()
-            TouSlot.objects.bulk_create(
-                TouSlot(period=period, start=s, end=e) for s, e in data["slots"]
-            )
-            period.zones.set([zones_by_name[z] for z in data["zones"]])
 
+    inputs_by_number = {i.number: i for i in ExternalInput.objects.all()}
     for path, data in plan.external_inputs:
-        entry, created = _get_or_new(ExternalInput, number=data["number"])
-        for key, value in data.items():
-            if key != "device":
-                setattr(entry, key, value)
-        entry.device = meters_by_name.get(data["device"]) if data["device"] else None
-        applier.save(entry, path, "external_inputs", created)
+        values = {**data, "device": meters_by_name.get(data["device"]) if data["device"] else None}
+        applier.call(
+            path,
+            "external_inputs",
+            None,
+            external_input_save,
+            inputs_by_number.get(data["number"]),
+            **values,
+        )
 
     if production_mode == ProductionMode.LOCAL and not applier.errors:
         applier.errors.extend(_local_production_errors(plan))
         if not applier.errors:
-            site.production_mode = production_mode
-            site.save(update_fields=["production_mode"])
+            applier.call(
+                "site.production",
+                "site",
+                False,
+                site_settings_update,
+                production_mode=production_mode,
+            )
+            result.updated["site"] -= 1  # the same settings row, counted once
     if applier.errors:
         raise SiteFileError(applier.errors)
     return result
+
+
+def _release_moving_meters(plan: Plan, applier: _Applier) -> None:
+    """Detach the meters the file moves to another zone (or role) from where they are now.
+
+    The one-meter-one-zone rule is then checked against the file's final
+    state; a zone left without either meter can no longer read net of production.
+    """
+    planned: dict[str, tuple[str, str]] = {}
+    for zplan in plan.zones:
+        for role in ("meter", "production_meter"):
+            name = getattr(zplan, role)
+            if name:
+                planned[name] = (zplan.name, role)
+    holders = Zone.objects.filter(
+        Q(meter__name__in=planned) | Q(production_meter__name__in=planned)
+    ).select_related("meter", "production_meter")
+    for zone in holders:
+        release: dict[str, Any] = {}
+        for role in ("meter", "production_meter"):
+            meter = getattr(zone, role)
+            if (
+                meter is not None
+                and meter.name in planned
+                and planned[meter.name] != (zone.name, role)
+            ):
+                release[role] = None
+        if release:
+            release["meter_net_of_production"] = False
+            try:
+                zone_update(zone, user=applier.user, **release)
+            except ValidationError as exc:
+                applier.add_errors("zones", exc)
 
 
 def _local_production_errors(plan: Plan) -> list[str]:
@@ -173,45 +237,55 @@ def _local_production_errors(plan: Plan) -> list[str]:
 def _apply_station(
     applier: _Applier, path: str, data: dict, zones: dict[str, Zone], groups: dict[str, AuthGroup]
 ) -> None:
+    """Declare, install or update a station, with exactly the file's connectors."""
     station = Station.objects.filter(identity__iexact=data["identity"]).first()
+    settings = {
+        "name": data["name"],
+        "zone": zones.get(data["zone"]),
+        "auth_group": groups.get(data["group"]) if data["group"] else None,
+        "vip": data["vip"],
+        "security_profile": data["security_profile"],
+        "web_page_url": data["web_page_url"],
+    }
+    specs = [ConnectorSpec(**values) for values in data["connectors"]]
+    existing = (
+        set() if station is None else set(station.connectors.values_list("connector_id", flat=True))
+    )
     created = station is None
-    station = station or Station(identity=data["identity"])
-    station.name = data["name"]
-    station.zone = zones.get(data["zone"])
-    station.auth_group = groups.get(data["group"]) if data["group"] else None
-    station.vip = data["vip"]
-    station.security_profile = data["security_profile"]
-    station.web_page_url = data["web_page_url"]
-    if data["authorization_key"]:
-        station.set_authorization_key(data["authorization_key"])
-    if station.state != StationState.INSTALLED:
-        from django.utils import timezone
-
-        station.state = StationState.INSTALLED
-        station.installed_at = timezone.now()
-    if not applier.save(station, path, "stations", created):
+    try:
+        if station is None:
+            station = station_create(identity=data["identity"], user=applier.user)
+        if station.state != StationState.INSTALLED:
+            station_install(
+                station,
+                connectors=specs,
+                replace_connectors=True,
+                authorization_key=data["authorization_key"],
+                user=applier.user,
+                **settings,
+            )
+        else:
+            station_update(
+                station,
+                connectors=specs,
+                replace_connectors=True,
+                authorization_key=data["authorization_key"],
+                user=applier.user,
+                **settings,
+            )
+    except ValidationError as exc:
+        applier.add_errors(path, exc)
         return
-    wanted = {c["connector_id"] for c in data["connectors"]}
-    station.connectors.exclude(connector_id__in=wanted).delete()
-    for index, values in enumerate(data["connectors"]):
-        connector = station.connectors.filter(connector_id=values["connector_id"]).first()
-        is_new = connector is None
-        connector = connector or Connector(station=station, connector_id=values["connector_id"])
-        for key, value in values.items():
-            setattr(connector, key, value)
-        applier.save(connector, f"{path}.connectors[{index}]", "connectors", is_new)
-
-
-def _get_or_new(model, **lookup):
-    obj = model.objects.filter(**lookup).first()
-    return (obj, False) if obj is not None else (model(**lookup), True)
+    applier.result.count("stations", created)
+    for spec in specs:
+        applier.result.count("connectors", spec.connector_id not in existing)
 
 
 def site_import(text: str, *, source: str = "", user=None, dry_run: bool = False) -> ImportResult:
     """Check and apply a site file; on any problem raise ``SiteFileError`` and change nothing."""
     plan = parse_site_file(text)
     with transaction.atomic():
-        result = apply_plan(plan)
+        result = apply_plan(plan, user=user)
         if dry_run:
             transaction.set_rollback(True)
             return result
