@@ -14,7 +14,7 @@ from apps.stations.services import (
     station_refuse,
     station_update,
 )
-from evce_site.admin import ServiceAdminMixin, validation_messages
+from evce_site.admin import ServiceAdminMixin, formset_written_by_service, validation_messages
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -171,6 +171,7 @@ class StationAdmin(ServiceAdminMixin, admin.ModelAdmin):
             connectors=specs,
             replace_connectors=True,
         )
+        formset_written_by_service(formset)
 
     def delete_model(self, request, obj):
         station_delete(obj, user=request.user)

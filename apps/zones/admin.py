@@ -18,7 +18,7 @@ from apps.zones.services import (
     zone_reduction_set,
     zone_update,
 )
-from evce_site.admin import ServiceAdminMixin
+from evce_site.admin import ServiceAdminMixin, formset_written_by_service
 
 
 def _values(form, names) -> dict:
@@ -76,6 +76,7 @@ class ZoneAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 zone_create(user=request.user, **values)
             else:
                 zone_update(sub_zone, user=request.user, **values)
+        formset_written_by_service(formset)
 
     def delete_model(self, request, obj):
         zone_delete(obj, user=request.user)
@@ -121,6 +122,8 @@ class TouPeriodAdmin(ServiceAdminMixin, admin.ModelAdmin):
             slots=slots,
             zones=form.cleaned_data.get("zones", []),
         )
+        for formset in formsets:
+            formset_written_by_service(formset)
 
     def delete_model(self, request, obj):
         tou_period_delete(obj, user=request.user)
