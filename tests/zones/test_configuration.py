@@ -1,4 +1,4 @@
-"""Zones, time-of-use periods and external inputs: their rules, through the services and the admin."""
+"""Zones, time-of-use periods and inputs: their rules, through the services and the admin."""
 
 from __future__ import annotations
 
