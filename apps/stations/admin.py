@@ -182,7 +182,8 @@ class StationAdmin(ServiceAdminMixin, admin.ModelAdmin):
             for station in queryset:
                 station_delete(station, user=request.user)
 
-    def _each(self, request, queryset, service, singular: str, plural: str) -> None:
+    def _each(self, request, queryset, service, done_message) -> None:
+        """Run ``service`` on each station; refusals are shown per station, the others go on."""
         done = 0
         for station in queryset:
             try:
@@ -193,14 +194,11 @@ class StationAdmin(ServiceAdminMixin, admin.ModelAdmin):
             else:
                 done += 1
         if done:
-            message = ngettext(singular, plural, done) % {"count": done}
-            self.message_user(request, message, messages.SUCCESS)
+            self.message_user(request, done_message(done), messages.SUCCESS)
 
     @admin.action(description=_("Install the selected stations (with their name and zone)"))
     def install(self, request, queryset):
         def install_one(station: Station) -> None:
-            if station.zone is None:
-                raise ValidationError({"zone": _("Set the zone on the station first.")})
             station_install(
                 station,
                 name=station.name,
@@ -214,8 +212,10 @@ class StationAdmin(ServiceAdminMixin, admin.ModelAdmin):
             request,
             queryset,
             install_one,
-            "%(count)d station installed.",
-            "%(count)d stations installed.",
+            lambda n: (
+                ngettext("%(count)d station installed.", "%(count)d stations installed.", n)
+                % {"count": n}
+            ),
         )
 
     @admin.action(description=_("Refuse the selected stations"))
@@ -224,8 +224,10 @@ class StationAdmin(ServiceAdminMixin, admin.ModelAdmin):
             request,
             queryset,
             lambda station: station_refuse(station, user=request.user),
-            "%(count)d station refused.",
-            "%(count)d stations refused.",
+            lambda n: (
+                ngettext("%(count)d station refused.", "%(count)d stations refused.", n)
+                % {"count": n}
+            ),
         )
 
 
