@@ -168,14 +168,10 @@ def apply_plan(plan: Plan, *, user=None) -> ImportResult:
     if production_mode == ProductionMode.LOCAL and not applier.errors:
         applier.errors.extend(_local_production_errors(plan))
         if not applier.errors:
-            applier.call(
-                "site.production",
-                "site",
-                False,
-                site_settings_update,
-                production_mode=production_mode,
-            )
-            result.updated["site"] -= 1  # the same settings row, counted once
+            try:  # the settings row, already counted above
+                site_settings_update(production_mode=production_mode, user=user)
+            except ValidationError as exc:
+                applier.add_errors("site", exc)
     if applier.errors:
         raise SiteFileError(applier.errors)
     return result
