@@ -109,6 +109,30 @@ class TestZoneAdmin:
         assert (entry.event, entry.username) == ("zone_created", "admin")
 
 
+    def test_a_sub_zone_edited_inline_goes_through_the_zone_service(self, admin_client):
+        parent = ZoneFactory(name="Main", max_current_a=Decimal(100))
+        child = ZoneFactory(name="Child", parent=parent, max_current_a=Decimal(40))
+        data = {
+            "name": "Main",
+            "max_current_a": "100",
+            "degraded_current_a": "0",
+            "children-TOTAL_FORMS": 1,
+            "children-INITIAL_FORMS": 1,
+            "children-MIN_NUM_FORMS": 0,
+            "children-MAX_NUM_FORMS": 1000,
+            "children-0-id": child.pk,
+            "children-0-parent": parent.pk,
+            "children-0-name": "Child",
+            "children-0-max_current_a": "50",
+            "children-0-degraded_current_a": "0",
+        }
+        response = admin_client.post(reverse("admin:zones_zone_change", args=[parent.pk]), data)
+        assert response.status_code == 302, response.content.decode()[:3000]
+        assert Zone.objects.get(pk=child.pk).max_current_a == Decimal(50)
+        entry = DeviceLogEntry.objects.get()
+        assert (entry.event, entry.zone_name) == ("zone_updated", "Child")
+
+
 class TestTouAndInputs:
     def test_period_slots_and_zones_are_replaced_and_logged_once(self):
         zone = ZoneFactory()
