@@ -108,7 +108,6 @@ class TestZoneAdmin:
         entry = DeviceLogEntry.objects.get()
         assert (entry.event, entry.username) == ("zone_created", "admin")
 
-
     def test_a_sub_zone_edited_inline_goes_through_the_zone_service(self, admin_client):
         parent = ZoneFactory(name="Main", max_current_a=Decimal(100))
         child = ZoneFactory(name="Child", parent=parent, max_current_a=Decimal(40))
