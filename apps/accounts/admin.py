@@ -1,12 +1,15 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
+from apps.accounts.services import USER_SETTINGS, user_create, user_delete, user_update
+from evce_site.admin import ServiceAdminMixin
 
 
 @admin.register(User)
-class EvceUserAdmin(UserAdmin):
+class EvceUserAdmin(ServiceAdminMixin, UserAdmin):
     list_display = ("username", "role", "email", "is_active", "locked_until", "last_login")
     list_filter = ("role", "is_active")
     search_fields = ("username", "email", "first_name", "last_name")
@@ -22,3 +25,26 @@ class EvceUserAdmin(UserAdmin):
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "role", "password1", "password2")}),
     )
+
+    def save_model(self, request, obj, form, change):
+        values = {
+            name: form.cleaned_data[name] for name in USER_SETTINGS if name in form.cleaned_data
+        }
+        if change:
+            user_update(User(pk=obj.pk), by=request.user, **values)
+            return
+        usable = form.cleaned_data.get("usable_password", True) not in (False, "false")
+        created = user_create(
+            password=form.cleaned_data.get("password1") if usable else None,
+            by=request.user,
+            **values,
+        )
+        obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        user_delete(obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for user in queryset:
+                user_delete(user, by=request.user)

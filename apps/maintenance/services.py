@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 
 from apps.maintenance.models import DeviceLogEntry, EventCategory, EventLevel
@@ -36,6 +39,35 @@ def device_log_write(
         remote_addr=remote_addr,
         data=data or {},
     )
+
+
+def fields_assign(obj, values: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Set ``values`` on ``obj``; return each field that really changed as ``[old, new]``.
+
+    Writers use it to save (and log) only what changed: a write that changes
+    nothing leaves no row touched and no entry in the device log.
+    """
+    changes: dict[str, list[Any]] = {}
+    for name, value in values.items():
+        try:
+            old = getattr(obj, name)
+        except ObjectDoesNotExist:  # a required relation not set yet on a new object
+            old = None
+        if old != value:
+            changes[name] = [_loggable(old), _loggable(value)]
+            setattr(obj, name, value)
+    return changes
+
+
+def _loggable(value: Any) -> Any:
+    """A value as the device log's JSON can hold it (names for objects, text for decimals)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_loggable(v) for v in value]
+    return str(value)
 
 
 def purge_expired_records(*, now=None) -> dict[str, int]:

@@ -1,13 +1,22 @@
 from django.contrib import admin, messages
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from apps.meters.modbus.client import MeterError
 from apps.meters.models import Meter, MeterModel, MeterRecord
-from apps.meters.services import meter_read_once
+from apps.meters.services import (
+    METER_SETTINGS,
+    meter_delete,
+    meter_model_delete,
+    meter_model_save,
+    meter_read_once,
+    meter_save,
+)
+from evce_site.admin import ServiceAdminMixin
 
 
 @admin.register(MeterModel)
-class MeterModelAdmin(admin.ModelAdmin):
+class MeterModelAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = ("name", "description", "builtin")
     list_filter = ("builtin",)
     search_fields = ("name", "description")
@@ -21,9 +30,27 @@ class MeterModelAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return obj is None or not obj.builtin
 
+    def save_model(self, request, obj, form, change):
+        model = meter_model_save(
+            MeterModel(pk=obj.pk) if change else None,
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data.get("description", ""),
+            register_map=form.cleaned_data["register_map"],
+            user=request.user,
+        )
+        obj.pk = model.pk
+
+    def delete_model(self, request, obj):
+        meter_model_delete(obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for model in queryset:
+                meter_model_delete(model, user=request.user)
+
 
 @admin.register(Meter)
-class MeterAdmin(admin.ModelAdmin):
+class MeterAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "model",
@@ -40,6 +67,23 @@ class MeterAdmin(admin.ModelAdmin):
         ("Modbus TCP", {"fields": ("connection_type", "host", "port", "unit_id")}),
         ("Modbus RTU", {"fields": ("serial_device", "baudrate", "bytesize", "parity", "stopbits")}),
     )
+
+    def save_model(self, request, obj, form, change):
+        values = {
+            name: form.cleaned_data[name] for name in METER_SETTINGS if name in form.cleaned_data
+        }
+        meter, _created = meter_save(
+            Meter(pk=obj.pk) if change else None, user=request.user, **values
+        )
+        obj.pk = meter.pk
+
+    def delete_model(self, request, obj):
+        meter_delete(obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for meter in queryset:
+                meter_delete(meter, user=request.user)
 
     @admin.action(description=_("Test connection (read once)"))
     def test_connection(self, request, queryset):

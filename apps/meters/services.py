@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write
+from apps.maintenance.services import device_log_write, fields_assign
 from apps.meters.modbus.builtin import BUILTIN_MODELS
 from apps.meters.modbus.client import (
     BlockingMeterSession,
@@ -117,8 +118,11 @@ def meter_model_import(data: str | bytes | dict, *, user=None) -> tuple[MeterMod
     created = model is None
     model = model or MeterModel(name=register_map.name)
     payload = register_map.to_dict()
-    model.description = payload["description"]
-    model.register_map = payload["registers"]
+    changes = fields_assign(
+        model, {"description": payload["description"], "register_map": payload["registers"]}
+    )
+    if not (created or changes):
+        return model, False  # the same model again: nothing to write
     model.full_clean()
     model.save()
     device_log_write(
@@ -128,6 +132,118 @@ def meter_model_import(data: str | bytes | dict, *, user=None) -> tuple[MeterMod
         user=user,
     )
     return model, created
+
+
+METER_SETTINGS = (
+    "name",
+    "model",
+    "connection_type",
+    "host",
+    "port",
+    "unit_id",
+    "serial_device",
+    "baudrate",
+    "bytesize",
+    "parity",
+    "stopbits",
+    "timeout_ms",
+    "is_reporting",
+    "enabled",
+)
+
+
+@transaction.atomic
+def meter_save(meter: Meter | None, *, user=None, **values: Any) -> tuple[Meter, bool]:
+    """Create (``meter`` None) or change a meter's settings; returns it and whether it is new.
+
+    ``ValidationError`` (nothing saved) on a bad value; a change that changes
+    nothing writes nothing.
+    """
+    unknown = set(values) - set(METER_SETTINGS)
+    if unknown:
+        raise TypeError(f"not meter settings: {', '.join(sorted(unknown))}")
+    created = meter is None
+    current = Meter() if created else Meter.objects.select_for_update().get(pk=meter.pk)
+    changes = fields_assign(current, values)
+    if created or changes:
+        current.full_clean()
+        current.save()
+        device_log_write(
+            category=EventCategory.CONFIGURATION,
+            event="meter_created" if created else "meter_updated",
+            message=f"Meter {current.name} created."
+            if created
+            else f"Meter {current.name} changed: {', '.join(changes)}.",
+            user=user,
+            data={"changes": changes},
+        )
+    return current, created
+
+
+@transaction.atomic
+def meter_delete(meter: Meter, *, user=None) -> None:
+    """Delete a meter that no zone and no external input reads (they would lose their data)."""
+    current = Meter.objects.select_for_update().get(pk=meter.pk)
+    users = [
+        f"zone {zone.name}"
+        for relation in ("measured_zone", "produced_zone")
+        if (zone := getattr(current, relation, None)) is not None
+    ]
+    users += [f"input {i.number}" for i in current.external_inputs.all()]
+    if users:
+        raise ValidationError(
+            f"Meter {current.name} is used by {', '.join(sorted(users))}: detach it first."
+        )
+    name = current.name
+    current.delete()
+    device_log_write(
+        category=EventCategory.CONFIGURATION,
+        event="meter_deleted",
+        message=f"Meter {name} deleted.",
+        user=user,
+    )
+
+
+@transaction.atomic
+def meter_model_save(
+    model: MeterModel | None, *, name: str, description: str, register_map: list, user=None
+) -> MeterModel:
+    """Create or change a custom meter model from the admin; built-in models stay as shipped."""
+    current = MeterModel() if model is None else MeterModel.objects.get(pk=model.pk)
+    if current.builtin:
+        raise ValidationError(f"{current.name!r} is a built-in model and cannot be changed")
+    changes = fields_assign(
+        current, {"name": name, "description": description, "register_map": register_map}
+    )
+    if model is None or changes:
+        current.full_clean()
+        current.save()
+        device_log_write(
+            category=EventCategory.CONFIGURATION,
+            event="meter_model_saved",
+            message=f"Meter model {current.name} {'created' if model is None else 'changed'}.",
+            user=user,
+            data={"changes": {k: v for k, v in changes.items() if k != "register_map"}},
+        )
+    return current
+
+
+@transaction.atomic
+def meter_model_delete(model: MeterModel, *, user=None) -> None:
+    """Delete a custom meter model that no meter uses."""
+    current = MeterModel.objects.get(pk=model.pk)
+    if current.builtin:
+        raise ValidationError(f"{current.name!r} is a built-in model and cannot be deleted")
+    if current.meters.exists():
+        raise ValidationError(f"Meter model {current.name} is used by meters: change them first.")
+    name = current.name
+    current.delete()
+    device_log_write(
+        category=EventCategory.CONFIGURATION,
+        event="meter_model_deleted",
+        message=f"Meter model {name} deleted.",
+        user=user,
+    )
 
 
 def meter_connection(meter: Meter) -> Connection:

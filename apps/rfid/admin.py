@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -15,10 +16,11 @@ from apps.rfid.services import (
     cards_bulk_delete,
     cards_bulk_update,
 )
+from evce_site.admin import ServiceAdminMixin
 
 
 @admin.register(AuthGroup)
-class AuthGroupAdmin(admin.ModelAdmin):
+class AuthGroupAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = ("name", "online_mode", "offline_strategy")
     list_filter = ("online_mode", "offline_strategy")
     search_fields = ("name",)
@@ -35,9 +37,14 @@ class AuthGroupAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         auth_group_delete(group=obj, user=request.user)
 
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for group in queryset:
+                auth_group_delete(group=group, user=request.user)
+
 
 @admin.register(Card)
-class CardAdmin(admin.ModelAdmin):
+class CardAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = ("id_tag", "authorized", "vip", "comment", "registered_at", "last_seen_at")
     list_filter = ("authorized", "vip", "groups")
     search_fields = ("id_tag", "comment")

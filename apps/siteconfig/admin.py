@@ -2,10 +2,12 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from apps.siteconfig.models import SiteSettings
+from apps.siteconfig.services import site_settings_update
+from evce_site.admin import ServiceAdminMixin
 
 
 @admin.register(SiteSettings)
-class SiteSettingsAdmin(admin.ModelAdmin):
+class SiteSettingsAdmin(ServiceAdminMixin, admin.ModelAdmin):
     exclude = ("shared_authorization_key_hash",)
     fieldsets = (
         (None, {"fields": ("name", "supervision_mode", "setup_completed")}),
@@ -42,6 +44,10 @@ class SiteSettingsAdmin(admin.ModelAdmin):
         (_("Security"), {"fields": ("login_max_attempts", "login_lock_s", "session_timeout_s")}),
         (_("Retention"), {"fields": ("ocpp_log_retention_days", "meter_sample_retention_days")}),
     )
+
+    def save_model(self, request, obj, form, change):
+        site = site_settings_update(user=request.user, **form.cleaned_data)
+        obj.pk = site.pk
 
     def has_add_permission(self, request):
         return not SiteSettings.objects.exists()

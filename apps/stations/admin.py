@@ -1,7 +1,20 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from apps.stations.models import Connector, MeterSample, OcppMessage, Station, Transaction
+from apps.stations.services import (
+    STATION_SETTINGS,
+    ConnectorSpec,
+    station_create,
+    station_delete,
+    station_install,
+    station_refuse,
+    station_update,
+)
+from evce_site.admin import ServiceAdminMixin, formset_written_by_service, validation_messages
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -32,7 +45,10 @@ class ConnectorInline(admin.TabularInline):
 
 
 @admin.register(Station)
-class StationAdmin(admin.ModelAdmin):
+class StationAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Stations are written through their services: the state changes by the actions
+    (install, refuse, delete), which log, check their rules and tell the station."""
+
     list_display = (
         "identity",
         "name",
@@ -49,7 +65,9 @@ class StationAdmin(admin.ModelAdmin):
     search_fields = ("identity", "name", "serial_number", "vendor", "model")
     inlines = [ConnectorInline]
     exclude = ("authorization_key_hash",)
+    actions = ["install", "refuse"]
     readonly_fields = (
+        "state",
         "vendor",
         "model",
         "serial_number",
@@ -112,12 +130,105 @@ class StationAdmin(admin.ModelAdmin):
             parts.append(state.last_error)
         return "; ".join(parts)
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if change and "auth_group" in form.changed_data:
-            from apps.rfid.services import announce_groups_changed
+    def get_readonly_fields(self, request, obj=None):
+        # The identity names the station on the wire: set once, when it is declared.
+        fields = super().get_readonly_fields(request, obj)
+        return (*fields, "identity") if obj is not None else fields
 
-            announce_groups_changed(group_ids=[], station_ids=[obj.pk])
+    def save_model(self, request, obj, form, change):
+        values = {
+            name: form.cleaned_data[name] for name in STATION_SETTINGS if name in form.cleaned_data
+        }
+        if change:
+            station_update(Station(pk=obj.pk), user=request.user, **values)
+        else:
+            created = station_create(
+                identity=form.cleaned_data["identity"], user=request.user, **values
+            )
+            obj.pk = created.pk
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Connector:
+            return super().save_formset(request, form, formset, change)
+        # The connectors are the station's configuration: one service call for all of them.
+        specs = []
+        for connector_form in formset.forms:
+            data = connector_form.cleaned_data
+            if not data or data.get("DELETE") or data.get("connector_id") is None:
+                continue
+            specs.append(
+                ConnectorSpec(
+                    connector_id=data["connector_id"],
+                    phase_wiring=data["phase_wiring"],
+                    current_type=data["current_type"],
+                    max_current_a=data.get("max_current_a"),
+                    max_power_w=data.get("max_power_w"),
+                )
+            )
+        station_update(
+            Station(pk=form.instance.pk),
+            user=request.user,
+            connectors=specs,
+            replace_connectors=True,
+        )
+        formset_written_by_service(formset)
+
+    def delete_model(self, request, obj):
+        station_delete(obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        # All or nothing: one station that cannot go keeps every one of them.
+        with transaction.atomic():
+            for station in queryset:
+                station_delete(station, user=request.user)
+
+    def _each(self, request, queryset, service, done_message) -> None:
+        """Run ``service`` on each station; refusals are shown per station, the others go on."""
+        done = 0
+        for station in queryset:
+            try:
+                service(station)
+            except ValidationError as exc:
+                for line in validation_messages(exc):
+                    self.message_user(request, f"{station.identity}: {line}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, done_message(done), messages.SUCCESS)
+
+    @admin.action(description=_("Install the selected stations (with their name and zone)"))
+    def install(self, request, queryset):
+        def install_one(station: Station) -> None:
+            station_install(
+                station,
+                name=station.name,
+                zone=station.zone,
+                auth_group=station.auth_group,
+                vip=station.vip,
+                user=request.user,
+            )
+
+        self._each(
+            request,
+            queryset,
+            install_one,
+            lambda n: (
+                ngettext("%(count)d station installed.", "%(count)d stations installed.", n)
+                % {"count": n}
+            ),
+        )
+
+    @admin.action(description=_("Refuse the selected stations"))
+    def refuse(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda station: station_refuse(station, user=request.user),
+            lambda n: (
+                ngettext("%(count)d station refused.", "%(count)d stations refused.", n)
+                % {"count": n}
+            ),
+        )
 
 
 @admin.register(Transaction)

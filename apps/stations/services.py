@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -21,8 +22,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write
+from apps.maintenance.services import device_log_write, fields_assign
 from apps.rfid.models import AuthGroup, Card
+from apps.rfid.services import announce_groups_changed
 from apps.stations.models import (
     Connector,
     CurrentType,
@@ -163,6 +165,157 @@ def station_boot(
     return station, created
 
 
+# Configuration an installer (admin, site file, API) sets on a station; what a
+# station reports about itself is written by the OCPP workflows only.
+STATION_SETTINGS = ("name", "zone", "auth_group", "vip", "security_profile", "web_page_url")
+
+
+def station_create(
+    *,
+    identity: str,
+    name: str = "",
+    zone: Zone | None = None,
+    auth_group: AuthGroup | None = None,
+    vip: bool = False,
+    security_profile: int = 0,
+    web_page_url: str = "",
+    authorization_key: str | None = None,
+    user=None,
+) -> Station:
+    """Declare a station before it first connects: it waits, *discovered*, to be installed.
+
+    Identities are unique case-insensitively (a station's identity is matched
+    that way when it connects); ``ValidationError`` and nothing saved otherwise.
+    """
+    with transaction.atomic():
+        if Station.objects.filter(identity__iexact=identity).exists():
+            raise ValidationError(
+                {"identity": _("A station %(identity)s already exists.") % {"identity": identity}}
+            )
+        station = Station(
+            identity=identity,
+            state=StationState.DISCOVERED,
+            name=name,
+            zone=zone,
+            auth_group=auth_group,
+            vip=vip,
+            security_profile=security_profile,
+            web_page_url=web_page_url,
+        )
+        station.set_authorization_key(authorization_key)
+        station.full_clean()
+        station.save()
+        device_log_write(
+            category=EventCategory.CONFIGURATION,
+            event="station_declared",
+            message=_("Station %(identity)s declared; it waits for installation.")
+            % {"identity": identity},
+            station_identity=identity,
+            user=user,
+        )
+        if auth_group is not None:
+            announce_groups_changed(group_ids=[], station_ids=[station.pk])
+    return station
+
+
+def station_update(
+    station: Station,
+    *,
+    user=None,
+    authorization_key: str | None = None,
+    connectors: Sequence[ConnectorSpec] | None = None,
+    replace_connectors: bool = False,
+    **settings: Any,
+) -> Station:
+    """Change a station's configuration (any of :data:`STATION_SETTINGS`) and connectors.
+
+    The state is not changed here: installing and refusing are their own
+    workflows. ``connectors`` are created or updated; with
+    ``replace_connectors`` the station's other connectors are removed.
+    ``ValidationError`` (nothing changed) on an inconsistent value; a call
+    that changes nothing writes nothing. A new authentication group reaches
+    the station after commit.
+    """
+    unknown = set(settings) - set(STATION_SETTINGS)
+    if unknown:
+        raise TypeError(f"not station settings: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        current = Station.objects.select_for_update().get(pk=station.pk)
+        old_group_id = current.auth_group_id
+        changes = fields_assign(current, settings)
+        if authorization_key and not current.check_authorization_key(authorization_key):
+            current.set_authorization_key(authorization_key)
+            changes["authorization_key"] = ["***", "***"]
+        if changes:
+            current.full_clean()
+            current.save()
+        if connectors is not None:
+            changes.update(_connectors_apply(current, connectors, replace=replace_connectors))
+        if changes:
+            device_log_write(
+                category=EventCategory.CONFIGURATION,
+                event="station_updated",
+                message=_("Station %(identity)s changed: %(fields)s.")
+                % {"identity": current.identity, "fields": ", ".join(changes)},
+                station_identity=current.identity,
+                user=user,
+                data={"changes": changes},
+            )
+        if current.auth_group_id != old_group_id:
+            announce_groups_changed(group_ids=[], station_ids=[current.pk])
+    station.refresh_from_db()
+    return station
+
+
+def _connectors_apply(
+    station: Station, specs: Sequence[ConnectorSpec], *, replace: bool
+) -> dict[str, list[Any]]:
+    """Create or update the connectors of ``specs`` (and remove the others with ``replace``).
+
+    Errors name the connector by its position, e.g. ``connectors[1].max_current_a``.
+    Returns what changed, by connector, for the device log.
+    """
+    changes: dict[str, list[Any]] = {}
+    if replace:
+        wanted = [spec.connector_id for spec in specs]
+        removed = list(
+            station.connectors.exclude(connector_id__in=wanted).values_list(
+                "connector_id", flat=True
+            )
+        )
+        if removed:
+            station.connectors.filter(connector_id__in=removed).delete()
+            changes["connectors removed"] = [removed, []]
+    for index, spec in enumerate(specs):
+        connector = Connector.objects.filter(
+            station=station, connector_id=spec.connector_id
+        ).first() or Connector(station=station, connector_id=spec.connector_id)
+        created = connector.pk is None
+        changed = fields_assign(
+            connector,
+            {
+                "phase_wiring": spec.phase_wiring,
+                "current_type": spec.current_type,
+                "max_current_a": spec.max_current_a,
+                "max_power_w": spec.max_power_w,
+            },
+        )
+        if not (created or changed):
+            continue
+        try:
+            connector.full_clean(exclude=["station"])
+        except ValidationError as exc:
+            raise ValidationError(
+                {
+                    f"connectors[{index}]" + ("" if name == "__all__" else f".{name}"): messages
+                    for name, messages in exc.message_dict.items()
+                }
+            ) from None
+        connector.save()
+        changes[f"connector {spec.connector_id}"] = ["new" if created else "changed", changed]
+    return changes
+
+
 def station_install(
     station: Station,
     *,
@@ -171,6 +324,10 @@ def station_install(
     auth_group: AuthGroup | None = None,
     vip: bool = False,
     connectors: Sequence[ConnectorSpec] = (),
+    replace_connectors: bool = False,
+    security_profile: int | None = None,
+    web_page_url: str | None = None,
+    authorization_key: str | None = None,
     user=None,
 ) -> Station:
     """Install a discovered (or declared) station: it is answered ``Accepted`` from its next boot.
@@ -181,24 +338,22 @@ def station_install(
     """
     with transaction.atomic():
         station = Station.objects.select_for_update().get(pk=station.pk)
+        old_group_id = station.auth_group_id
         station.name = name
         station.zone = zone
         station.auth_group = auth_group
         station.vip = vip
+        if security_profile is not None:
+            station.security_profile = security_profile
+        if web_page_url is not None:
+            station.web_page_url = web_page_url
+        if authorization_key:
+            station.set_authorization_key(authorization_key)
         station.state = StationState.INSTALLED
         station.installed_at = timezone.now()
         station.full_clean()
         station.save()
-        for spec in connectors:
-            connector = Connector.objects.filter(
-                station=station, connector_id=spec.connector_id
-            ).first() or Connector(station=station, connector_id=spec.connector_id)
-            connector.phase_wiring = spec.phase_wiring
-            connector.current_type = spec.current_type
-            connector.max_current_a = spec.max_current_a
-            connector.max_power_w = spec.max_power_w
-            connector.full_clean()
-            connector.save()
+        _connectors_apply(station, connectors, replace=replace_connectors)
         device_log_write(
             category=EventCategory.CONFIGURATION,
             event="station_installed",
@@ -208,6 +363,8 @@ def station_install(
             zone_name=zone.name,
             user=user,
         )
+        if station.auth_group_id != old_group_id:
+            announce_groups_changed(group_ids=[], station_ids=[station.pk])
         transaction.on_commit(partial(_after_state_change, station.identity, "installed"))
     return station
 

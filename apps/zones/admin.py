@@ -1,7 +1,28 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from apps.zones.models import EbmsReduction, ExternalInput, TouPeriod, TouSlot, Zone
+from apps.zones.services import (
+    EXTERNAL_INPUT_SETTINGS,
+    TOU_PERIOD_SETTINGS,
+    ZONE_SETTINGS,
+    external_input_delete,
+    external_input_save,
+    tou_period_delete,
+    tou_period_save,
+    zone_create,
+    zone_delete,
+    zone_reduction_clear,
+    zone_reduction_set,
+    zone_update,
+)
+from evce_site.admin import ServiceAdminMixin, formset_written_by_service
+
+
+def _values(form, names) -> dict:
+    return {name: form.cleaned_data[name] for name in names if name in form.cleaned_data}
 
 
 class SubZoneInline(admin.TabularInline):
@@ -15,7 +36,7 @@ class SubZoneInline(admin.TabularInline):
 
 
 @admin.register(Zone)
-class ZoneAdmin(admin.ModelAdmin):
+class ZoneAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "parent",
@@ -30,6 +51,41 @@ class ZoneAdmin(admin.ModelAdmin):
     autocomplete_fields = ()
     inlines = [SubZoneInline]
 
+    def save_model(self, request, obj, form, change):
+        values = _values(form, ZONE_SETTINGS)
+        if change:
+            zone_update(Zone(pk=obj.pk), user=request.user, **values)
+        else:
+            obj.pk = zone_create(user=request.user, **values).pk
+
+    def save_formset(self, request, form, formset, change):
+        # Sub-zones are zones: each goes through the zone services.
+        for sub_form in formset.forms:
+            data = sub_form.cleaned_data
+            if not data:
+                continue
+            sub_zone = data.get("id")
+            if data.get("DELETE"):
+                if sub_zone is not None:
+                    zone_delete(sub_zone, user=request.user)
+                continue
+            if not sub_form.has_changed():
+                continue
+            values = {**_values(sub_form, ZONE_SETTINGS), "parent": form.instance}
+            if sub_zone is None:
+                zone_create(user=request.user, **values)
+            else:
+                zone_update(sub_zone, user=request.user, **values)
+        formset_written_by_service(formset)
+
+    def delete_model(self, request, obj):
+        zone_delete(obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for zone in queryset:
+                zone_delete(zone, user=request.user)
+
 
 class TouSlotInline(admin.TabularInline):
     model = TouSlot
@@ -37,22 +93,75 @@ class TouSlotInline(admin.TabularInline):
 
 
 @admin.register(TouPeriod)
-class TouPeriodAdmin(admin.ModelAdmin):
+class TouPeriodAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = ("name", "enabled", "days", "max_percent")
     list_filter = ("enabled",)
     search_fields = ("name",)
     filter_horizontal = ("zones",)
     inlines = [TouSlotInline]
 
+    def save_model(self, request, obj, form, change):
+        period, _created = tou_period_save(
+            TouPeriod(pk=obj.pk) if change else None,
+            user=request.user,
+            **_values(form, TOU_PERIOD_SETTINGS),
+        )
+        obj.pk = period.pk
+
+    def save_related(self, request, form, formsets, change):
+        # The slots and zones are the period's: one service call sets both.
+        slots = [
+            (data["start"], data["end"])
+            for formset in formsets
+            for data in (f.cleaned_data for f in formset.forms)
+            if data and not data.get("DELETE") and data.get("start") is not None
+        ]
+        tou_period_save(
+            TouPeriod(pk=form.instance.pk),
+            user=request.user,
+            slots=slots,
+            zones=form.cleaned_data.get("zones", []),
+        )
+        for formset in formsets:
+            formset_written_by_service(formset)
+
+    def delete_model(self, request, obj):
+        tou_period_delete(obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for period in queryset:
+                tou_period_delete(period, user=request.user)
+
 
 @admin.register(ExternalInput)
-class ExternalInputAdmin(admin.ModelAdmin):
+class ExternalInputAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = ("number", "name", "enabled", "percent", "kind", "device", "address", "active")
     list_filter = ("enabled", "kind", "active")
+    # Whether an input is active is read from its device (or set through the API).
+    readonly_fields = ("active",)
+
+    def save_model(self, request, obj, form, change):
+        entry, _created = external_input_save(
+            ExternalInput(pk=obj.pk) if change else None,
+            user=request.user,
+            **_values(form, EXTERNAL_INPUT_SETTINGS),
+        )
+        obj.pk = entry.pk
+
+    def delete_model(self, request, obj):
+        external_input_delete(obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for entry in queryset:
+                external_input_delete(entry, user=request.user)
 
 
 @admin.register(EbmsReduction)
-class EbmsReductionAdmin(admin.ModelAdmin):
+class EbmsReductionAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """A reduction is set (replacing the zone's previous one) or cleared, never edited."""
+
     list_display = (
         "zone",
         "percent",
@@ -65,3 +174,28 @@ class EbmsReductionAdmin(admin.ModelAdmin):
     list_filter = ("zone",)
     date_hierarchy = "created_at"
     readonly_fields = ("created_by",)
+    fields = ("zone", "percent", "current_a", "valid_until", "description")
+    actions = ["clear"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        reduction = zone_reduction_set(user=request.user, **form.cleaned_data)
+        obj.pk, obj.created_at = reduction.pk, reduction.created_at
+
+    @admin.action(description=_("Clear the reductions of the selected entries' zones"))
+    def clear(self, request, queryset):
+        cleared = sum(
+            zone_reduction_clear(zone=zone, user=request.user)
+            for zone in {reduction.zone for reduction in queryset.select_related("zone")}
+        )
+        self.message_user(
+            request,
+            ngettext("%(count)d reduction cleared.", "%(count)d reductions cleared.", cleared)
+            % {"count": cleared},
+            messages.SUCCESS,
+        )

@@ -1,18 +1,26 @@
-"""Zone-side workflows: external inputs (read or set) and EBMS reductions."""
+"""Zone-side workflows: zones, time-of-use periods, external inputs and EBMS reductions.
+
+Every configuration write is validated, atomic and logged; a write that
+changes nothing writes nothing.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import datetime, time
 from decimal import Decimal
+from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write
+from apps.maintenance.services import device_log_write, fields_assign
 from apps.meters.modbus.client import MeterError
-from apps.zones.models import EbmsReduction, ExternalInput, InputKind, Zone
+from apps.zones.models import EbmsReduction, ExternalInput, InputKind, TouPeriod, TouSlot, Zone
 
 logger = logging.getLogger(__name__)
 
@@ -191,3 +199,195 @@ def zone_reduction_clear(*, zone: Zone, user=None) -> int:
 
         transaction.on_commit(lambda: rebalance_request(reason="reduction"))
     return cleared
+
+
+# --- configuration: zones, time-of-use periods, external inputs ------------------------
+
+ZONE_SETTINGS = (
+    "name",
+    "parent",
+    "max_current_a",
+    "meter",
+    "degraded_current_a",
+    "production_meter",
+    "meter_net_of_production",
+    "phase_imbalance_limit_a",
+)
+TOU_PERIOD_SETTINGS = ("name", "enabled", "days", "max_percent")
+EXTERNAL_INPUT_SETTINGS = (
+    "number",
+    "name",
+    "enabled",
+    "percent",
+    "kind",
+    "device",
+    "address",
+    "active_when_off",
+)
+
+
+def _settings(values: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+    unknown = set(values) - set(allowed)
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return values
+
+
+def _save_logged(obj, changes: dict, *, created: bool, kind: str, label: str, user) -> None:
+    """Validate and save a changed configuration object, with its device-log entry.
+
+    The allocator hears of the change through the model signals of
+    :mod:`apps.energy.signals` (a re-allocation after commit).
+    """
+    if not (created or changes):
+        return
+    obj.full_clean()
+    obj.save()
+    _log_saved(
+        kind=kind,
+        label=label,
+        changes=changes,
+        created=created,
+        user=user,
+        zone_name=obj.name if isinstance(obj, Zone) else "",
+    )
+
+
+def _log_saved(
+    *, kind: str, label: str, changes: dict, created: bool, user, zone_name: str = ""
+) -> None:
+    device_log_write(
+        category=EventCategory.CONFIGURATION,
+        event=f"{kind}_{'created' if created else 'updated'}",
+        message=f"{label} {'created' if created else 'changed: ' + ', '.join(changes)}.",
+        zone_name=zone_name,
+        user=user,
+        data={"changes": changes},
+    )
+
+
+def _log_deleted(kind: str, label: str, user, zone_name: str = "") -> None:
+    device_log_write(
+        category=EventCategory.CONFIGURATION,
+        event=f"{kind}_deleted",
+        message=f"{label} deleted.",
+        zone_name=zone_name,
+        user=user,
+    )
+
+
+@transaction.atomic
+def zone_create(*, user=None, **values: Any) -> Zone:
+    """Create a zone; ``ValidationError`` (nothing saved) when it breaks an electrical rule."""
+    zone = Zone()
+    changes = fields_assign(zone, _settings(values, ZONE_SETTINGS))
+    _save_logged(zone, changes, created=True, kind="zone", label=f"Zone {zone.name}", user=user)
+    return zone
+
+
+@transaction.atomic
+def zone_update(zone: Zone, *, user=None, **values: Any) -> Zone:
+    """Change a zone's settings; only what really changes is saved and logged."""
+    current = Zone.objects.select_for_update().get(pk=zone.pk)
+    changes = fields_assign(current, _settings(values, ZONE_SETTINGS))
+    _save_logged(
+        current, changes, created=False, kind="zone", label=f"Zone {current.name}", user=user
+    )
+    return current
+
+
+@transaction.atomic
+def zone_delete(zone: Zone, *, user=None) -> None:
+    """Delete a zone that holds no station and no sub-zone (they would be left without limits)."""
+    current = Zone.objects.select_for_update().get(pk=zone.pk)
+    if current.stations.exists():
+        raise ValidationError(
+            _("Zone %(name)s holds stations: move or delete them first.") % {"name": current.name}
+        )
+    if Zone.objects.filter(parent=current).exists():
+        raise ValidationError(
+            _("Zone %(name)s has sub-zones: move or delete them first.") % {"name": current.name}
+        )
+    name = current.name
+    current.delete()
+    _log_deleted("zone", f"Zone {name}", user, zone_name=name)
+
+
+@transaction.atomic
+def tou_period_save(
+    period: TouPeriod | None,
+    *,
+    slots: Sequence[tuple[time, time]] | None = None,
+    zones: Iterable[Zone] | None = None,
+    user=None,
+    **values: Any,
+) -> tuple[TouPeriod, bool]:
+    """Create (``period`` None) or change a time-of-use period, its slots and its zones.
+
+    ``slots`` and ``zones`` replace the period's when given. Returns the
+    period and whether it was created.
+    """
+    created = period is None
+    current = TouPeriod() if created else TouPeriod.objects.select_for_update().get(pk=period.pk)
+    changes = fields_assign(current, _settings(values, TOU_PERIOD_SETTINGS))
+    old_slots = [] if created else [(s.start, s.end) for s in current.slots.order_by("start")]
+    if slots is not None and sorted(slots) != old_slots:
+        changes["slots"] = [[f"{s:%H:%M}-{e:%H:%M}" for s, e in v] for v in (old_slots, slots)]
+    old_zones = set() if created else set(current.zones.all())
+    if zones is not None and set(zones) != old_zones:
+        changes["zones"] = [sorted(z.name for z in v) for v in (old_zones, set(zones))]
+    if created or set(changes) - {"slots", "zones"}:
+        current.full_clean()
+        current.save()
+    if "slots" in changes:
+        current.slots.all().delete()
+        for start, end in slots or ():
+            slot = TouSlot(period=current, start=start, end=end)
+            slot.full_clean()
+            slot.save()
+    if "zones" in changes:
+        current.zones.set(list(zones or ()))
+    if created or changes:
+        _log_saved(
+            kind="tou_period",
+            label=f"Time-of-use period {current.name}",
+            changes=changes,
+            created=created,
+            user=user,
+        )
+    return current, created
+
+
+@transaction.atomic
+def tou_period_delete(period: TouPeriod, *, user=None) -> None:
+    name = period.name
+    TouPeriod.objects.filter(pk=period.pk).delete()
+    _log_deleted("tou_period", f"Time-of-use period {name}", user)
+
+
+@transaction.atomic
+def external_input_save(
+    entry: ExternalInput | None, *, user=None, **values: Any
+) -> tuple[ExternalInput, bool]:
+    """Create (``entry`` None) or change an external input's configuration (not its state)."""
+    created = entry is None
+    current = (
+        ExternalInput() if created else ExternalInput.objects.select_for_update().get(pk=entry.pk)
+    )
+    changes = fields_assign(current, _settings(values, EXTERNAL_INPUT_SETTINGS))
+    _save_logged(
+        current,
+        changes,
+        created=created,
+        kind="external_input",
+        label=f"External input {current.number} ({current.name})",
+        user=user,
+    )
+    return current, created
+
+
+@transaction.atomic
+def external_input_delete(entry: ExternalInput, *, user=None) -> None:
+    label = f"External input {entry.number} ({entry.name})"
+    ExternalInput.objects.filter(pk=entry.pk).delete()
+    _log_deleted("external_input", label, user)

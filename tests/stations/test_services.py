@@ -425,3 +425,72 @@ class TestMeterValues:
             )
         session.refresh_from_db()
         assert session.energy_wh == 900
+
+
+class TestConfiguration:
+    """Declaring and changing stations: the one write path of every interface."""
+
+    def test_install_is_logged(self):
+        station = DiscoveredStationFactory()
+        services.station_install(station, name="Bay 3", zone=ZoneFactory())
+        assert DeviceLogEntry.objects.get().event == "station_installed"
+
+    def test_a_declared_station_waits_for_installation(self):
+        station = services.station_create(identity="CP-DECL", name="Bay 1")
+        assert station.state == StationState.DISCOVERED
+        assert DeviceLogEntry.objects.get().event == "station_declared"
+
+    def test_an_identity_is_declared_once_whatever_its_case(self):
+        StationFactory(identity="CP-ONE")
+        with pytest.raises(ValidationError) as exc:
+            services.station_create(identity="cp-one")
+        assert "identity" in exc.value.message_dict
+        assert Station.objects.count() == 1
+
+    def test_update_changes_settings_and_connectors_but_never_the_state(self):
+        station = StationFactory()
+        ConnectorFactory(station=station, connector_id=1)
+        ConnectorFactory(station=station, connector_id=2)
+        services.station_update(
+            station,
+            name="Renamed",
+            connectors=[services.ConnectorSpec(1, PhaseWiring.MONO1, max_current_a=Decimal(16))],
+            replace_connectors=True,
+        )
+        assert station.name == "Renamed" and station.state == StationState.INSTALLED
+        assert list(station.connectors.values_list("connector_id", "max_current_a")) == [
+            (1, Decimal(16))
+        ]
+        with pytest.raises(TypeError):
+            services.station_update(station, state=StationState.REFUSED)
+
+    def test_a_bad_connector_changes_nothing_and_names_the_connector(self):
+        station = StationFactory(name="Before")
+        with pytest.raises(ValidationError) as exc:
+            services.station_update(
+                station,
+                name="After",
+                connectors=[services.ConnectorSpec(1, max_current_a=Decimal(2))],
+            )
+        assert "connectors[0].max_current_a" in exc.value.message_dict
+        station.refresh_from_db()
+        assert station.name == "Before" and not station.connectors.exists()
+        assert not DeviceLogEntry.objects.exists()
+
+    def test_an_update_that_changes_nothing_writes_nothing(self):
+        station = StationFactory()
+        services.station_update(station, name=station.name, vip=station.vip)
+        assert not DeviceLogEntry.objects.exists()
+
+    def test_an_installed_station_keeps_its_zone(self):
+        station = StationFactory()
+        with pytest.raises(ValidationError):
+            services.station_update(station, zone=None)
+
+    def test_a_new_group_reaches_the_station(self, django_capture_on_commit_callbacks):
+        from tests.rfid.factories import AuthGroupFactory
+
+        station = StationFactory()
+        with django_capture_on_commit_callbacks() as callbacks:
+            services.station_update(station, auth_group=AuthGroupFactory())
+        assert callbacks
