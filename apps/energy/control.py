@@ -23,7 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db.models import Max
 from django.utils import timezone
 
 from apps.central_system import command_loop
@@ -44,7 +46,7 @@ from apps.energy.snapshot import ConnectorRef, SnapshotContext, build_snapshot
 from apps.maintenance.models import EventCategory, EventLevel
 from apps.maintenance.services import device_log_write
 from apps.meters.services import meters_allocation_basis_set
-from apps.stations.models import Transaction
+from apps.stations.models import MeterSample, Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -779,39 +781,58 @@ def _store_results(
 
 
 def _dip_hold(context: SnapshotContext, zone_id: int, since_s: float | None) -> dict:
-    """A zone's dip hold: since when, and after which sample it may end.
+    """A zone's dip hold: since when.
 
     A fall of the meter that EV dips could explain is held back until every
-    session below the zone has sent a sample taken after it began (samples
-    are numbered as they arrive, whatever the stations' clocks). When a hold
-    begins, those stations are asked for a sample at once and the control loop
-    looks again shortly, and again when the hold expires by itself, so that a
-    building load that really fell is given to the EVs in seconds.
+    session below the zone has sent a sample taken after it began. When a
+    hold begins, those stations are asked for a sample at once and the
+    control loop looks again shortly, and again when the hold expires by
+    itself, so that a building load that really fell is given to the EVs in
+    seconds.
     """
     if since_s is None:
-        return {"held_since_s": None, "held_after_sample_id": None}
+        return {"held_since_s": None}
     before = context.previous_zones.get(zone_id) or {}
-    after_id = before.get("held_after_sample_id") if before.get("held_since_s") else None
-    if after_id is None:
-        after_id = context.last_sample_id
-        context.holds_begun.append(zone_id)
-    return {"held_since_s": since_s, "held_after_sample_id": after_id}
+    if before.get("held_since_s") != since_s:
+        context.holds_begun.append((zone_id, since_s))
+    return {"held_since_s": since_s}
 
 
 def _look_again_after_holds(context: SnapshotContext) -> None:
     """Ask the sessions under newly held zones for samples; look again once they may be in."""
     if not context.holds_begun:
         return
+    held = {zone_id for zone_id, _since_s in context.holds_begun}
     refs = [
         ref
         for key, ref in context.refs.items()
-        if set(context.zone_chains.get(context.connectors[key].zone_id, ()))
-        & set(context.holds_begun)
+        if set(context.zone_chains.get(context.connectors[key].zone_id, ())) & held
     ]
-    if refs:
-        command_loop.run_later(0.0, lambda: ask_for_samples(refs))
+    holds = list(context.holds_begun)
+    command_loop.run_later(0.0, lambda: _ask_for_samples_after_dip(refs, holds))
     command_loop.run_later(SAMPLE_WAIT_S, _request_again)
     command_loop.run_later(context.dip_hold_s + 0.1, _request_again)
+
+
+async def _ask_for_samples_after_dip(
+    refs: list[ConnectorRef], holds: list[tuple[int, float]]
+) -> None:
+    """Ask for samples, then mark which samples are sure to be taken after the holds began.
+
+    A station's messages arrive in the order it sends them, and it answers a
+    TriggerMessage before it sends the sample asked for: once every station
+    has answered (or the wait for it is over), a sample stored later was taken
+    after the hold began. A sample merely stored after the hold began may have
+    been on its way, taken before the dip it should show.
+    """
+    if refs:
+        await ask_for_samples(refs)
+    last_id = await sync_to_async(_last_sample_id)()
+    state.mark_holds(holds, last_id)
+
+
+def _last_sample_id() -> int:
+    return MeterSample.objects.aggregate(last=Max("pk"))["last"] or 0
 
 
 SAMPLE_WAIT_S = 2.0

@@ -43,6 +43,7 @@ from apps.energy.allocator import (
     reserve_for_connector,
 )
 from apps.energy.allocator.envelope import ConnectorProfiles
+from apps.energy.allocator.readings import drawing_cap_a as drawing_cap
 from apps.energy.allocator.tree import ZoneTree
 from apps.energy.measurement import ev_measurement, previous_current_samples
 from apps.meters.services import PhaseCurrents, meter_usable_currents, meters_hot_state
@@ -88,7 +89,7 @@ class SnapshotContext:
     last_sample_id: int = 0
     zone_chains: dict[int, tuple[int, ...]] = field(default_factory=dict)
     dip_hold_s: float = 0.0
-    holds_begun: list[int] = field(default_factory=list)
+    holds_begun: list[tuple[int, float]] = field(default_factory=list)  # (zone, since_s)
     transaction_ids: dict[str, int] = field(default_factory=dict)  # the active one
     held: dict[str, ConnectorRef] = field(default_factory=dict)  # reserved at their envelope
     idle: dict[str, ConnectorRef] = field(default_factory=dict)  # connected, no session
@@ -357,16 +358,22 @@ def _end_dip_holds_shown_by_samples(
     context: SnapshotContext,
     sample_ids: dict[str, int],
 ) -> tuple[Zone, ...]:
-    """A dip hold ends once every session below its zone has a sample newer than the hold.
+    """A dip hold ends once every session below its zone has a sample taken after it began.
 
     Such a sample shows any EV dip, so the fall of the meter that is left
-    belongs to the building (see ``allocator.capacity.other_loads_da``).
+    belongs to the building (see ``allocator.capacity.other_loads_da``). Which
+    samples those are is marked once the stations answered the request for
+    one (``control._ask_for_samples_after_dip``); until then the hold stands.
     """
+    marks = state.hold_marks()
     result = []
     for zone in zones:
         figures = previous.get(zone.zone_id) or {}
-        after_id = figures.get("held_after_sample_id")
-        if zone.held_meter_current_a is not None and figures.get("held_since_s") and after_id:
+        mark = marks.get(zone.zone_id) or {}
+        after_id = mark.get("after_sample_id")
+        since_s = figures.get("held_since_s")
+        marked = since_s is not None and mark.get("since_s") == since_s
+        if zone.held_meter_current_a is not None and marked and after_id is not None:
             below = [
                 key
                 for key in context.refs
@@ -495,8 +502,14 @@ def build_snapshot(
         same_tx = last.get("transaction_id") == tx.pk
         drawing_cap_a = ramp_current_a = None
         if same_tx and read_window:
-            drawing_cap_a = state.setpoint_in_force_a(
-                last, *read_window[0], first_before_a=offline[key].current_a
+            drawing_cap_a = drawing_cap(
+                last.get("history") or [],
+                *read_window[0],
+                first_before_a=offline[key].current_a,
+                history_complete=bool(last.get("history_complete", True)),
+                envelope_a=envelope_a,
+                response_s=float(django_settings.EV_RESPONSE_S),
+                ramp_s=float(django_settings.EV_RAMP_S),
             )
             ramp_a = ramping_to_a(last, sample, now_s, first_before_a=offline[key].current_a)
             if ramp_a is not None:

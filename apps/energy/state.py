@@ -14,6 +14,7 @@ from typing import Any
 
 from apps.energy.allocator import Ranking
 from apps.energy.allocator.envelope import ConnectorProfiles
+from apps.energy.allocator.readings import lowest_in_force_a
 from evce_site.hotstate import key, redis_client
 
 SENT = key("energy", "sent")
@@ -21,6 +22,7 @@ RANKING = key("energy", "ranking")
 SESSIONS = key("energy", "sessions")
 ZONES = key("energy", "zones")
 PROFILES = key("energy", "profiles")
+HOLDS = key("energy", "holds")
 
 
 def last_sent_setpoints() -> dict[str, dict[str, Any]]:
@@ -63,29 +65,14 @@ def with_history(
 def setpoint_in_force_a(
     entry: dict[str, Any], read_from_s: float, read_to_s: float, *, first_before_a: float
 ) -> float | None:
-    """The lowest setpoint the station may have been on while meters were read.
-
-    A setpoint could be in force at some moment of ``[read_from_s, read_to_s]``
-    unless it was replaced for sure before the reading began (its successor
-    accepted) or sent only after it ended. Taking the lowest of those keeps
-    the estimate of what the EV drew on the safe side. Before a session's
-    first setpoint the station was on ``first_before_a`` (its fallback); before
-    a forgotten one, on anything (0). ``None`` without any history.
-    """
-    history = entry.get("history") or []
-    if not history:
-        return None
-    candidates = []
-    if history[0][1] > read_from_s:
-        candidates.append(first_before_a if entry.get("history_complete", True) else 0.0)
-    for position, (setpoint_a, sent_at_s, _accepted_at_s) in enumerate(history):
-        if sent_at_s > read_to_s:
-            break
-        successor = history[position + 1] if position + 1 < len(history) else None
-        if successor is not None and successor[2] <= read_from_s:
-            continue
-        candidates.append(float(setpoint_a))
-    return min(candidates)
+    """The lowest setpoint a session's station may have been on while meters were read."""
+    return lowest_in_force_a(
+        entry.get("history") or [],
+        read_from_s,
+        read_to_s,
+        first_before_a=first_before_a,
+        history_complete=bool(entry.get("history_complete", True)),
+    )
 
 
 def ranking() -> Ranking | None:
@@ -129,6 +116,22 @@ def held_since_s(
         return None
     since_s = (previous or {}).get("held_since_s")
     return float(since_s) if since_s is not None else now_s
+
+
+def mark_holds(holds: list[tuple[int, float]], after_sample_id: int) -> None:
+    """Samples stored after ``after_sample_id`` were taken after these dip holds began."""
+    if holds:
+        redis_client().hset(
+            HOLDS,
+            mapping={
+                str(zone_id): json.dumps({"since_s": since_s, "after_sample_id": after_sample_id})
+                for zone_id, since_s in holds
+            },
+        )
+
+
+def hold_marks() -> dict[int, dict[str, Any]]:
+    return {int(k): json.loads(v) for k, v in redis_client().hgetall(HOLDS).items()}
 
 
 def session_results() -> dict[str, dict[str, Any]]:
@@ -231,4 +234,4 @@ def reset() -> None:
     """
     from apps.energy.services import DIRTY, LOCK, QUEUED
 
-    redis_client().delete(SENT, PROFILES, SESSIONS, ZONES, RANKING, DIRTY, QUEUED, LOCK)
+    redis_client().delete(SENT, PROFILES, SESSIONS, ZONES, HOLDS, RANKING, DIRTY, QUEUED, LOCK)

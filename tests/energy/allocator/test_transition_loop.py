@@ -147,6 +147,7 @@ class Loop:
         }
         self.accepted_live: dict[str, tuple[int | None, float]] = {}
         self.next_tx = 1
+        self.lags_s = [0.0, 2.5, RESPONSE_S]  # how long an EV takes to follow a decrease
         self.now_s = 1_000_000.0
         self.allocation = None
 
@@ -191,8 +192,8 @@ class Loop:
                 live = Slot()
             profiles = replace(profiles, live=live.sending(change.value_a, at_s=at_s))
         self.records[key] = profiles
-        outcome = self.decoder.pick(list(OUTCOMES)) if self.flaky[key] else "accepted"
-        lag_s = self.decoder.pick([0.0, 2.5, RESPONSE_S])
+        outcome = self.outcome(change)
+        lag_s = self.decoder.pick(self.lags_s)
         result = _deliver(self.truths[key], change, outcome, at_s, lag_s)
         self.record(change, "unanswered" if result in ("late", "lost") else result)
 
@@ -226,6 +227,25 @@ class Loop:
         if result == "accepted":
             self.accepted_live[key] = (tx, value_a)
 
+    def outcome(self, change) -> str:
+        return self.decoder.pick(list(OUTCOMES)) if self.flaky[change.key] else "accepted"
+
+    def reserve(self, key: str, tx: int | None):
+        return reserve_for_connector(self.by_key[key], current_a=self.envelope(key))
+
+    def session(self, key: str, tx: int) -> Session:
+        last = self.accepted_live.get(key)
+        return Session(
+            connector=self.by_key[key],
+            last_setpoint_a=last[1] if last and last[0] == tx else None,
+        )
+
+    def zones_now(self, sessions: list[Session]) -> tuple[Zone, ...]:
+        return self.zones
+
+    def allocated(self, allocation) -> None:
+        """What the control loop keeps of an allocation for the next run."""
+
     def run(self) -> None:
         """One run of the control loop, as ``apps.energy.control`` does it."""
         sessions, reserves, idle, held = [], [], [], []
@@ -233,7 +253,7 @@ class Loop:
             connector = self.by_key[key]
             tx = self.tx(key)
             if self.records[key].held(tx, self.now_s):
-                reserves.append(reserve_for_connector(connector, current_a=self.envelope(key)))
+                reserves.append(self.reserve(key, tx))
                 fallback = self.records[key].fallback
                 live = self.records[key].live_for(tx, self.now_s)
                 live_held = live is not None and live.held
@@ -260,21 +280,17 @@ class Loop:
                     )
                 )
             else:
-                last = self.accepted_live.get(key)
-                sessions.append(
-                    Session(
-                        connector=connector,
-                        last_setpoint_a=last[1] if last and last[0] == tx else None,
-                    )
-                )
+                sessions.append(self.session(key, tx))
+        zones = self.zones_now(sessions)
         snapshot = SiteSnapshot(
             now_s=self.now_s,
-            zones=self.zones,
+            zones=zones,
             sessions=tuple(sessions),
             reserves=tuple(reserves),
             settings=self.settings,
         )
         allocation = self.allocation = allocate(snapshot)
+        self.allocated(allocation)
         due = [
             item.key
             for item in allocation.sessions
@@ -282,7 +298,7 @@ class Loop:
             or self.accepted_live.get(item.key, (None,))[0] != self.truths[item.key].transaction_id
         ]
         changes = plan_changes(
-            self.zones,
+            zones,
             allocation,
             live_due=due,
             idle=idle,
@@ -317,7 +333,7 @@ class Loop:
             for key in self.truths
         ]
         granted = admit_raises(
-            self.zones,
+            zones,
             {zone.zone_id: zone.available_a for zone in allocation.zones},
             budgeted,
             [
