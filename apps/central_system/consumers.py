@@ -25,6 +25,14 @@ from django.conf import settings
 from apps.central_system import handlers, hotstate, ocpp_log, protocol, security, services
 from apps.central_system.daphne_ext import EXTENSION as DENIAL_EXTENSION
 from apps.central_system.db import in_db_thread
+from apps.central_system.messages import (
+    CommandMessage,
+    CommandsMessage,
+    ReplaceMessage,
+    ReplyMessage,
+    ReplyOutcome,
+    StationChangedMessage,
+)
 from apps.central_system.protocol import ErrorCode, OcppError
 from apps.stations.models import Direction
 from apps.stations.services import station_touch
@@ -195,9 +203,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self.group = hotstate.station_group(self.identity)
         # Tell an older connection of this station to go away before joining,
         # so a command is never delivered to both.
-        await self.channel_layer.group_send(
-            self.group, {"type": "ocpp.replace", "channel": self.channel_name}
-        )
+        replace: ReplaceMessage = {"type": "ocpp.replace", "channel": self.channel_name}
+        await self.channel_layer.group_send(self.group, replace)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await hotstate.connection_open(
             self.identity, self.channel_name, remote_addr=self.remote_addr
@@ -409,14 +416,16 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     # --- commands to the station -------------------------------------------------
 
-    async def ocpp_command(self, event: dict[str, Any]) -> None:
+    async def ocpp_command(self, event: CommandMessage) -> None:
         """A command from any process: queue it, send it when the line is free."""
         reply_to = event["reply_to"]
         if event["request_id"] in self.recent_requests:
             return  # a channel-layer redelivery
         if self.replaced or not self.is_open:
             reason = "replaced by a newer connection" if self.replaced else "connection closed"
-            await self._reply(reply_to, {"outcome": "offline", "reason": reason})
+            await self._reply(
+                reply_to, {"type": "ocpp.reply", "outcome": "offline", "reason": reason}
+            )
             return
         self.recent_requests.append(event["request_id"])
         self.outbox.append(
@@ -430,7 +439,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         )
         await self._pump()
 
-    async def ocpp_commands(self, event: dict[str, Any]) -> None:
+    async def ocpp_commands(self, event: CommandsMessage) -> None:
         """A batch of commands for consumers of this process, carried by this one.
 
         A run of the load manager sends hundreds of profiles at once: one
@@ -443,6 +452,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 await self._reply(
                     command["reply_to"],
                     {
+                        "type": "ocpp.reply",
                         "request_id": command.get("request_id", ""),
                         "outcome": "offline",
                         "reason": "connection closed",
@@ -535,14 +545,17 @@ class OcppConsumer(AsyncWebsocketConsumer):
             )
         await self._pump()
 
-    async def _finish(self, call: PendingCall, outcome: str, **fields: Any) -> None:
+    async def _finish(self, call: PendingCall, outcome: ReplyOutcome, **fields: Any) -> None:
         if call.timer is not None:
             call.timer.cancel()
         if call.reply_to is not None:
-            await self._reply(
-                call.reply_to,
-                {"request_id": call.request_id, "outcome": outcome, **fields},
-            )
+            reply: ReplyMessage = {
+                "type": "ocpp.reply",
+                "request_id": call.request_id,
+                "outcome": outcome,
+                **fields,  # the fields of that outcome (see ReplyMessage)
+            }
+            await self._reply(call.reply_to, reply)
             return
         status = (fields.get("payload") or {}).get("status")
         if outcome != "result" or status not in (None, "Accepted", "RebootRequired"):
@@ -551,15 +564,15 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 self.identity, call.action, status or outcome, detail
             )
 
-    async def _reply(self, reply_to: str, message: dict[str, Any]) -> None:
+    async def _reply(self, reply_to: str, message: ReplyMessage) -> None:
         try:
-            await self.channel_layer.send(reply_to, {"type": "ocpp.reply", **message})
+            await self.channel_layer.send(reply_to, message)
         except Exception:  # the caller may be gone (full or expired channel)
             logger.warning("Could not answer %s for %s", reply_to, self.identity, exc_info=True)
 
     # --- messages from other processes -----------------------------------------------
 
-    async def ocpp_replace(self, event: dict[str, Any]) -> None:
+    async def ocpp_replace(self, event: ReplaceMessage) -> None:
         """A newer connection of this station took over: close this one."""
         if event.get("channel") == self.channel_name or not self.is_open:
             return
@@ -571,7 +584,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             self.identity, connected=False, remote_addr=self.remote_addr, replaced=True
         )
 
-    async def ocpp_station_changed(self, event: dict[str, Any]) -> None:
+    async def ocpp_station_changed(self, event: StationChangedMessage) -> None:
         """An admin installed, refused or deleted the station."""
         if not self.is_open:
             return
