@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apps.energy import state
-from apps.energy.allocator import Phase, PhaseAmps, Reason
+from apps.energy.allocator import Phase, PhaseAmps, Reason, ZoneAllocation
 from apps.energy.allocator.envelope import ConnectorProfiles
 
 
@@ -94,52 +94,46 @@ class ZoneReductionFigure:
 
 @dataclass(frozen=True, slots=True)
 class ZoneFigures:
-    """A zone's live figures from the last allocation (SPEC §3.7), per phase L1–L3 in amps.
+    """A zone's live figures from the last allocation (SPEC §3.7).
 
-    ``limit_a`` is the zone maximum with the active reduction (the same on
-    each phase); ``other_loads_a`` the building's other loads measured by the
-    zone meter (None: a static zone, or its meter is lost); ``available_a``
-    what is left for charging, ``allocated_a`` the sum of the setpoints below
-    the zone, ``reserved_a`` what disconnected stations below it may draw.
+    ``allocation`` holds the figures per phase (L1, L2, L3) in amps, as the
+    allocator defines them (:class:`~apps.energy.allocator.ZoneAllocation`):
+    the limit with the active reduction, the other loads the zone meter
+    measured (None: a static zone, or its meter is lost), what is available,
+    reserved and allocated. ``reductions`` are those that were active,
     ``held_since`` is set while a fall of the meter is held back because EV
-    dips could explain it.
+    dips could explain it, ``computed_at`` is when the allocation ran.
     """
 
-    zone_id: int
-    limit_a: float
-    reduction_percent: float | None
-    meter_lost: bool
-    production_lost: bool
-    other_loads_a: PhaseAmps | None
-    production_a: PhaseAmps
-    grid_available_a: PhaseAmps
-    available_a: PhaseAmps
-    reserved_a: PhaseAmps
-    allocated_a: PhaseAmps
-    headroom_a: PhaseAmps
-    session_count: int
-    charging_count: int
+    allocation: ZoneAllocation
     reductions: tuple[ZoneReductionFigure, ...]
     held_since: datetime | None
     computed_at: datetime | None
 
+    @property
+    def zone_id(self) -> int:
+        return self.allocation.zone_id
+
     @classmethod
     def from_hot(cls, zone_id: int, record: Mapping[str, Any]) -> ZoneFigures:
         return cls(
-            zone_id=zone_id,
-            limit_a=float(record.get("limit_a") or 0.0),
-            reduction_percent=record.get("reduction_percent"),
-            meter_lost=bool(record.get("meter_lost")),
-            production_lost=bool(record.get("production_lost")),
-            other_loads_a=_phase_amps(record.get("other_loads_a")),
-            production_a=_zero_if_none(record.get("production_a")),
-            grid_available_a=_zero_if_none(record.get("grid_available_a")),
-            available_a=_zero_if_none(record.get("available_a")),
-            reserved_a=_zero_if_none(record.get("reserved_a")),
-            allocated_a=_zero_if_none(record.get("allocated_a")),
-            headroom_a=_zero_if_none(record.get("headroom_a")),
-            session_count=int(record.get("session_count") or 0),
-            charging_count=int(record.get("charging_count") or 0),
+            allocation=ZoneAllocation(
+                zone_id=zone_id,
+                limit_a=float(record.get("limit_a") or 0.0),
+                reduction_percent=record.get("reduction_percent"),
+                meter_lost=bool(record.get("meter_lost")),
+                production_lost=bool(record.get("production_lost")),
+                other_loads_a=_phase_amps(record.get("other_loads_a")),
+                production_a=_zero_if_none(record.get("production_a")),
+                grid_available_a=_zero_if_none(record.get("grid_available_a")),
+                available_a=_zero_if_none(record.get("available_a")),
+                reserved_a=_zero_if_none(record.get("reserved_a")),
+                allocated_a=_zero_if_none(record.get("allocated_a")),
+                headroom_a=_zero_if_none(record.get("headroom_a")),
+                session_count=int(record.get("session_count") or 0),
+                charging_count=int(record.get("charging_count") or 0),
+                held_meter_current_a=_phase_amps(record.get("held_meter_current_a")),
+            ),
             reductions=tuple(
                 ZoneReductionFigure(
                     source=item.get("source", ""),

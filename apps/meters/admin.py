@@ -1,12 +1,12 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from redis.exceptions import RedisError
 
 from apps.meters.modbus.client import MeterError
 from apps.meters.models import Meter, MeterModel, MeterRecord
 from apps.meters.selectors import meter_state
 from apps.meters.services import meter_read_once
+from evce_site.admin_display import hot_state_display
 
 
 @admin.register(MeterModel)
@@ -47,15 +47,10 @@ class MeterAdmin(admin.ModelAdmin):
         ("Modbus RTU", {"fields": ("serial_device", "baudrate", "bytesize", "parity", "stopbits")}),
     )
 
-    @admin.display(description=_("state"))
+    @hot_state_display(description=_("state"))
     def live_state(self, meter: Meter) -> str:
         """What the poller last got: state, failures, and how old the last good values are."""
-        if not meter.pk:
-            return "-"
-        try:
-            current = meter_state(meter.pk)
-        except RedisError:  # Redis down: the page must still open
-            return _("unavailable")
+        current = meter_state(meter.pk)
         now = timezone.now()
         text = current.status
         if current.failures:

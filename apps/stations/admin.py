@@ -3,11 +3,11 @@ from datetime import UTC, datetime
 from django.contrib import admin
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from redis.exceptions import RedisError
 
 from apps.energy.selectors import station_setpoints
 from apps.stations.models import Connector, MeterSample, OcppMessage, Station, Transaction
 from apps.stations.selectors import station_presence
+from evce_site.admin_display import hot_state_display
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -75,16 +75,10 @@ class StationAdmin(admin.ModelAdmin):
         "load_management",
     )
 
-    @admin.display(description=_("connection"))
+    @hot_state_display(description=_("connection"))
     def connection(self, station: Station) -> str:
         """Online or not, by the one online rule, and since when the station was last heard."""
-        if not station.pk:
-            return "-"
-        try:
-            presence = station_presence(station.identity)
-            online = presence.is_online()
-        except RedisError:  # Redis down: the page must still open
-            return _("unavailable")
+        presence = station_presence(station.identity)
         if not presence.connected:
             return _("offline (not connected)")
         last_seen = (
@@ -92,7 +86,7 @@ class StationAdmin(admin.ModelAdmin):
             if presence.last_seen_s is not None
             else None
         )
-        text = _("online") if online else _("offline (silent)")
+        text = _("online") if presence.is_online() else _("offline (silent)")
         if last_seen is not None:
             text += " — " + _("last message %(at)s") % {
                 "at": last_seen.strftime("%Y-%m-%d %H:%M:%S")
@@ -101,13 +95,10 @@ class StationAdmin(admin.ModelAdmin):
             text += f" — {presence.remote_addr}"
         return text
 
-    @admin.display(description=_("load management"))
+    @hot_state_display(description=_("load management"))
     def load_management(self, station: Station) -> str:
         """Each connector's setpoint, why, and whether the station applied it."""
-        try:
-            setpoints = station_setpoints(station.identity) if station.pk else {}
-        except RedisError:  # Redis down: the page must still open
-            return _("unavailable")
+        setpoints = station_setpoints(station.identity)
         if not setpoints:
             return _("no session")
         parts = []

@@ -1,10 +1,10 @@
 from django.contrib import admin
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from redis.exceptions import RedisError
 
 from apps.energy.selectors import zone_figures
 from apps.zones.models import EbmsReduction, ExternalInput, TouPeriod, TouSlot, Zone
+from evce_site.admin_display import hot_state_display
 
 
 class SubZoneInline(admin.TabularInline):
@@ -34,32 +34,29 @@ class ZoneAdmin(admin.ModelAdmin):
     inlines = [SubZoneInline]
     readonly_fields = ("live_figures",)
 
-    @admin.display(description=_("live figures"))
+    @hot_state_display(description=_("live figures"))
     def live_figures(self, zone: Zone) -> str:
         """The zone's figures from the last allocation, per phase L1 / L2 / L3."""
-        if not zone.pk:
-            return "-"
-        try:
-            figures = zone_figures(zone.pk)
-        except RedisError:  # Redis down: the page must still open
-            return _("unavailable")
+        figures = zone_figures(zone.pk)
         if figures is None:
             return _("not allocated yet")
+
+        live = figures.allocation
 
         def amps(values) -> str:
             return " / ".join(f"{v:.1f}" for v in values) + " A"
 
         parts = [
-            _("limit %(limit)s") % {"limit": f"{figures.limit_a:g} A"},
-            _("other loads %(amps)s") % {"amps": amps(figures.other_loads_a)}
-            if figures.other_loads_a is not None
+            _("limit %(limit)s") % {"limit": f"{live.limit_a:g} A"},
+            _("other loads %(amps)s") % {"amps": amps(live.other_loads_a)}
+            if live.other_loads_a is not None
             else _("other loads not measured"),
-            _("available %(amps)s") % {"amps": amps(figures.available_a)},
-            _("allocated %(amps)s") % {"amps": amps(figures.allocated_a)},
-            _("reserved %(amps)s") % {"amps": amps(figures.reserved_a)},
-            _("%(count)d sessions") % {"count": figures.session_count},
+            _("available %(amps)s") % {"amps": amps(live.available_a)},
+            _("allocated %(amps)s") % {"amps": amps(live.allocated_a)},
+            _("reserved %(amps)s") % {"amps": amps(live.reserved_a)},
+            _("%(count)d sessions") % {"count": live.session_count},
         ]
-        if figures.meter_lost:
+        if live.meter_lost:
             parts.append(_("meter lost: degraded setpoint"))
         for reduction in figures.reductions:
             parts.append(_("reduced: %(what)s") % {"what": reduction.description})

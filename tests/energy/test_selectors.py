@@ -70,11 +70,13 @@ def test_a_setpoint_limited_by_its_zone_reads_back_with_its_reason(hot_state):
     assert station_setpoints("ELSEWHERE") == {}
 
     figures = zone_figures(zone.pk)
-    assert figures.limit_a == 20.0 and figures.reduction_percent is None
-    assert figures.other_loads_a is None and not figures.meter_lost  # a static zone
-    assert figures.session_count == 1
-    assert max(figures.allocated_a) == 20.0
-    assert figures.available_a == (20.0, 20.0, 20.0)
+    live = figures.allocation
+    assert figures.zone_id == live.zone_id == zone.pk
+    assert live.limit_a == 20.0 and live.reduction_percent is None
+    assert live.other_loads_a is None and not live.meter_lost  # a static zone
+    assert live.session_count == 1
+    assert max(live.allocated_a) == 20.0
+    assert live.available_a == (20.0, 20.0, 20.0)
     assert before <= figures.computed_at.timestamp() <= after
     assert zones_figures() == {zone.pk: figures}
     assert zone_figures(zone.pk + 1) is None
@@ -150,8 +152,9 @@ def test_a_held_connector_shows_what_it_may_draw_and_what_evce_asks(hot_state):
 
     figures = zone_figures(3)
     assert isinstance(figures, ZoneFigures)
-    assert figures.meter_lost and figures.reduction_percent == 50.0
-    assert figures.reserved_a == (32.0, 32.0, 32.0)
+    live = figures.allocation
+    assert live.meter_lost and live.reduction_percent == 50.0
+    assert live.reserved_a == (32.0, 32.0, 32.0) and live.other_loads_a is None
     assert [(r.source, r.percent) for r in figures.reductions] == [("ebms", 50.0)]
     assert figures.reductions[0].valid_until == datetime(2026, 3, 2, 9, tzinfo=UTC)
     assert figures.held_since.timestamp() == pytest.approx(now_s - 3)

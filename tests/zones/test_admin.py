@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 from django.urls import reverse
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from apps.energy import state
 from apps.energy.allocator import Ranking
@@ -41,3 +44,9 @@ def test_the_last_allocations_figures_are_shown(admin_client, hot_state):
     assert "limit 63 A; other loads 10.0 / 12.5 / 8.0 A; available 53.0 / 50.5 / 55.0 A" in page
     assert "allocated 32.0 / 32.0 / 32.0 A; reserved 0.0 / 0.0 / 0.0 A; 2 sessions" in page
     assert "computed 2023-11-1" in page
+
+
+def test_the_page_opens_while_redis_is_down(admin_client):
+    zone = ZoneFactory()
+    with mock.patch("apps.zones.admin.zone_figures", side_effect=RedisConnectionError("down")):
+        assert "unavailable" in _page(admin_client, zone)
