@@ -30,6 +30,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from apps.central_system import hotstate, protocol
+from apps.central_system.messages import CommandMessage, CommandsMessage, ReplyMessage
 
 DEFAULT_TIMEOUT_S = 30.0
 # The consumer answers "timeout" itself at the deadline; this covers transit.
@@ -86,17 +87,15 @@ async def call(
     # Straight to the consumer holding the socket (one Redis round trip; a
     # group send costs three). Should a newer connection have replaced it
     # meanwhile, that consumer answers "offline".
-    await layer.send(
-        channel,
-        {
-            "type": "ocpp.command",
-            "request_id": uuid.uuid4().hex,
-            "action": action,
-            "payload": payload,
-            "reply_to": reply_to,
-            "timeout_s": float(timeout_s),
-        },
-    )
+    command: CommandMessage = {
+        "type": "ocpp.command",
+        "request_id": uuid.uuid4().hex,
+        "action": action,
+        "payload": payload,
+        "reply_to": reply_to,
+        "timeout_s": float(timeout_s),
+    }
+    await layer.send(channel, command)
     try:
         message = await asyncio.wait_for(layer.receive(reply_to), timeout_s + REPLY_GRACE_S)
     except TimeoutError:
@@ -132,7 +131,7 @@ async def call_many(
             outcomes[position] = exc
     channels = await hotstate.connection_channels(sorted({calls[i][0] for i in checked}))
     layer = get_channel_layer()
-    batches: dict[str, list[dict[str, Any]]] = {}
+    batches: dict[str, list[CommandMessage]] = {}
     waiting: list[tuple[int, str]] = []
     for position, payload in checked.items():
         identity, action, _payload = calls[position]
@@ -155,7 +154,8 @@ async def call_many(
         waiting.append((position, reply_to))
     for commands_ in batches.values():
         # Carried by the first of the process's consumers, which hands each on.
-        await layer.send(commands_[0]["channel"], {"type": "ocpp.commands", "commands": commands_})
+        batch: CommandsMessage = {"type": "ocpp.commands", "commands": commands_}
+        await layer.send(commands_[0]["channel"], batch)
 
     async def answer(position: int, reply_to: str) -> None:
         identity, action, _payload = calls[position]
@@ -222,7 +222,7 @@ def _checked(action: str, payload: dict[str, Any]) -> dict[str, Any]:
     return plain
 
 
-def _outcome(identity: str, action: str, message: dict, timeout_s: float) -> dict[str, Any]:
+def _outcome(identity: str, action: str, message: ReplyMessage, timeout_s: float) -> dict[str, Any]:
     outcome = message.get("outcome")
     if outcome == "result":
         return message.get("payload") or {}

@@ -30,6 +30,12 @@ from apps.central_system import (
     services,
 )
 from apps.central_system.db import in_db_thread
+from apps.central_system.messages import (
+    CommandMessage,
+    CommandsMessage,
+    ReplaceMessage,
+    StationChangedMessage,
+)
 from apps.central_system.outbox import Outbox
 from apps.central_system.protocol import ErrorCode, OcppError
 from apps.stations.models import Direction
@@ -188,9 +194,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self.group = hotstate.station_group(self.identity)
         # Tell an older connection of this station to go away before joining,
         # so a command is never delivered to both.
-        await self.channel_layer.group_send(
-            self.group, {"type": "ocpp.replace", "channel": self.channel_name}
-        )
+        replace: ReplaceMessage = {"type": "ocpp.replace", "channel": self.channel_name}
+        await self.channel_layer.group_send(self.group, replace)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await hotstate.connection_open(
             self.identity, self.channel_name, remote_addr=self.remote_addr
@@ -386,7 +391,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     # --- commands to the station -------------------------------------------------
 
-    async def ocpp_command(self, event: dict[str, Any]) -> None:
+    async def ocpp_command(self, event: CommandMessage) -> None:
         """A command from any process: queue it, send it when the line is free."""
         if self.outbox.is_redelivery(event["request_id"]):
             return  # a channel-layer redelivery
@@ -396,7 +401,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             return
         await self.outbox.add_command(event)
 
-    async def ocpp_commands(self, event: dict[str, Any]) -> None:
+    async def ocpp_commands(self, event: CommandsMessage) -> None:
         """A batch of commands for consumers of this process, carried by this one.
 
         A run of the load manager sends hundreds of profiles at once: one
@@ -419,7 +424,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     # --- messages from other processes -----------------------------------------------
 
-    async def ocpp_replace(self, event: dict[str, Any]) -> None:
+    async def ocpp_replace(self, event: ReplaceMessage) -> None:
         """A newer connection of this station took over: close this one."""
         if event.get("channel") == self.channel_name or not self.is_open:
             return
@@ -431,7 +436,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             self.identity, connected=False, remote_addr=self.remote_addr, replaced=True
         )
 
-    async def ocpp_station_changed(self, event: dict[str, Any]) -> None:
+    async def ocpp_station_changed(self, event: StationChangedMessage) -> None:
         """An admin installed, refused or deleted the station."""
         if not self.is_open:
             return

@@ -19,6 +19,7 @@ from typing import Any
 
 from apps.central_system import ocpp_log, protocol, services
 from apps.central_system.db import in_db_thread
+from apps.central_system.messages import CommandMessage
 from apps.central_system.protocol import OcppError
 from apps.stations.models import Direction
 
@@ -67,7 +68,7 @@ class Outbox:
     def is_redelivery(self, request_id: str) -> bool:
         return request_id in self.recent_requests
 
-    async def add_command(self, event: dict[str, Any]) -> None:
+    async def add_command(self, event: CommandMessage) -> None:
         """Queue a caller's command (an ``ocpp.command`` message) and send when the line is free."""
         self.recent_requests.append(event["request_id"])
         self.queue.append(

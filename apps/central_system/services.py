@@ -17,6 +17,7 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from apps.central_system import commands, hotstate
+from apps.central_system.messages import StationChange, StationChangedMessage
 from apps.central_system.models import CommandResult, CommandStatus
 from apps.maintenance.models import EventCategory, EventLevel
 from apps.maintenance.services import device_log_write
@@ -60,16 +61,15 @@ def station_configuration_commands(
     ]
 
 
-def station_state_changed(identity: str, change: str) -> None:
+def station_state_changed(identity: str, change: StationChange) -> None:
     """Tell the connection of a station (wherever it is) that an admin changed its state.
 
     ``installed``: the station is asked to boot again, to be accepted now;
     ``refused`` / ``deleted``: its socket is closed.
     """
     try:
-        async_to_sync(get_channel_layer().group_send)(
-            hotstate.station_group(identity), {"type": "ocpp.station.changed", "change": change}
-        )
+        message: StationChangedMessage = {"type": "ocpp.station.changed", "change": change}
+        async_to_sync(get_channel_layer().group_send)(hotstate.station_group(identity), message)
     except Exception:  # the change is saved; the station learns it at its next boot anyway
         logger.warning("Could not notify the connection of %s", identity, exc_info=True)
 

@@ -173,15 +173,3 @@ def fallback_commands(station: Station) -> list[Command]:
     if not fallbacks:
         return []  # clearing with nothing to install would leave the connector maximum
     return [commands.clear_charging_profile(purpose="TxDefaultProfile"), *fallbacks]
-
-
-def station_setpoints(identity: str) -> dict[int, dict]:
-    """The latest allocation of a station's connectors (setpoint, reason, delivery result)."""
-    from apps.energy import state
-
-    prefix = f"{identity}/"
-    return {
-        int(key.removeprefix(prefix)): item
-        for key, item in state.session_results().items()
-        if key.startswith(prefix)
-    }

@@ -4,7 +4,7 @@ It turns zone rows, meter hot state, active reductions, ongoing transactions
 with their latest measurements, disconnected stations and what was last sent
 into an allocator ``SiteSnapshot``. Missing or stale data fails closed: a meter
 counts with its last good values until it is lost (SPEC §4) and not once they
-are older than its loss horizon (:func:`apps.meters.services.meter_usable_currents`);
+are older than its loss horizon (:meth:`apps.meters.selectors.MeterState.is_usable`);
 a lost meter is never read as 0 A.
 """
 
@@ -46,9 +46,10 @@ from apps.energy.allocator.envelope import ConnectorProfiles
 from apps.energy.allocator.readings import drawing_cap_a as drawing_cap
 from apps.energy.allocator.tree import ZoneTree
 from apps.energy.measurement import ev_measurement, previous_current_samples
-from apps.meters.services import PhaseCurrents, meter_usable_currents, meters_hot_state
+from apps.meters.selectors import MeterState, PhaseCurrents, meter_states
 from apps.siteconfig.models import SiteSettings as SiteSettingsRow
 from apps.stations.models import Connector, MeterSample, Station, StationState, Transaction
+from apps.stations.selectors import online_identities
 from apps.zones.models import Zone as ZoneRow
 from apps.zones.selectors import ActiveReduction, active_reductions
 
@@ -119,9 +120,9 @@ def allocator_settings(row: SiteSettingsRow) -> SiteSettings:
     )
 
 
-def _phase_currents(hot: dict | None, now: datetime) -> tuple[float, float, float] | None:
+def _phase_currents(hot: MeterState, now: datetime) -> tuple[float, float, float] | None:
     """Per-phase current of a meter, or None when lost, never read or too old."""
-    return meter_usable_currents(hot, now)
+    return hot.usable_currents_a(now)
 
 
 def _other_loads_hold(
@@ -155,15 +156,14 @@ def _reductions(items: Iterable[ActiveReduction]) -> tuple[Reduction, ...]:
     )
 
 
-def _read_window(hot: dict[int, dict], now: datetime) -> tuple[float, float] | None:
+def _read_window(hot: dict[int, MeterState], now: datetime) -> tuple[float, float] | None:
     """From the start of the oldest to the end of the newest meter reading in use."""
     starts, ends = [], []
     for state_ in hot.values():
-        if _phase_currents(state_, now) is None:
+        if _phase_currents(state_, now) is None or state_.read_at is None:
             continue
-        starts.append(datetime.fromisoformat(state_["read_at"]).timestamp())
-        done = state_.get("read_done_at") or state_["read_at"]
-        ends.append(datetime.fromisoformat(done).timestamp())
+        starts.append(state_.read_at.timestamp())
+        ends.append((state_.read_done_at or state_.read_at).timestamp())
     return (min(starts), max(ends)) if starts else None
 
 
@@ -206,14 +206,14 @@ def build_zones(
     """
     rows = list(ZoneRow.objects.all())
     meter_ids = [i for row in rows for i in (row.meter_id, row.production_meter_id) if i]
-    hot = meters_hot_state(meter_ids)
+    hot = meter_states(meter_ids)
     if read_window is not None:
         window = _read_window(hot, now)
         if window is not None:
             read_window.append(window)
     if previous is None:
         previous = state.zone_results()
-    readings = {meter_id: _phase_currents(hot.get(meter_id), now) for meter_id in meter_ids}
+    readings = {meter_id: _phase_currents(hot[meter_id], now) for meter_id in meter_ids}
     if meter_readings is not None:
         meter_readings.update(readings)
     hold_s = float(site.meter_value_sample_interval_s) + SAMPLE_TRANSIT_S
@@ -397,8 +397,6 @@ def build_snapshot(
     since the station connected) is reserved at its envelope instead, and its
     session, if any, is asked again for what evce last wanted of it.
     """
-    from apps.central_system.presence import connected_identities
-
     now = now or timezone.now()
     now_s = now.timestamp()
     site = SiteSettingsRow.load()
@@ -417,7 +415,7 @@ def build_snapshot(
     )
 
     stations = _installed_stations()
-    connected = connected_identities([s.identity for s in stations])
+    connected = online_identities([s.identity for s in stations])
     connectors: list[AllocConnector] = []
     by_key: dict[str, tuple[Station, Connector]] = {}
     for station in stations:

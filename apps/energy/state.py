@@ -4,6 +4,9 @@
   with, and what a disconnected station may still draw until its lease ends);
 - the priority ranking fed back to the next allocation;
 - the last allocation per connector and per zone, read by the UI and the API.
+
+This module alone knows the keys; others read the results typed, through
+:mod:`apps.energy.selectors`.
 """
 
 from __future__ import annotations

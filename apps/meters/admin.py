@@ -1,9 +1,11 @@
 from django.contrib import admin, messages
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.meters.modbus.client import MeterError
 from apps.meters.models import Meter, MeterModel, MeterRecord
+from apps.meters.selectors import meter_state
 from apps.meters.services import (
     METER_SETTINGS,
     meter_delete,
@@ -13,6 +15,7 @@ from apps.meters.services import (
     meter_save,
 )
 from evce_site.admin import ServiceAdminMixin
+from evce_site.admin_display import hot_state_display
 
 
 @admin.register(MeterModel)
@@ -58,12 +61,15 @@ class MeterAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "address_display",
         "is_reporting",
         "enabled",
+        "live_state",
     )
     list_filter = ("connection_type", "is_reporting", "enabled", "model")
     search_fields = ("name", "host", "serial_device")
     actions = ["test_connection"]
+    readonly_fields = ("live_state",)
     fieldsets = (
         (None, {"fields": ("name", "model", "is_reporting", "enabled", "timeout_ms")}),
+        (_("Polling"), {"fields": ("live_state",)}),
         ("Modbus TCP", {"fields": ("connection_type", "host", "port", "unit_id")}),
         ("Modbus RTU", {"fields": ("serial_device", "baudrate", "bytesize", "parity", "stopbits")}),
     )
@@ -84,6 +90,25 @@ class MeterAdmin(ServiceAdminMixin, admin.ModelAdmin):
         with transaction.atomic():
             for meter in queryset:
                 meter_delete(meter, user=request.user)
+
+    @hot_state_display(description=_("state"))
+    def live_state(self, meter: Meter) -> str:
+        """What the poller last got: state, failures, and how old the last good values are."""
+        current = meter_state(meter.pk)
+        now = timezone.now()
+        text = current.status
+        if current.failures:
+            text += ", " + _("%(count)d failed polls") % {"count": current.failures}
+        age_s = current.age_s(now)
+        if age_s is not None:
+            text += ", " + _("values %(age).1f s old") % {"age": age_s}
+            currents = current.currents_a
+            if currents is not None:
+                text += " (" + " / ".join(f"{c:.1f} A" for c in currents) + ")"
+        text += " — " + (_("usable") if current.is_usable(now) else _("not usable"))
+        if current.error and current.failures:
+            text += f" — {current.error}"
+        return text
 
     @admin.action(description=_("Test connection (read once)"))
     def test_connection(self, request, queryset):

@@ -37,6 +37,8 @@ from apps.meters.modbus.client import (
 )
 from apps.meters.modbus.registers import RegisterMap, register_map_errors
 from apps.meters.models import ConnectionType, Meter, MeterModel, MeterRecord
+from apps.meters.selectors import MeterState, PhaseCurrents
+from apps.meters.state import MeterStatus, meters_hot_state, meters_hot_state_set
 from evce_site.hotstate import key, redis_client
 
 logger = logging.getLogger(__name__)
@@ -48,13 +50,6 @@ REBALANCE_DELTA_A = 0.5
 # Last good values stay usable at least this long: polls delayed behind other work
 # must not flip a zone into degraded mode.
 LOSS_HORIZON_MIN_S = 5.0
-
-
-class MeterStatus:
-    CONNECTED = "connected"
-    ERROR = "error"  # failing, not yet lost: its last good values still count
-    LOST = "lost"
-    NOT_CONNECTED = "not_connected"  # never read
 
 
 def meter_loss_horizon_s(*, poll_interval_ms: int, lost_after: int, timeout_ms: int) -> float:
@@ -272,48 +267,8 @@ def meter_read_once(meter: Meter) -> MeterReading:
 
 
 # --------------------------------------------------------------------------
-# Hot state
+# Hot state (its keys: apps.meters.state; typed reads: apps.meters.selectors)
 # --------------------------------------------------------------------------
-
-
-def _hot_key(meter_id: int) -> str:
-    return key("meter", meter_id)
-
-
-def meter_hot_state(meter_id: int) -> dict[str, Any] | None:
-    """The latest state of a meter: status, failures, values, read_at (ISO)."""
-    raw = redis_client().get(_hot_key(meter_id))
-    return json.loads(raw) if raw else None
-
-
-def meters_hot_state(meter_ids: list[int]) -> dict[int, dict[str, Any]]:
-    if not meter_ids:
-        return {}
-    raws = redis_client().mget([_hot_key(i) for i in meter_ids])
-    return {i: json.loads(raw) for i, raw in zip(meter_ids, raws, strict=True) if raw}
-
-
-PhaseCurrents = tuple[float, float, float]
-
-
-def meter_usable_currents(hot: dict[str, Any] | None, now: datetime) -> PhaseCurrents | None:
-    """A meter's per-phase current as the control loop may use it, or None (fail closed).
-
-    A meter that failed a few polls but is not lost yet still counts with its
-    last good values (SPEC §4), as long as they are younger than the loss
-    horizon written with them: older values belong to a meter that should
-    have been declared lost (a poller that stopped or fell behind).
-    """
-    if not hot or hot.get("status") not in (MeterStatus.CONNECTED, MeterStatus.ERROR):
-        return None
-    usable_until = hot.get("usable_until")
-    if not usable_until or now > datetime.fromisoformat(usable_until):
-        return None
-    values = hot.get("values") or {}
-    currents = [values.get(f"current_l{n}_a") for n in (1, 2, 3)]
-    if any(c is None for c in currents):
-        return None
-    return (float(currents[0]), float(currents[1]), float(currents[2]))
 
 
 _BASIS = key("meters", "allocation-basis")
@@ -394,7 +349,7 @@ def meters_poll(*, now: datetime | None = None, lost_after: int | None = None) -
             poll_interval_ms=poll_interval_ms, lost_after=lost_after, timeout_ms=timeout_ms
         )
     )
-    pipe = redis_client().pipeline()
+    states: dict[int, dict[str, Any]] = {}
     lost, recovered, records = [], [], []
     rebalance = False
     failed = 0
@@ -404,7 +359,7 @@ def meters_poll(*, now: datetime | None = None, lost_after: int | None = None) -
         if state["status"] == MeterStatus.CONNECTED and _history_due(before, now):
             state["recorded_at"] = now.isoformat()
             records.append(_record(meter, result, now))
-        pipe.set(_hot_key(meter.pk), json.dumps(state))
+        states[meter.pk] = state
         if isinstance(result, MeterError):
             failed += 1
         if state["status"] == MeterStatus.LOST and before["status"] != MeterStatus.LOST:
@@ -414,10 +369,10 @@ def meters_poll(*, now: datetime | None = None, lost_after: int | None = None) -
             recovered.append(meter.name)
             _log_transition(meter, lost=False)
         if meter.pk in zone_meter_ids and _departs_from_allocation(
-            basis, meter.pk, meter_usable_currents(state, now)
+            basis, meter.pk, MeterState.from_hot(meter.pk, state).usable_currents_a(now)
         ):
             rebalance = True
-    pipe.execute()
+    meters_hot_state_set(states)
     if records:
         MeterRecord.objects.bulk_create(records)
     if rebalance:

@@ -35,12 +35,12 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from apps.central_system import command_loop, commands
-from apps.central_system.presence import connected_identities
 from apps.central_system.services import command_failed_event
 from apps.maintenance.models import EventCategory, EventLevel
 from apps.maintenance.services import device_log_write
 from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode, StationAuthState
 from apps.stations.models import Station, StationState, Transaction
+from apps.stations.selectors import station_is_online
 from evce_site.hotstate import key, redis_client
 
 logger = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ def station_sync(station: Station, *, reasons: set[str], send: Send | None = Non
     """
     send = send or partial(_send_now, station.identity)
     report = SyncReport()
-    if station.identity not in connected_identities([station.identity]):
+    if not station_is_online(station.identity):
         report.connected = False
         return report
     state, _created = StationAuthState.objects.get_or_create(station=station)

@@ -1,10 +1,15 @@
+from datetime import UTC, datetime
+
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from apps.energy.selectors import station_setpoints
 from apps.stations.models import Connector, MeterSample, OcppMessage, Station, Transaction
+from apps.stations.selectors import station_presence
 from apps.stations.services import (
     STATION_SETTINGS,
     ConnectorSpec,
@@ -15,6 +20,7 @@ from apps.stations.services import (
     station_update,
 )
 from evce_site.admin import ServiceAdminMixin, formset_written_by_service, validation_messages
+from evce_site.admin_display import hot_state_display
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -82,31 +88,54 @@ class StationAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "last_seen_at",
         "created_at",
         "installed_at",
+        "connection",
         "authentication_sync",
         "load_management",
     )
 
-    @admin.display(description=_("load management"))
+    @hot_state_display(description=_("connection"))
+    def connection(self, station: Station) -> str:
+        """Online or not, by the one online rule, and since when the station was last heard."""
+        presence = station_presence(station.identity)
+        if not presence.connected:
+            return _("offline (not connected)")
+        last_seen = (
+            timezone.localtime(datetime.fromtimestamp(presence.last_seen_s, tz=UTC))
+            if presence.last_seen_s is not None
+            else None
+        )
+        text = _("online") if presence.is_online() else _("offline (silent)")
+        if last_seen is not None:
+            text += " — " + _("last message %(at)s") % {
+                "at": last_seen.strftime("%Y-%m-%d %H:%M:%S")
+            }
+        if presence.remote_addr:
+            text += f" — {presence.remote_addr}"
+        return text
+
+    @hot_state_display(description=_("load management"))
     def load_management(self, station: Station) -> str:
         """Each connector's setpoint, why, and whether the station applied it."""
-        from apps.energy.services import station_setpoints
-
-        try:
-            setpoints = station_setpoints(station.identity) if station.pk else {}
-        except Exception:  # Redis down: the page must still open
-            return _("unavailable")
+        setpoints = station_setpoints(station.identity)
         if not setpoints:
             return _("no session")
         parts = []
         for connector_id, item in sorted(setpoints.items()):
             value = (
-                f"{item['setpoint_w'] / 1000:g} kW"
-                if item.get("setpoint_w") is not None
-                else f"{item['setpoint_a']:g} A"
+                f"{item.setpoint_w / 1000:g} kW"
+                if item.setpoint_w is not None
+                else f"{item.setpoint_a:g} A"
             )
-            text = f"#{connector_id}: {value} ({item['reason']})"
-            if item.get("delivery") not in (None, "Accepted"):
-                text += " — " + _("not applied: %(result)s") % {"result": item["delivery"]}
+            why = str(item.reason)
+            if item.limiting_zone_id is not None:
+                why += f", zone {item.limiting_zone_id}"
+                if item.limiting_phase is not None:
+                    why += f" L{int(item.limiting_phase)}"
+            text = f"#{connector_id}: {value} ({why})"
+            if item.held and item.wanted_a is not None:
+                text += " — " + _("asked for %(wanted)g A") % {"wanted": item.wanted_a}
+            if not item.applied:
+                text += " — " + _("not applied: %(result)s") % {"result": item.delivery}
             parts.append(text)
         return "; ".join(parts)
 

@@ -1,8 +1,14 @@
-"""Reads about stations and sessions that need more than one query or Redis."""
+"""Reads about stations and sessions that need more than one query or Redis.
+
+The online state of stations is decided here only (:meth:`StationPresence.is_online`):
+the load manager, the authentication sync and the admin all ask these functions.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
@@ -33,26 +39,95 @@ def transactions_ongoing(*, station: Station | None = None) -> QuerySet[Transact
     return sessions
 
 
-def _online_window_s() -> float:
-    # SPEC §2.1: online while the socket is open and the last message is
-    # younger than twice the heartbeat interval.
-    return 2 * SiteSettings.load().heartbeat_interval_s
+def online_window_s(heartbeat_interval_s: float) -> float:
+    """How long after its last message a connected station still counts as online."""
+    return 2 * heartbeat_interval_s
+
+
+@dataclass(frozen=True, slots=True)
+class StationPresence:
+    """A station's connection as the web processes record it in Redis.
+
+    ``connected``: a socket of the station is open on some web process;
+    ``last_seen_s``: when it last sent a message (epoch seconds).
+    """
+
+    identity: str
+    connected: bool
+    last_seen_s: float | None = None
+    connected_at_s: float | None = None
+    remote_addr: str = ""
+
+    def is_online(
+        self, now_s: float | None = None, *, heartbeat_interval_s: float | None = None
+    ) -> bool:
+        """The one online rule (SPEC §2.1).
+
+        Online while the socket is open and the last message is at most twice
+        the heartbeat interval old (the boundary included): a socket that stays
+        open while the station says nothing (a half-open TCP connection) does
+        not count for long. Defaults: now, and the site's heartbeat interval.
+        """
+        if not self.connected or self.last_seen_s is None:
+            return False
+        if now_s is None:
+            now_s = time.time()
+        if heartbeat_interval_s is None:
+            heartbeat_interval_s = _heartbeat_interval_s()
+        return now_s - self.last_seen_s <= online_window_s(heartbeat_interval_s)
+
+
+def _heartbeat_interval_s() -> float:
+    return float(SiteSettings.load().heartbeat_interval_s)
+
+
+def _float_or_none(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
+def station_presence(identity: str) -> StationPresence:
+    """The connection record of one station (not connected when there is none)."""
+    record = hotstate.connection_info(identity)
+    if not record:
+        return StationPresence(identity=identity, connected=False)
+    return StationPresence(
+        identity=record.get("identity") or identity,
+        connected=True,
+        last_seen_s=_float_or_none(record.get("last_seen")),
+        connected_at_s=_float_or_none(record.get("connected_at")),
+        remote_addr=record.get("remote_addr") or "",
+    )
 
 
 def station_is_online(identity: str, *, now: float | None = None) -> bool:
-    record = hotstate.connection_info(identity)
-    if not record:
-        return False
-    last_seen = float(record.get("last_seen") or 0)
-    return (now or time.time()) - last_seen <= _online_window_s()
+    return station_presence(identity).is_online(now)
+
+
+def online_identities(identities: Iterable[str], *, now: float | None = None) -> set[str]:
+    """The subset of ``identities`` (as given) that are online now, in one round trip."""
+    wanted = list(dict.fromkeys(identities))
+    if not wanted:
+        return set()
+    now_s = time.time() if now is None else now
+    heartbeat_s = _heartbeat_interval_s()
+    seen = hotstate.last_seen_many(wanted)
+    return {
+        identity
+        for identity in wanted
+        if StationPresence(
+            identity, connected=identity in seen, last_seen_s=seen.get(identity)
+        ).is_online(now_s, heartbeat_interval_s=heartbeat_s)
+    }
 
 
 def stations_online(*, now: float | None = None) -> dict[str, float]:
     """Stations online now: box identity -> last time it spoke (epoch seconds)."""
-    window_s = _online_window_s()
-    now = now or time.time()
+    now_s = time.time() if now is None else now
+    heartbeat_s = _heartbeat_interval_s()
     return {
         identity: seen
         for identity, seen in hotstate.connected_stations().items()
-        if now - seen <= window_s
+        if StationPresence(identity, connected=True, last_seen_s=seen).is_online(
+            now_s, heartbeat_interval_s=heartbeat_s
+        )
     }

@@ -1,8 +1,10 @@
 from django.contrib import admin, messages
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from apps.energy.selectors import zone_figures
 from apps.zones.models import EbmsReduction, ExternalInput, TouPeriod, TouSlot, Zone
 from apps.zones.services import (
     EXTERNAL_INPUT_SETTINGS,
@@ -19,6 +21,7 @@ from apps.zones.services import (
     zone_update,
 )
 from evce_site.admin import ServiceAdminMixin, formset_written_by_service
+from evce_site.admin_display import hot_state_display
 
 
 def _values(form, names) -> dict:
@@ -50,6 +53,38 @@ class ZoneAdmin(ServiceAdminMixin, admin.ModelAdmin):
     search_fields = ("name",)
     autocomplete_fields = ()
     inlines = [SubZoneInline]
+    readonly_fields = ("live_figures",)
+
+    @hot_state_display(description=_("live figures"))
+    def live_figures(self, zone: Zone) -> str:
+        """The zone's figures from the last allocation, per phase L1 / L2 / L3."""
+        figures = zone_figures(zone.pk)
+        if figures is None:
+            return _("not allocated yet")
+
+        live = figures.allocation
+
+        def amps(values) -> str:
+            return " / ".join(f"{v:.1f}" for v in values) + " A"
+
+        parts = [
+            _("limit %(limit)s") % {"limit": f"{live.limit_a:g} A"},
+            _("other loads %(amps)s") % {"amps": amps(live.other_loads_a)}
+            if live.other_loads_a is not None
+            else _("other loads not measured"),
+            _("available %(amps)s") % {"amps": amps(live.available_a)},
+            _("allocated %(amps)s") % {"amps": amps(live.allocated_a)},
+            _("reserved %(amps)s") % {"amps": amps(live.reserved_a)},
+            _("%(count)d sessions") % {"count": live.session_count},
+        ]
+        if live.meter_lost:
+            parts.append(_("meter lost: degraded setpoint"))
+        for reduction in figures.reductions:
+            parts.append(_("reduced: %(what)s") % {"what": reduction.description})
+        if figures.computed_at is not None:
+            at = timezone.localtime(figures.computed_at).strftime("%Y-%m-%d %H:%M:%S")
+            parts.append(_("computed %(at)s") % {"at": at})
+        return "; ".join(str(p) for p in parts)
 
     def save_model(self, request, obj, form, change):
         values = _values(form, ZONE_SETTINGS)

@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from asgiref.sync import async_to_sync
 
-from apps.central_system import hotstate, presence, services
+from apps.central_system import hotstate, services
 from apps.central_system.authorization import AuthorizationStatus, authorize_id_tag
 from apps.central_system.models import CommandResult, CommandStatus
 from apps.rfid.models import AuthGroup
@@ -107,8 +107,8 @@ def test_presence_needs_a_socket_and_a_recent_message(redis_url):
     async_to_sync(connect)("PRES-1", "specific.p1!a")
     async_to_sync(connect)("PRES-2", "specific.p1!b")
     later = time.time() + 3600
-    assert presence.connected_identities(["PRES-1", "PRES-2", "PRES-3"]) == {"PRES-1", "PRES-2"}
-    assert presence.connected_identities(["PRES-1"], now=later) == set()
+    assert selectors.online_identities(["PRES-1", "PRES-2", "PRES-3"]) == {"PRES-1", "PRES-2"}
+    assert selectors.online_identities(["PRES-1"], now=later) == set()
     assert selectors.station_is_online("pres-1")
     assert "PRES-2" in selectors.stations_online()
 

@@ -18,7 +18,8 @@ from apps.central_system import hotstate as cs_hotstate
 from apps.energy import control, state
 from apps.energy.allocator import Allocation, allocate
 from apps.energy.snapshot import build_snapshot
-from apps.meters.services import MeterStatus, meter_hot_state, meters_poll
+from apps.meters.services import meters_poll
+from apps.meters.state import MeterStatus, meter_hot_state
 from apps.stations.models import Transaction
 from apps.zones.models import Zone
 from tests.energy.helpers import confirm_fallbacks

@@ -13,7 +13,8 @@ from apps.energy.control import rebalance_once
 from apps.energy.services import DIRTY
 from apps.maintenance.models import DeviceLogEntry
 from apps.meters.models import Meter, MeterModel, MeterRecord
-from apps.meters.services import MeterStatus, meter_hot_state, meters_poll
+from apps.meters.services import meters_poll
+from apps.meters.state import MeterStatus, meter_hot_state
 from apps.meters.tasks import poll_meters_task
 from apps.zones.models import Zone
 from evce_site.hotstate import redis_client

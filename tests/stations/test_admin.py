@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from unittest import mock
+
 import pytest
+from asgiref.sync import async_to_sync
 from django.urls import reverse
 
+from apps.central_system import hotstate
 from apps.energy import state
 from apps.energy.allocator import Ranking
 from apps.rfid.models import StationAuthState
+from apps.siteconfig.models import SiteSettings
 from tests.stations.factories import StationFactory
 
 pytestmark = pytest.mark.django_db
@@ -49,3 +55,34 @@ def test_refused_configuration_keys_are_shown(admin_client, hot_state):
     page = _page(admin_client, station)
     assert "local list version 3, 1 cards" in page
     assert "refused: LocalPreAuthorize (Rejected)" in page
+
+
+def test_the_limiting_zone_phase_of_a_setpoint_is_shown(admin_client, hot_state):
+    station = StationFactory(identity="CP-LIMITED")
+    state.save_results(
+        Ranking(keys=(), ranked_at_s=0.0),
+        {
+            "CP-LIMITED/1": {
+                "setpoint_a": 16.0,
+                "setpoint_w": None,
+                "reason": "zone_limit",
+                "limiting_zone_id": 4,
+                "limiting_phase": 2,
+                "delivery": "Accepted",
+            }
+        },
+        {},
+    )
+    assert "#1: 16 A (zone_limit, zone 4 L2)" in _page(admin_client, station)
+
+
+def test_the_connection_follows_the_online_rule(admin_client, hot_state):
+    station = StationFactory(identity="CP-LINK")
+    assert "offline (not connected)" in _page(admin_client, station)
+    async_to_sync(hotstate.connection_open)("CP-LINK", "specific.p!l", remote_addr="10.1.2.3")
+    page = _page(admin_client, station)
+    assert "online — last message" in page and "10.1.2.3" in page
+    window_s = 2 * SiteSettings.load().heartbeat_interval_s
+    with mock.patch("apps.stations.selectors.time") as clock:  # silent since it connected
+        clock.time.return_value = time.time() + window_s + 5
+        assert "offline (silent)" in _page(admin_client, station)
