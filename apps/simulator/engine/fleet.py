@@ -15,11 +15,12 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from apps.energy.allocator import PhaseWiring
 from apps.simulator.engine.clock import Clock, ScaledClock
 from apps.simulator.engine.ev import EV_CATALOGUE, EvModel, random_ev
 from apps.simulator.engine.model import ConnectorSpec, Endpoint, StationSpec, StationTiming
 from apps.simulator.engine.station import StationSim, cancel_and_wait
-from apps.simulator.engine.wiring import PhaseCurrents, PhaseWiring
+from apps.simulator.engine.wiring import PhaseCurrents
 
 logger = logging.getLogger("apps.simulator")
 

@@ -10,11 +10,11 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
+from apps.energy.allocator import PhaseWiring
 from apps.simulator.engine.ev import Ev
 from apps.simulator.engine.meter import MeterReading
 from apps.simulator.engine.wiring import (
     PhaseCurrents,
-    PhaseWiring,
     building_phase_currents_a,
     station_phase_currents_a,
 )
