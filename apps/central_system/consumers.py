@@ -21,6 +21,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from ocpp.v16.enums import ConfigurationStatus
 
 from apps.central_system import handlers, hotstate, ocpp_log, protocol, security, services
 from apps.central_system.daphne_ext import EXTENSION as DENIAL_EXTENSION
@@ -56,6 +57,8 @@ CLOSE_NO_SUBPROTOCOL = 4002  # the station does not speak ocpp1.6
 CLOSE_NOT_OCPP_J = 4003  # binary or non-JSON frame: OCPP-J cannot answer it
 GROUP_REFRESH_S = 1800.0  # channel-layer group memberships expire after a day
 DB_TOUCH_INTERVAL_S = 60.0
+# Answers to evce's own commands that mean "done" (a ChangeConfiguration may need a reboot).
+_SUCCESSFUL_STATUSES = (None, ConfigurationStatus.accepted, ConfigurationStatus.reboot_required)
 OWN_CALL_TIMEOUT_S = 30.0  # commands evce sends on its own (configuration after boot)
 _HTTP_REASONS = {401: b"Unauthorized", 403: b"Forbidden", 404: b"Not Found"}
 
@@ -545,7 +548,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             )
             return
         status = (fields.get("payload") or {}).get("status")
-        if outcome != "result" or status not in (None, "Accepted", "RebootRequired"):
+        if outcome != "result" or status not in _SUCCESSFUL_STATUSES:
             detail = {"payload": call.payload, "outcome": outcome, **fields}
             await in_db_thread(services.command_failed_event)(
                 self.identity, call.action, status or outcome, detail

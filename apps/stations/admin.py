@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
+from ocpp.v16.enums import ChargingProfileStatus
 
 from apps.stations.models import Connector, MeterSample, OcppMessage, Station, Transaction
 
@@ -87,7 +88,7 @@ class StationAdmin(admin.ModelAdmin):
                 else f"{item['setpoint_a']:g} A"
             )
             text = f"#{connector_id}: {value} ({item['reason']})"
-            if item.get("delivery") not in (None, "Accepted"):
+            if item.get("delivery") not in (None, ChargingProfileStatus.accepted):
                 text += " — " + _("not applied: %(result)s") % {"result": item["delivery"]}
             parts.append(text)
         return "; ".join(parts)
