@@ -14,10 +14,10 @@ from collections.abc import Callable
 import pytest
 
 from apps.energy.allocator import PhaseWiring
-from apps.meters.modbus.simulator import MeterSimulator
 from apps.simulator.engine import ArrivalPattern, Drivers, Endpoint, Fleet
 from apps.simulator.engine.ev import EvModel
 from apps.simulator.engine.model import ConnectorSpec, StationSpec
+from apps.simulator.modbus_meter import MeterSimulator
 from tests.e2e.stack import fleet_in_thread, start_stack
 
 pytestmark = pytest.mark.e2e
