@@ -1,10 +1,16 @@
-"""Phase wiring: station phases to building phases (pure)."""
+"""Phase wiring: station phases to building phases, one table for the simulator and evce."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime
 
+import pytest
+from ocpp.charge_point import snake_to_camel_case
+
+from apps.central_system.metering import parse_meter_values
 from apps.energy.allocator import CurrentType, PhaseWiring, loaded_phases
+from apps.energy.measurement import ac_current_a
+from apps.simulator.engine.meter import MeterReading, meter_value
 from apps.simulator.engine.wiring import (
     building_phase_currents_a,
     ocpp_phase_rotation,
@@ -69,3 +75,24 @@ def test_rotation_follows_the_wiring_table() -> None:
             assert rotation == "NotApplicable"
         else:
             assert tuple("RST".index(letter) for letter in rotation) == wiring.building_phases
+
+
+@pytest.mark.parametrize("wiring", list(PhaseWiring))
+@pytest.mark.parametrize("ev_phases", [1, 3])
+def test_evce_reads_a_simulated_station_on_the_building_phases_it_loads(
+    wiring: PhaseWiring, ev_phases: int
+) -> None:
+    """The station reports its own L1-L3; evce maps them back to where a zone meter sees them."""
+    used = min(ev_phases, phase_count(wiring))
+    station_currents_a = station_phase_currents_a(16, used)
+    reading = MeterReading(
+        at=datetime(2025, 3, 3, 8, 0, tzinfo=UTC),
+        currents_a=station_currents_a,
+        phase_count=phase_count(wiring),
+        energy_wh=1000,
+        offered_a=16,
+        offered_phases=used,
+    )
+    sent = snake_to_camel_case(meter_value(reading, ["Current.Import"], "Sample.Periodic"))
+    (parsed,) = parse_meter_values([sent])
+    assert ac_current_a(wiring, parsed) == building_phase_currents_a(wiring, station_currents_a)
