@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from ocpp.v16.enums import ChargePointStatus
 
 from apps.energy import allocator
 from apps.stations.models import (
@@ -15,6 +16,7 @@ from apps.stations.models import (
     Station,
     StationState,
     Transaction,
+    TransactionStatus,
 )
 from tests.rfid.factories import CardFactory
 from tests.stations.factories import (
@@ -331,3 +333,9 @@ def test_connector_wiring_label_names_the_building_phases_in_order(wiring):
     connector = ConnectorFactory.build(phase_wiring=wiring.value)
     label = str(connector.get_phase_wiring_display())
     assert [f"L{index + 1}" for index in wiring.building_phases] == re.findall(r"L\d", label)
+
+
+def test_session_statuses_are_the_ocpp_connector_statuses_plus_finished():
+    """A session takes its connector's OCPP status while it runs, then ``Finished``."""
+    running = {status.value for status in TransactionStatus} - {TransactionStatus.FINISHED}
+    assert running <= {status.value for status in ChargePointStatus}
