@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
@@ -20,13 +17,11 @@ from apps.meters.modbus import (
     read_meter_sync,
 )
 from apps.simulator.modbus_meter import MeterSimulator, building_load_a, solar_production_a
+from tests.purity import forbidden_imports
 
 LOCAL = "127.0.0.1"
 MONDAY = datetime(2024, 6, 17, tzinfo=UTC)
 SATURDAY = datetime(2024, 6, 22, tzinfo=UTC)
-
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -39,22 +34,7 @@ def sim() -> Iterator[MeterSimulator]:
 
 def test_meter_simulator_imports_no_framework():
     """Demos and tests run it beside evce, talking to it over Modbus only."""
-    code = (
-        "import sys\n"
-        "import apps.simulator.modbus_meter\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'django', 'celery', 'channels', 'rest_framework'})\n"
-        "assert not loaded, loaded\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    assert forbidden_imports("apps.simulator.modbus_meter") == []
 
 
 def at(day: datetime, hour: float) -> datetime:
