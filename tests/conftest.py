@@ -64,7 +64,7 @@ def hot_state(redis_url):
 @pytest.fixture
 def meter_simulator():
     """A running Modbus meter simulator (pymodbus) with units 1 and 2 on a free port."""
-    from apps.meters.modbus.simulator import MeterSimulator
+    from apps.simulator.modbus_meter import MeterSimulator
 
     simulator = MeterSimulator(host="127.0.0.1", port=0)
     simulator.add_unit(1)

@@ -15,49 +15,44 @@ A station without a group accepts known, authorised cards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.utils import timezone
+from ocpp.charge_point import remove_nones, snake_to_camel_case
+from ocpp.v16.datatypes import IdTagInfo
+from ocpp.v16.enums import AuthorizationStatus
 
-from apps.central_system.protocol import format_datetime
 from apps.rfid.models import Card, OnlineMode
 from apps.stations.models import Station
 
 
-class AuthorizationStatus(StrEnum):
-    ACCEPTED = "Accepted"
-    BLOCKED = "Blocked"
-    EXPIRED = "Expired"
-    INVALID = "Invalid"
-    CONCURRENT_TX = "ConcurrentTx"
-
-
 @dataclass(frozen=True, slots=True)
-class IdTagInfo:
-    """OCPP ``IdTagInfo``, plus the card it was decided on (not sent to the station)."""
+class Authorization:
+    """The decision on an id tag: the OCPP ``IdTagInfo`` for the station, and the card.
 
-    status: AuthorizationStatus
-    parent_id_tag: str = ""
-    expiry_date: datetime | None = None
+    The card is what the decision was made on; it is kept for the transaction
+    and never sent to the station.
+    """
+
+    id_tag_info: IdTagInfo
     card: Card | None = None
 
     @property
+    def status(self) -> AuthorizationStatus:
+        return AuthorizationStatus(self.id_tag_info.status)
+
+    @property
     def accepted(self) -> bool:
-        return self.status == AuthorizationStatus.ACCEPTED
+        return self.status == AuthorizationStatus.accepted
 
     def as_ocpp(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"status": str(self.status)}
-        if self.parent_id_tag:
-            info["parentIdTag"] = self.parent_id_tag
-        if self.expiry_date is not None:
-            info["expiryDate"] = format_datetime(self.expiry_date)
-        return info
+        """The ``idTagInfo`` payload: camelCase keys, absent fields left out, plain strings."""
+        fields = snake_to_camel_case(remove_nones(asdict(self.id_tag_info)))
+        return {key: str(value) for key, value in fields.items()}
 
 
-def authorize_id_tag(station: Station | None, id_tag: str, *, touch: bool = True) -> IdTagInfo:
+def authorize_id_tag(station: Station | None, id_tag: str, *, touch: bool = True) -> Authorization:
     """Decide on ``id_tag`` presented at ``station`` and note when the card was seen.
 
     OCPP compares id tags case-insensitively. ``touch`` updates the card's
@@ -71,14 +66,14 @@ def authorize_id_tag(station: Station | None, id_tag: str, *, touch: bool = True
     )
     if card is None:
         if open_mode and id_tag:
-            return IdTagInfo(AuthorizationStatus.ACCEPTED)
-        return IdTagInfo(AuthorizationStatus.INVALID)
+            return Authorization(IdTagInfo(AuthorizationStatus.accepted))
+        return Authorization(IdTagInfo(AuthorizationStatus.invalid))
     if touch:
         Card.objects.filter(pk=card.pk).update(last_seen_at=timezone.now())
     if not card.authorized:
-        status = AuthorizationStatus.BLOCKED
+        status = AuthorizationStatus.blocked
     elif group is not None and not open_mode and not card.groups.filter(pk=group.pk).exists():
-        status = AuthorizationStatus.INVALID
+        status = AuthorizationStatus.invalid
     else:
-        status = AuthorizationStatus.ACCEPTED
-    return IdTagInfo(status, parent_id_tag=card.parent_id_tag, card=card)
+        status = AuthorizationStatus.accepted
+    return Authorization(IdTagInfo(status, parent_id_tag=card.parent_id_tag or None), card=card)

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from ocpp.v16.enums import Action, ResetType
 
 from apps.central_system import hotstate, protocol
 from apps.central_system.messages import CommandMessage, CommandsMessage, ReplyMessage
@@ -257,36 +258,36 @@ def remote_start(
     id_tag: str, *, connector_id: int | None = None, charging_profile: dict | None = None
 ) -> Command:
     return Command(
-        "RemoteStartTransaction",
+        Action.remote_start_transaction,
         _compact(idTag=id_tag, connectorId=connector_id, chargingProfile=charging_profile),
     )
 
 
 def remote_stop(transaction_id: int) -> Command:
-    return Command("RemoteStopTransaction", {"transactionId": transaction_id})
+    return Command(Action.remote_stop_transaction, {"transactionId": transaction_id})
 
 
-def reset(kind: str = "Soft") -> Command:
+def reset(kind: str = ResetType.soft) -> Command:
     """``Soft`` is the UI's "reboot", ``Hard`` its "reset"."""
-    return Command("Reset", {"type": kind})
+    return Command(Action.reset, {"type": kind})
 
 
 def change_availability(connector_id: int, kind: str) -> Command:
     """``kind``: ``Operative`` or ``Inoperative``; connector 0 is the whole station."""
-    return Command("ChangeAvailability", {"connectorId": connector_id, "type": kind})
+    return Command(Action.change_availability, {"connectorId": connector_id, "type": kind})
 
 
 def change_configuration(key: str, value: str) -> Command:
-    return Command("ChangeConfiguration", {"key": key, "value": value})
+    return Command(Action.change_configuration, {"key": key, "value": value})
 
 
 def get_configuration(keys: list[str] | None = None) -> Command:
-    return Command("GetConfiguration", _compact(key=keys))
+    return Command(Action.get_configuration, _compact(key=keys))
 
 
 def set_charging_profile(connector_id: int, profile: dict[str, Any]) -> Command:
     return Command(
-        "SetChargingProfile", {"connectorId": connector_id, "csChargingProfiles": profile}
+        Action.set_charging_profile, {"connectorId": connector_id, "csChargingProfiles": profile}
     )
 
 
@@ -298,7 +299,7 @@ def clear_charging_profile(
     stack_level: int | None = None,
 ) -> Command:
     return Command(
-        "ClearChargingProfile",
+        Action.clear_charging_profile,
         _compact(
             id=profile_id,
             connectorId=connector_id,
@@ -312,7 +313,7 @@ def get_composite_schedule(
     connector_id: int, duration_s: int, *, charging_rate_unit: str | None = None
 ) -> Command:
     return Command(
-        "GetCompositeSchedule",
+        Action.get_composite_schedule,
         _compact(
             connectorId=connector_id, duration=duration_s, chargingRateUnit=charging_rate_unit
         ),
@@ -321,25 +322,28 @@ def get_composite_schedule(
 
 def trigger_message(requested_message: str, *, connector_id: int | None = None) -> Command:
     return Command(
-        "TriggerMessage", _compact(requestedMessage=requested_message, connectorId=connector_id)
+        Action.trigger_message,
+        _compact(requestedMessage=requested_message, connectorId=connector_id),
     )
 
 
 def extended_trigger_message(requested_message: str, *, connector_id: int | None = None) -> Command:
     return Command(
-        "ExtendedTriggerMessage",
+        Action.extended_trigger_message,
         _compact(requestedMessage=requested_message, connectorId=connector_id),
     )
 
 
 def unlock_connector(connector_id: int) -> Command:
-    return Command("UnlockConnector", {"connectorId": connector_id})
+    return Command(Action.unlock_connector, {"connectorId": connector_id})
 
 
 def data_transfer(
     vendor_id: str, *, message_id: str | None = None, data: str | None = None
 ) -> Command:
-    return Command("DataTransfer", _compact(vendorId=vendor_id, messageId=message_id, data=data))
+    return Command(
+        Action.data_transfer, _compact(vendorId=vendor_id, messageId=message_id, data=data)
+    )
 
 
 def send_local_list(
@@ -347,17 +351,17 @@ def send_local_list(
 ) -> Command:
     """``update_type``: ``Full`` or ``Differential``; entries are ``{idTag, idTagInfo?}``."""
     return Command(
-        "SendLocalList",
+        Action.send_local_list,
         _compact(listVersion=list_version, updateType=update_type, localAuthorizationList=entries),
     )
 
 
 def get_local_list_version() -> Command:
-    return Command("GetLocalListVersion", {})
+    return Command(Action.get_local_list_version, {})
 
 
 def clear_cache() -> Command:
-    return Command("ClearCache", {})
+    return Command(Action.clear_cache, {})
 
 
 def get_diagnostics(
@@ -369,7 +373,7 @@ def get_diagnostics(
     stop_time: datetime | None = None,
 ) -> Command:
     return Command(
-        "GetDiagnostics",
+        Action.get_diagnostics,
         _compact(
             location=location,
             retries=retries,
@@ -388,7 +392,7 @@ def update_firmware(
     retry_interval_s: int | None = None,
 ) -> Command:
     return Command(
-        "UpdateFirmware",
+        Action.update_firmware,
         _compact(
             location=location,
             retrieveDate=_when(retrieve_date),
@@ -407,7 +411,7 @@ def reserve_now(
     parent_id_tag: str | None = None,
 ) -> Command:
     return Command(
-        "ReserveNow",
+        Action.reserve_now,
         _compact(
             connectorId=connector_id,
             expiryDate=_when(expiry_date),
@@ -419,7 +423,7 @@ def reserve_now(
 
 
 def cancel_reservation(reservation_id: int) -> Command:
-    return Command("CancelReservation", {"reservationId": reservation_id})
+    return Command(Action.cancel_reservation, {"reservationId": reservation_id})
 
 
 # --- security extension -------------------------------------------------------------
@@ -442,7 +446,7 @@ def get_log(
         latestTimestamp=_when(latest),
     )
     return Command(
-        "GetLog",
+        Action.get_log,
         _compact(
             logType=log_type,
             requestId=request_id,
@@ -472,7 +476,7 @@ def signed_update_firmware(
         signature=signature,
     )
     return Command(
-        "SignedUpdateFirmware",
+        Action.signed_update_firmware,
         _compact(
             requestId=request_id,
             firmware=firmware,
@@ -485,18 +489,19 @@ def signed_update_firmware(
 def install_certificate(certificate_type: str, certificate_pem: str) -> Command:
     """``certificate_type``: ``CentralSystemRootCertificate`` or ``ManufacturerRootCertificate``."""
     return Command(
-        "InstallCertificate", {"certificateType": certificate_type, "certificate": certificate_pem}
+        Action.install_certificate,
+        {"certificateType": certificate_type, "certificate": certificate_pem},
     )
 
 
 def certificate_signed(certificate_chain_pem: str) -> Command:
-    return Command("CertificateSigned", {"certificateChain": certificate_chain_pem})
+    return Command(Action.certificate_signed, {"certificateChain": certificate_chain_pem})
 
 
 def get_installed_certificate_ids(certificate_type: str) -> Command:
-    return Command("GetInstalledCertificateIds", {"certificateType": certificate_type})
+    return Command(Action.get_installed_certificate_ids, {"certificateType": certificate_type})
 
 
 def delete_certificate(hash_data: dict[str, str]) -> Command:
     """``hash_data``: ``hashAlgorithm``, ``issuerNameHash``, ``issuerKeyHash``, ``serialNumber``."""
-    return Command("DeleteCertificate", {"certificateHashData": hash_data})
+    return Command(Action.delete_certificate, {"certificateHashData": hash_data})

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from ocpp.v16.enums import ChargePointStatus, GenericStatus, Reason, RegistrationStatus
 
 from apps.central_system import services
 from apps.central_system.authorization import authorize_id_tag
@@ -80,7 +81,7 @@ def boot_notification(session: Session, payload: dict[str, Any]) -> Outcome:
     )
     status = services.registration_status(station)
     site = SiteSettings.load()
-    accepted = status == services.RegistrationStatus.ACCEPTED
+    accepted = status == RegistrationStatus.accepted
     if accepted:
         services.station_authentication_check(station.pk, booted=True)
     return Outcome(
@@ -113,7 +114,7 @@ def status_notification(session: Session, payload: dict[str, Any]) -> Outcome:
         info=payload.get("info", "") or payload.get("vendorErrorCode", ""),
         at=_timestamp(payload),
     )
-    if payload["status"] == "Preparing":
+    if payload["status"] == ChargePointStatus.preparing:
         services.car_plugged_in(session.station_ref().pk, payload["connectorId"])
     return Outcome({})
 
@@ -150,7 +151,7 @@ def stop_transaction(session: Session, payload: dict[str, Any]) -> Outcome:
         transaction_id=payload["transactionId"],
         meter_stop_wh=payload["meterStop"],
         stopped_at=_timestamp(payload),
-        reason=payload.get("reason", "Local"),
+        reason=payload.get("reason", Reason.local),
         id_tag=payload.get("idTag", ""),
         readings=parse_meter_values(payload.get("transactionData") or []),
     )
@@ -236,7 +237,7 @@ def sign_certificate(session: Session, payload: dict[str, Any]) -> Outcome:
         {"csr": payload["csr"]},
         category=EventCategory.SECURITY,
     )
-    return Outcome({"status": "Accepted"})
+    return Outcome({"status": GenericStatus.accepted})
 
 
 def signed_firmware_status_notification(session: Session, payload: dict[str, Any]) -> Outcome:

@@ -12,17 +12,26 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from ocpp.v16.enums import Location, Measurand, Phase, ReadingContext, UnitOfMeasure, ValueFormat
+
 from apps.central_system.protocol import parse_ocpp_datetime
 from apps.stations.services import MeterReading
 
-ENERGY = "Energy.Active.Import.Register"
-POWER = "Power.Active.Import"
-CURRENT = "Current.Import"
-OFFERED = "Current.Offered"
+ENERGY = Measurand.energy_active_import_register
+POWER = Measurand.power_active_import
+CURRENT = Measurand.current_import
+OFFERED = Measurand.current_offered
 WANTED_MEASURANDS = (CURRENT, POWER, ENERGY, OFFERED)
-_KILO_UNITS = {(POWER, "kW"), (ENERGY, "kWh")}
-_IGNORED_LOCATIONS = {"EV", "Body", "Cable"}
-_PHASES = {"L1": 1, "L2": 2, "L3": 3, "L1-N": 1, "L2-N": 2, "L3-N": 3}
+_KILO_UNITS = {(POWER, UnitOfMeasure.kw), (ENERGY, UnitOfMeasure.kwh)}
+_IGNORED_LOCATIONS = {Location.ev, Location.body, Location.cable}
+_PHASES = {
+    Phase.l1: 1,
+    Phase.l2: 2,
+    Phase.l3: 3,
+    Phase.l1_n: 1,
+    Phase.l2_n: 2,
+    Phase.l3_n: 3,
+}
 
 
 def parse_meter_values(meter_values: list[dict[str, Any]]) -> list[MeterReading]:
@@ -43,7 +52,7 @@ def _reading(sampled_at: datetime, sampled_values: list[dict[str, Any]]) -> Mete
     values: dict[str, dict[int, float]] = defaultdict(dict)
     context = ""
     for sample in sampled_values:
-        if sample.get("format") == "SignedData":
+        if sample.get("format") == ValueFormat.signed_data:
             continue
         if sample.get("location") in _IGNORED_LOCATIONS:
             continue
@@ -53,11 +62,11 @@ def _reading(sampled_at: datetime, sampled_values: list[dict[str, Any]]) -> Mete
         number = _number(sample.get("value"))
         if number is None:
             continue
-        unit = sample.get("unit", "Wh")
+        unit = sample.get("unit", UnitOfMeasure.wh)
         if (measurand, unit) in _KILO_UNITS:
             number *= 1000
         phase = sample.get("phase")
-        if phase == "N":
+        if phase == Phase.n:
             continue
         values[measurand][_PHASES.get(phase, 0)] = number
         context = context or sample.get("context", "")
@@ -77,7 +86,7 @@ def _reading(sampled_at: datetime, sampled_values: list[dict[str, Any]]) -> Mete
         power_w=_total(values.get(POWER)),
         energy_wh=_total(values.get(ENERGY)),
         current_offered_a=_offered(values.get(OFFERED)),
-        context=context or "Sample.Periodic",
+        context=context or ReadingContext.sample_periodic,
     )
 
 

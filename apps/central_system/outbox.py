@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocpp.v16.enums import ConfigurationStatus
+
 from apps.central_system import ocpp_log, protocol, services
 from apps.central_system.db import in_db_thread
 from apps.central_system.messages import CommandMessage
@@ -29,6 +31,10 @@ IN, OUT = Direction.IN.value, Direction.OUT.value
 OWN_CALL_TIMEOUT_S = 30.0  # commands evce sends on its own (configuration after boot)
 # Request ids remembered to drop channel-layer redeliveries of a command.
 RECENT_REQUESTS = 64
+
+
+# Answers to evce's own commands that mean "done" (a ChangeConfiguration may need a reboot).
+_SUCCESSFUL_STATUSES = (None, ConfigurationStatus.accepted, ConfigurationStatus.reboot_required)
 
 
 @dataclass(eq=False)
@@ -196,7 +202,7 @@ class Outbox:
             )
             return
         status = (fields.get("payload") or {}).get("status")
-        if outcome != "result" or status not in (None, "Accepted", "RebootRequired"):
+        if outcome != "result" or status not in _SUCCESSFUL_STATUSES:
             detail = {"payload": call.payload, "outcome": outcome, **fields}
             await in_db_thread(services.command_failed_event)(
                 self.identity, call.action, status or outcome, detail

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from enum import StrEnum
 from functools import partial
 from typing import Any
 
@@ -14,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from kombu.exceptions import KombuError
+from ocpp.v16.enums import Measurand, RegistrationStatus
 from redis.exceptions import RedisError
 
 from apps.central_system import commands, hotstate
@@ -27,24 +27,23 @@ from apps.stations.models import Connector, Station, StationState
 logger = logging.getLogger(__name__)
 
 # What evce needs from every station's MeterValues (SPEC §2.1).
-SAMPLED_MEASURANDS = (
-    "Current.Import,Power.Active.Import,Energy.Active.Import.Register,Current.Offered"
+SAMPLED_MEASURANDS = ",".join(
+    (
+        Measurand.current_import,
+        Measurand.power_active_import,
+        Measurand.energy_active_import_register,
+        Measurand.current_offered,
+    )
 )
-
-
-class RegistrationStatus(StrEnum):
-    ACCEPTED = "Accepted"
-    PENDING = "Pending"
-    REJECTED = "Rejected"
 
 
 def registration_status(station: Station) -> RegistrationStatus:
     """Installed → Accepted; refused → Rejected; discovered (waiting for an admin) → Pending."""
     if station.state == StationState.INSTALLED:
-        return RegistrationStatus.ACCEPTED
+        return RegistrationStatus.accepted
     if station.state == StationState.REFUSED:
-        return RegistrationStatus.REJECTED
-    return RegistrationStatus.PENDING
+        return RegistrationStatus.rejected
+    return RegistrationStatus.pending
 
 
 def station_configuration_commands(

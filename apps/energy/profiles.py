@@ -16,6 +16,11 @@ import math
 from datetime import UTC, datetime
 
 from django.conf import settings
+from ocpp.v16.enums import (
+    ChargingProfileKindType,
+    ChargingProfilePurposeType,
+    ChargingRateUnitType,
+)
 
 DEFAULT_STACK_LEVEL = 0
 LIVE_STACK_LEVEL = 1
@@ -29,7 +34,7 @@ def _iso(moment_s: float) -> str:
     return datetime.fromtimestamp(moment_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _schedule(limit: float, unit: str, start_s: float | None = None) -> dict:
+def _schedule(limit: float, unit: ChargingRateUnitType, start_s: float | None = None) -> dict:
     """One period at ``limit``, rounded *down*: whole amps, whole watts.
 
     OCPP allows a tenth of an amp, but many stations round it up to the
@@ -39,7 +44,11 @@ def _schedule(limit: float, unit: str, start_s: float | None = None) -> dict:
     leaves them nothing to round; sites whose stations all honour tenths may
     set 0.1 A.
     """
-    step = float(getattr(settings, "PROFILE_STEP_A", 1.0)) if unit == "A" else 1.0
+    step = (
+        float(getattr(settings, "PROFILE_STEP_A", 1.0))
+        if unit == ChargingRateUnitType.amps
+        else 1.0
+    )
     steps = math.floor(limit / step + LIMIT_TOLERANCE)
     schedule: dict = {
         "chargingRateUnit": unit,
@@ -50,16 +59,23 @@ def _schedule(limit: float, unit: str, start_s: float | None = None) -> dict:
     return schedule
 
 
+def _unit_and_limit(current_a: float, power_w: float | None) -> tuple[ChargingRateUnitType, float]:
+    """DC connectors are driven in watts, AC connectors in amps."""
+    if power_w is not None:
+        return ChargingRateUnitType.watts, float(power_w)
+    return ChargingRateUnitType.amps, current_a
+
+
 def fallback_profile(connector_id: int, *, current_a: float, power_w: float | None) -> dict:
     """SetChargingProfile payload of the offline current (kept until replaced)."""
-    unit, limit = ("W", float(power_w)) if power_w is not None else ("A", current_a)
+    unit, limit = _unit_and_limit(current_a, power_w)
     return {
         "connectorId": connector_id,
         "csChargingProfiles": {
             "chargingProfileId": DEFAULT_PROFILE_ID_BASE + connector_id,
             "stackLevel": DEFAULT_STACK_LEVEL,
-            "chargingProfilePurpose": "TxDefaultProfile",
-            "chargingProfileKind": "Relative",
+            "chargingProfilePurpose": ChargingProfilePurposeType.tx_default_profile,
+            "chargingProfileKind": ChargingProfileKindType.relative,
             "chargingSchedule": _schedule(limit, unit),
         },
     }
@@ -75,15 +91,15 @@ def live_profile(
     valid_until_s: float,
 ) -> dict:
     """SetChargingProfile payload of a live setpoint, valid until ``valid_until_s``."""
-    unit, limit = ("W", float(power_w)) if power_w is not None else ("A", current_a)
+    unit, limit = _unit_and_limit(current_a, power_w)
     return {
         "connectorId": connector_id,
         "csChargingProfiles": {
             "chargingProfileId": LIVE_PROFILE_ID_BASE + connector_id,
             "transactionId": transaction_id,
             "stackLevel": LIVE_STACK_LEVEL,
-            "chargingProfilePurpose": "TxProfile",
-            "chargingProfileKind": "Absolute",
+            "chargingProfilePurpose": ChargingProfilePurposeType.tx_profile,
+            "chargingProfileKind": ChargingProfileKindType.absolute,
             "validFrom": _iso(now_s - 60),  # tolerate a station clock slightly behind
             "validTo": _iso(valid_until_s),
             "chargingSchedule": _schedule(limit, unit, start_s=now_s - 60),
@@ -95,14 +111,14 @@ def station_max_profile(
     *, current_a: float, power_w: float | None, now_s: float, valid_until_s: float
 ) -> dict:
     """The live setpoint as a whole-station cap, for stations that refuse TxProfile."""
-    unit, limit = ("W", float(power_w)) if power_w is not None else ("A", current_a)
+    unit, limit = _unit_and_limit(current_a, power_w)
     return {
         "connectorId": 0,
         "csChargingProfiles": {
             "chargingProfileId": MAX_PROFILE_ID,
             "stackLevel": LIVE_STACK_LEVEL,
-            "chargingProfilePurpose": "ChargePointMaxProfile",
-            "chargingProfileKind": "Absolute",
+            "chargingProfilePurpose": ChargingProfilePurposeType.charge_point_max_profile,
+            "chargingProfileKind": ChargingProfileKindType.absolute,
             "validFrom": _iso(now_s - 60),
             "validTo": _iso(valid_until_s),
             "chargingSchedule": _schedule(limit, unit, start_s=now_s - 60),

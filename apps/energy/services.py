@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kombu.exceptions import KombuError
+from ocpp.v16.enums import ChargingProfilePurposeType
 from redis.exceptions import LockError, RedisError
 
 from evce_site.hotstate import key, redis_client
@@ -172,4 +173,7 @@ def fallback_commands(station: Station) -> list[Command]:
         )
     if not fallbacks:
         return []  # clearing with nothing to install would leave the connector maximum
-    return [commands.clear_charging_profile(purpose="TxDefaultProfile"), *fallbacks]
+    return [
+        commands.clear_charging_profile(purpose=ChargingProfilePurposeType.tx_default_profile),
+        *fallbacks,
+    ]

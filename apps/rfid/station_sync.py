@@ -32,6 +32,13 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from kombu.exceptions import KombuError
+from ocpp.v16.enums import (
+    AuthorizationStatus,
+    ConfigurationStatus,
+    RemoteStartStopStatus,
+    UpdateStatus,
+    UpdateType,
+)
 from redis.exceptions import RedisError
 
 from apps.central_system import command_loop, commands
@@ -126,14 +133,16 @@ def group_local_list(group: AuthGroup | None) -> dict[str, dict[str, str]]:
         cards = cards.filter(condition).distinct()
     entries: dict[str, dict[str, str]] = {}
     for id_tag, authorized, parent in cards.values_list("id_tag", "authorized", "parent_id_tag"):
-        info = {"status": "Accepted" if authorized else "Blocked"}
+        info = {
+            "status": AuthorizationStatus.accepted if authorized else AuthorizationStatus.blocked
+        }
         if authorized and parent:
             info["parentIdTag"] = parent
         entries[id_tag] = info
     if group is not None and group.online_mode == OnlineMode.READER_DISABLED:
         tag = plug_in_id_tag(group)
         if not any(existing.lower() == tag.lower() for existing in entries):
-            entries[tag] = {"status": "Accepted"}
+            entries[tag] = {"status": AuthorizationStatus.accepted}
     return entries
 
 
@@ -152,7 +161,10 @@ def _fit(desired: dict[str, dict], capacity: int | None) -> tuple[dict[str, dict
     """The list cut to the station's capacity: blocked cards first, then by id tag."""
     if capacity is None or len(desired) <= capacity:
         return desired, 0
-    ordered = sorted(desired.items(), key=lambda item: (item[1]["status"] != "Blocked", item[0]))
+    ordered = sorted(
+        desired.items(),
+        key=lambda item: (item[1]["status"] != AuthorizationStatus.blocked, item[0]),
+    )
     return dict(ordered[:capacity]), len(desired) - capacity
 
 
@@ -373,7 +385,7 @@ def _apply_configuration(
         except commands.CallError as exc:
             status = f"CALLERROR {exc}"
         report.configuration[name] = status
-        if status in ("Accepted", "RebootRequired"):
+        if status in (ConfigurationStatus.accepted, ConfigurationStatus.reboot_required):
             applied[name] = value
             rejected.pop(name, None)
         else:
@@ -419,11 +431,11 @@ def _sync_local_list(
         if not changes:
             return
         status = _send_batches(send, state, changes, report, full=False)
-        if status in ("Failed", "VersionMismatch"):
+        if status in (UpdateStatus.failed, UpdateStatus.version_mismatch):
             status = _send_batches(send, state, _full_list(desired), report, full=True)
-    if status == "NotSupported":
+    if status == UpdateStatus.not_supported:
         _list_unsupported(station, state, report)
-    elif status != "Accepted":
+    elif status != UpdateStatus.accepted:
         _warn(
             station,
             "local_list_failed",
@@ -473,12 +485,12 @@ def _send_batches(
     """
     size = state.update_max_length or DEFAULT_UPDATE_MAX_LENGTH
     held = {} if full else dict(state.list_entries)
-    status = "Accepted"
+    status: str = UpdateStatus.accepted
     for position, batch in enumerate(_batches(entries, size)):
         version = state.list_version + 1
-        update_type = "Full" if full and position == 0 else "Differential"
+        update_type = UpdateType.full if full and position == 0 else UpdateType.differential
         status = _send_list(send, version, update_type, batch)
-        if status != "Accepted":
+        if status != UpdateStatus.accepted:
             break
         for entry in batch:
             if "idTagInfo" in entry:
@@ -535,7 +547,7 @@ def plug_in_start(identity: str, connector_id: int) -> str:
         status = str(_send_now(identity, command).get("status", "Unknown"))
     except commands.CommandError as exc:
         status = f"error: {exc}"
-    if status != "Accepted":
+    if status != RemoteStartStopStatus.accepted:
         command_failed_event(
             identity, command.action, status, {"payload": command.payload, "plug_in": True}
         )

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from apps.meters.modbus.simulator import MeterSimulator, building_load_a, solar_production_a
 from apps.meters.models import Meter
+from apps.simulator.modbus_meter import MeterSimulator, building_load_a, solar_production_a
 from apps.simulator.selectors import metered_station_identities
 from apps.zones.models import Zone
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from apps.energy.allocator import CurrentType, PhaseWiring
 from apps.rfid.models import Card, OnlineMode
-from apps.simulator.engine import ConnectorSpec, PhaseWiring, StationSpec
+from apps.simulator.engine import ConnectorSpec, StationSpec
 from apps.simulator.engine.ev import NOMINAL_VOLTAGE_V
-from apps.stations.models import CurrentType, Station, StationState
+from apps.stations.models import Station, StationState
 from apps.zones.models import Zone
 
 

@@ -5,21 +5,23 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from apps.energy.allocator import FloorMode, Priority, ProductionMode
 
-class FloorMode(models.TextChoices):
-    IEC61851 = "iec61851", _("IEC 61851 (6 A)")
-    EVZE = "evze", _("EV/ZE ready (8 A single-phase, 14 A three-phase)")
-
-
-class Priority(models.TextChoices):
-    ENERGY = "energy", _("Least energy received first")
-    DURATION = "duration", _("Shortest charging time first")
-
-
-class ProductionMode(models.TextChoices):
-    GRID = "grid", _("Grid only")
-    GRID_LOCAL = "grid+local", _("Grid and local production")
-    LOCAL = "local", _("Local production only")
+# The energy-management vocabulary is the allocator's (one definition); the
+# settings only label it. A value without a label fails at import.
+FLOOR_MODE_LABELS = {
+    FloorMode.IEC61851: _("IEC 61851 (6 A)"),
+    FloorMode.EVZE: _("EV/ZE ready (8 A single-phase, 14 A three-phase)"),
+}
+PRIORITY_LABELS = {
+    Priority.ENERGY: _("Least energy received first"),
+    Priority.DURATION: _("Shortest charging time first"),
+}
+PRODUCTION_MODE_LABELS = {
+    ProductionMode.GRID: _("Grid only"),
+    ProductionMode.GRID_LOCAL: _("Grid and local production"),
+    ProductionMode.LOCAL: _("Local production only"),
+}
 
 
 class SupervisionMode(models.TextChoices):
@@ -39,16 +41,22 @@ class SiteSettings(models.Model):
 
     name = models.CharField(_("device name"), max_length=64, default="evce")
     floor_mode = models.CharField(
-        _("floor mode"), max_length=16, choices=FloorMode.choices, default=FloorMode.IEC61851
+        _("floor mode"),
+        max_length=16,
+        choices=[(mode.value, FLOOR_MODE_LABELS[mode]) for mode in FloorMode],
+        default=FloorMode.IEC61851.value,
     )
     priority = models.CharField(
-        _("shedding priority"), max_length=16, choices=Priority.choices, default=Priority.ENERGY
+        _("shedding priority"),
+        max_length=16,
+        choices=[(priority.value, PRIORITY_LABELS[priority]) for priority in Priority],
+        default=Priority.ENERGY.value,
     )
     production_mode = models.CharField(
         _("production mode"),
         max_length=16,
-        choices=ProductionMode.choices,
-        default=ProductionMode.GRID,
+        choices=[(mode.value, PRODUCTION_MODE_LABELS[mode]) for mode in ProductionMode],
+        default=ProductionMode.GRID.value,
     )
     supervision_mode = models.CharField(
         _("supervision mode"),

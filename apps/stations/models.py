@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from apps.energy.allocator import CurrentType, PhaseWiring
 from apps.rfid.models import AuthGroup, Card
 from apps.zones.models import Zone
 
@@ -128,20 +129,17 @@ class Station(models.Model):
             raise ValidationError(errors)
 
 
-class CurrentType(models.TextChoices):
-    AC = "AC", _("AC")
-    DC = "DC", _("DC")
-
-
-class PhaseWiring(models.TextChoices):
-    """How a connector's phases are wired to the building's L1/L2/L3."""
-
-    MONO1 = "MONO1", _("Single phase on L1")
-    MONO2 = "MONO2", _("Single phase on L2")
-    MONO3 = "MONO3", _("Single phase on L3")
-    TRI123 = "TRI123", _("Three phase L1-L2-L3")
-    TRI231 = "TRI231", _("Three phase L2-L3-L1")
-    TRI312 = "TRI312", _("Three phase L3-L1-L2")
+# The connector vocabulary is the allocator's (one definition, one phase
+# table); the model only labels it. A value without a label fails at import.
+CURRENT_TYPE_LABELS = {CurrentType.AC: _("AC"), CurrentType.DC: _("DC")}
+PHASE_WIRING_LABELS = {
+    PhaseWiring.MONO1: _("Single phase on L1"),
+    PhaseWiring.MONO2: _("Single phase on L2"),
+    PhaseWiring.MONO3: _("Single phase on L3"),
+    PhaseWiring.TRI123: _("Three phase L1-L2-L3"),
+    PhaseWiring.TRI231: _("Three phase L2-L3-L1"),
+    PhaseWiring.TRI312: _("Three phase L3-L1-L2"),
+}
 
 
 class Connector(models.Model):
@@ -152,7 +150,10 @@ class Connector(models.Model):
         _("connector number"), validators=[MinValueValidator(1), MaxValueValidator(99)]
     )
     current_type = models.CharField(
-        _("type"), max_length=2, choices=CurrentType.choices, default=CurrentType.AC
+        _("type"),
+        max_length=2,
+        choices=[(kind.value, CURRENT_TYPE_LABELS[kind]) for kind in CurrentType],
+        default=CurrentType.AC.value,
     )
     max_current_a = models.DecimalField(
         _("maximum current (A)"),
@@ -169,7 +170,10 @@ class Connector(models.Model):
         validators=[MinValueValidator(1000), MaxValueValidator(1_000_000)],
     )
     phase_wiring = models.CharField(
-        _("phase wiring"), max_length=6, choices=PhaseWiring.choices, default=PhaseWiring.TRI123
+        _("phase wiring"),
+        max_length=6,
+        choices=[(wiring.value, PHASE_WIRING_LABELS[wiring]) for wiring in PhaseWiring],
+        default=PhaseWiring.TRI123.value,
     )
     status = models.CharField(_("status"), max_length=20, blank=True)
     error_code = models.CharField(_("error code"), max_length=30, blank=True)

@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from ocpp.v16.enums import ChargePointErrorCode, ChargePointStatus, Reason
 
 from apps.maintenance.models import EventCategory, EventLevel
 from apps.maintenance.services import device_log_write, fields_assign
@@ -44,7 +45,6 @@ PHASE_ACTIVE_CURRENT_A = 1.0
 # A connector first reported by a station is registered with these ratings
 # until an installer sets the real ones.
 DEFAULT_CONNECTOR_MAX_CURRENT_A = Decimal("32")
-CHARGING = "Charging"
 _SESSION_STATUSES = {s.value for s in TransactionStatus} - {TransactionStatus.FINISHED.value}
 
 
@@ -449,7 +449,7 @@ def connector_status_update(
     station: Station,
     connector_id: int,
     status: str,
-    error_code: str = "NoError",
+    error_code: str = ChargePointErrorCode.no_error,
     info: str = "",
     at: datetime | None = None,
 ) -> None:
@@ -468,7 +468,11 @@ def connector_status_update(
         session = _ongoing(station.identity, connector_id, lock=True)
         if session is not None:
             changed = []
-            if previous == CHARGING and status != CHARGING and since is not None:
+            if (
+                previous == ChargePointStatus.charging
+                and status != ChargePointStatus.charging
+                and since is not None
+            ):
                 session.charging_duration_s += _seconds_between(
                     max(since, session.started_at or since), at
                 )
@@ -623,7 +627,7 @@ def transaction_stop(
     transaction_id: int,
     meter_stop_wh: int,
     stopped_at: datetime,
-    reason: str = "Local",
+    reason: str = Reason.local,
     id_tag: str = "",
     readings: Sequence[MeterReading] = (),
 ) -> Transaction:
@@ -715,7 +719,11 @@ def _close(
         connector = Connector.objects.filter(
             station__identity=session.station_identity, connector_id=session.connector_id
         ).first()
-        if connector is not None and connector.status == CHARGING and connector.status_at:
+        if (
+            connector is not None
+            and connector.status == ChargePointStatus.charging
+            and connector.status_at
+        ):
             start = max(connector.status_at, session.started_at or connector.status_at)
             session.charging_duration_s += _seconds_between(start, stopped_at)
     session.stopped_at = stopped_at

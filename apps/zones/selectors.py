@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from apps.energy.allocator import ReductionSource
 from apps.zones.models import DAYS, EbmsReduction, ExternalInput, TouPeriod, Zone
 
 
@@ -16,7 +17,7 @@ from apps.zones.models import DAYS, EbmsReduction, ExternalInput, TouPeriod, Zon
 class ActiveReduction:
     """A limit active on a zone right now, with what the UI and API show of it."""
 
-    source: str  # "tou" | "input" | "ebms"
+    source: ReductionSource
     percent: float | None
     current_a: float | None
     description: str
@@ -89,13 +90,18 @@ def active_reductions(now: datetime | None = None) -> dict[int, list[ActiveReduc
         targets = [z.pk for z in period.zones.all()] or zone_ids
         for zone_id in targets:
             result[zone_id].append(
-                ActiveReduction("tou", float(period.max_percent), None, f"TOU period {period.name}")
+                ActiveReduction(
+                    ReductionSource.TOU,
+                    float(period.max_percent),
+                    None,
+                    f"TOU period {period.name}",
+                )
             )
     for entry in ExternalInput.objects.filter(enabled=True, active=True):
         for zone_id in zone_ids:
             result[zone_id].append(
                 ActiveReduction(
-                    "input",
+                    ReductionSource.INPUT,
                     float(entry.percent),
                     None,
                     f"External input {entry.number} ({entry.name})",
@@ -107,7 +113,7 @@ def active_reductions(now: datetime | None = None) -> dict[int, list[ActiveReduc
     for reduction in reductions:
         result[reduction.zone_id].append(
             ActiveReduction(
-                "ebms",
+                ReductionSource.EBMS,
                 _float(reduction.percent),
                 _float(reduction.current_a),
                 reduction.description or "Building management system",

@@ -64,10 +64,10 @@ def main() -> None:
 
     import redis
 
-    from apps.meters.modbus.simulator import MeterSimulator
     from apps.simulator.engine import ArrivalPattern, Drivers, Endpoint, Fleet
     from apps.simulator.engine.ev import EvModel
     from apps.simulator.engine.fleet import station_specs
+    from apps.simulator.modbus_meter import MeterSimulator
     from tests.e2e.stack import start_stack
 
     n = args.stations

@@ -40,7 +40,7 @@ def main() -> None:
     import psutil
     import redis
 
-    from apps.meters.modbus.simulator import MeterSimulator
+    from apps.simulator.modbus_meter import MeterSimulator
     from tests.e2e.stack import start_stack
 
     simulators = []

@@ -7,9 +7,10 @@ from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync
+from ocpp.v16.enums import AuthorizationStatus
 
 from apps.central_system import hotstate, services
-from apps.central_system.authorization import AuthorizationStatus, authorize_id_tag
+from apps.central_system.authorization import authorize_id_tag
 from apps.central_system.models import CommandResult, CommandStatus
 from apps.rfid.models import AuthGroup
 from apps.stations import selectors
@@ -45,7 +46,7 @@ def test_authorization_known_blocked_unknown_case_insensitive():
     CardFactory(id_tag="BLOCKED1", authorized=False)
     station = StationFactory()
     accepted = authorize_id_tag(station, "04a1b2")
-    assert accepted.status == AuthorizationStatus.ACCEPTED and accepted.card is not None
+    assert accepted.status == AuthorizationStatus.accepted and accepted.card is not None
     assert accepted.as_ocpp() == {"status": "Accepted", "parentIdTag": "FLEET"}
     accepted.card.refresh_from_db()
     assert accepted.card.last_seen_at is not None

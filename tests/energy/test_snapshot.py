@@ -7,9 +7,9 @@ from django.utils import timezone
 
 from apps.energy.allocator import allocate
 from apps.energy.snapshot import build_snapshot
-from apps.meters.modbus.simulator import MeterSimulator
 from apps.meters.models import Meter, MeterModel
 from apps.meters.services import meters_poll
+from apps.simulator.modbus_meter import MeterSimulator
 from apps.siteconfig.models import ProductionMode, SiteSettings
 from apps.zones.models import Zone
 

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import pytest
+from ocpp.v16.enums import ConfigurationStatus
 
-from apps.simulator.engine.config_keys import ConfigStatus, ConfigurationStore
+from apps.simulator.engine.config_keys import ConfigurationStore
 
 
 def test_configuration_statuses() -> None:
     config = ConfigurationStore(readonly_values={"NumberOfConnectors": "2"})
-    assert config.change("heartbeatinterval", "120") is ConfigStatus.ACCEPTED
+    assert config.change("heartbeatinterval", "120") is ConfigurationStatus.accepted
     assert config.get_int("HeartbeatInterval") == 120
-    assert config.change("HeartbeatInterval", "-5") is ConfigStatus.REJECTED
-    assert config.change("NumberOfConnectors", "3") is ConfigStatus.REJECTED
-    assert config.change("Unknown", "1") is ConfigStatus.NOT_SUPPORTED
-    assert config.change("LocalPreAuthorize", "TRUE") is ConfigStatus.ACCEPTED
+    assert config.change("HeartbeatInterval", "-5") is ConfigurationStatus.rejected
+    assert config.change("NumberOfConnectors", "3") is ConfigurationStatus.rejected
+    assert config.change("Unknown", "1") is ConfigurationStatus.not_supported
+    assert config.change("LocalPreAuthorize", "TRUE") is ConfigurationStatus.accepted
     assert config.get("LocalPreAuthorize") == "true"
-    assert config.change("MeterValuesSampledData", "Current.Import,SoC") is ConfigStatus.REJECTED
     assert (
-        config.change("MeterValuesSampledData", "Current.Import, Voltage") is ConfigStatus.ACCEPTED
+        config.change("MeterValuesSampledData", "Current.Import,SoC")
+        is ConfigurationStatus.rejected
+    )
+    assert (
+        config.change("MeterValuesSampledData", "Current.Import, Voltage")
+        is ConfigurationStatus.accepted
     )
     assert config.get_list("MeterValuesSampledData") == ["Current.Import", "Voltage"]
 

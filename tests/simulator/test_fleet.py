@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from apps.energy.allocator import PhaseWiring
 from apps.simulator.engine import (
     ArrivalPattern,
     ConnectorSpec,
@@ -13,7 +14,6 @@ from apps.simulator.engine import (
     Endpoint,
     EvModel,
     Fleet,
-    PhaseWiring,
     ScaledClock,
     StationSpec,
     StationTiming,

@@ -9,9 +9,9 @@ import pytest
 from apps.maintenance.setup import load_demo_site
 from apps.meters.modbus.builtin import PM5320
 from apps.meters.modbus.client import TcpConnection, read_meter_sync
-from apps.meters.modbus.simulator import building_load_a
 from apps.meters.models import Meter
 from apps.simulator.meters import MeterFeed, plan_meters
+from apps.simulator.modbus_meter import building_load_a
 from tests.conftest import free_port
 
 NOON = datetime(2026, 6, 22, 12, 0, tzinfo=UTC)  # a summer Monday

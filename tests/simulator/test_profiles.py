@@ -9,16 +9,18 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from ocpp.v16.enums import (
+    ChargingProfileKindType,
+    ChargingProfilePurposeType,
+    ChargingRateUnitType,
+    RecurrencyKind,
+)
 
 from apps.simulator.engine.profiles import (
     ChargingProfile,
     ConnectorContext,
     ProfileError,
-    ProfileKind,
-    ProfilePurpose,
     ProfileStore,
-    RateUnit,
-    Recurrency,
     SchedulePeriod,
     profile_from_ocpp,
 )
@@ -41,12 +43,12 @@ def in_tx(
 def profile(
     limit: float,
     *,
-    purpose: ProfilePurpose = ProfilePurpose.TX_DEFAULT,
+    purpose: ChargingProfilePurposeType = ChargingProfilePurposeType.tx_default_profile,
     connector_id: int = 0,
     stack_level: int = 0,
     profile_id: int | None = None,
-    kind: ProfileKind = ProfileKind.RELATIVE,
-    unit: RateUnit = RateUnit.AMPS,
+    kind: ChargingProfileKindType = ChargingProfileKindType.relative,
+    unit: ChargingRateUnitType = ChargingRateUnitType.amps,
     periods: tuple[SchedulePeriod, ...] | None = None,
     start: datetime | None = None,
     **extra: object,
@@ -59,7 +61,9 @@ def profile(
         rate_unit=unit,
         periods=periods or (SchedulePeriod(0, limit),),
         connector_id=connector_id,
-        start_schedule=start if start is not None or kind is ProfileKind.RELATIVE else T0,
+        start_schedule=start
+        if start is not None or kind is ChargingProfileKindType.relative
+        else T0,
         **extra,  # type: ignore[arg-type]
     )
 
@@ -118,10 +122,10 @@ def test_tx_profile_overrules_the_default_then_falls_back_when_it_expires() -> N
         profile(8),
         profile(
             30,
-            purpose=ProfilePurpose.TX,
+            purpose=ChargingProfilePurposeType.tx_profile,
             connector_id=1,
             stack_level=1,
-            kind=ProfileKind.ABSOLUTE,
+            kind=ChargingProfileKindType.absolute,
             transaction_id=42,
             valid_to=T0 + timedelta(seconds=90),
         ),
@@ -134,7 +138,13 @@ def test_tx_profile_overrules_the_default_then_falls_back_when_it_expires() -> N
 
 
 def test_tx_profile_ends_with_its_schedule_duration() -> None:
-    tx = profile(20, purpose=ProfilePurpose.TX, connector_id=1, stack_level=1, duration_s=600)
+    tx = profile(
+        20,
+        purpose=ChargingProfilePurposeType.tx_profile,
+        connector_id=1,
+        stack_level=1,
+        duration_s=600,
+    )
     store = store_with(profile(12), tx)
     assert offer_a(store, (in_tx(),), T0 + timedelta(seconds=599)) == 20
     assert offer_a(store, (in_tx(),), T0 + timedelta(seconds=600)) == 12
@@ -142,11 +152,14 @@ def test_tx_profile_ends_with_its_schedule_duration() -> None:
 
 def test_tx_profile_needs_a_transaction_and_the_right_one() -> None:
     store = ProfileStore(2)
-    tx = profile(20, purpose=ProfilePurpose.TX, connector_id=1, transaction_id=42)
+    tx = profile(
+        20, purpose=ChargingProfilePurposeType.tx_profile, connector_id=1, transaction_id=42
+    )
     assert not store.install(tx, transaction_active=False)
     assert not store.install(tx, transaction_active=True, transaction_id=43)
     assert not store.install(
-        profile(20, purpose=ProfilePurpose.TX, connector_id=0), transaction_active=True
+        profile(20, purpose=ChargingProfilePurposeType.tx_profile, connector_id=0),
+        transaction_active=True,
     )
     assert store.install(tx, transaction_active=True, transaction_id=42)
     store.end_transaction(1)
@@ -156,13 +169,19 @@ def test_tx_profile_needs_a_transaction_and_the_right_one() -> None:
 def test_a_tx_profile_for_another_transaction_is_ignored() -> None:
     store = store_with(
         profile(10),
-        profile(20, purpose=ProfilePurpose.TX, connector_id=1, stack_level=1, transaction_id=42),
+        profile(
+            20,
+            purpose=ChargingProfilePurposeType.tx_profile,
+            connector_id=1,
+            stack_level=1,
+            transaction_id=42,
+        ),
     )
     assert offer_a(store, (in_tx(transaction_id=43),), T0) == 10
 
 
 def test_charge_point_max_is_shared_by_the_connectors_in_a_transaction() -> None:
-    store = store_with(profile(40, purpose=ProfilePurpose.CHARGE_POINT_MAX))
+    store = store_with(profile(40, purpose=ChargingProfilePurposeType.charge_point_max_profile))
     assert offer_a(store, (in_tx(1), ConnectorContext(2, 32.0)), T0) == 32
     both = store.offers((in_tx(1), in_tx(2)), T0)
     assert both[1].current_a == both[2].current_a == 20
@@ -170,17 +189,21 @@ def test_charge_point_max_is_shared_by_the_connectors_in_a_transaction() -> None
 
 def test_charge_point_max_only_on_connector_0() -> None:
     store = ProfileStore(2)
-    bad = profile(40, purpose=ProfilePurpose.CHARGE_POINT_MAX, connector_id=1)
+    bad = profile(40, purpose=ChargingProfilePurposeType.charge_point_max_profile, connector_id=1)
     assert not store.install(bad)
 
 
 def test_power_limits_are_shared_by_the_phases_in_use() -> None:
-    store = store_with(profile(11040, unit=RateUnit.WATTS))
+    store = store_with(profile(11040, unit=ChargingRateUnitType.watts))
     assert offer_a(store, (in_tx(phases=3),), T0) == pytest.approx(16)
     # 11040 W on one phase would be 48 A: the connector maximum caps it.
     assert offer_a(store, (in_tx(phases=1),), T0) == 32
     single = store_with(
-        profile(3680, unit=RateUnit.WATTS, periods=(SchedulePeriod(0, 3680, number_phases=1),))
+        profile(
+            3680,
+            unit=ChargingRateUnitType.watts,
+            periods=(SchedulePeriod(0, 3680, number_phases=1),),
+        )
     )
     offer = single.offers((in_tx(phases=3),), T0)[1]
     assert offer.current_a == pytest.approx(16)
@@ -203,8 +226,8 @@ def test_periods_follow_the_schedule_relative_to_the_transaction_start() -> None
 def test_recurring_daily_schedule() -> None:
     night_only = profile(
         0,
-        kind=ProfileKind.RECURRING,
-        recurrency=Recurrency.DAILY,
+        kind=ChargingProfileKindType.recurring,
+        recurrency=RecurrencyKind.daily,
         start=datetime(2025, 1, 1, 22, 0, tzinfo=UTC),
         periods=(SchedulePeriod(0, 32), SchedulePeriod(8 * 3600, 0)),
     )
@@ -236,12 +259,12 @@ def test_clear_by_id_purpose_stack_level_or_connector() -> None:
     store = store_with(
         profile(10, profile_id=1),
         profile(11, profile_id=2, connector_id=1, stack_level=1),
-        profile(40, profile_id=3, purpose=ProfilePurpose.CHARGE_POINT_MAX),
+        profile(40, profile_id=3, purpose=ChargingProfilePurposeType.charge_point_max_profile),
     )
     assert not store.clear(profile_id=99)
     assert store.clear(profile_id=2)
-    assert not store.clear(purpose=ProfilePurpose.TX)
-    assert store.clear(purpose=ProfilePurpose.TX_DEFAULT, stack_level=0)
+    assert not store.clear(purpose=ChargingProfilePurposeType.tx_profile)
+    assert store.clear(purpose=ChargingProfilePurposeType.tx_default_profile, stack_level=0)
     assert [p.profile_id for p in store.profiles] == [3]
     assert store.clear()
     assert store.profiles == ()
@@ -302,16 +325,16 @@ def test_composite_schedule_shows_the_fallback_after_the_tx_profile() -> None:
         profile(10),
         profile(
             20,
-            purpose=ProfilePurpose.TX,
+            purpose=ChargingProfilePurposeType.tx_profile,
             connector_id=1,
             stack_level=1,
-            kind=ProfileKind.ABSOLUTE,
+            kind=ChargingProfileKindType.absolute,
             valid_to=T0 + timedelta(seconds=120),
         ),
     )
     periods = store.composite_schedule((in_tx(),), 1, T0, 600)
     assert periods == [SchedulePeriod(0, 20.0), SchedulePeriod(120, 10.0)]
-    in_watts = store.composite_schedule((in_tx(),), 1, T0, 600, RateUnit.WATTS)
+    in_watts = store.composite_schedule((in_tx(),), 1, T0, 600, ChargingRateUnitType.watts)
     assert [p.limit for p in in_watts] == [20 * 230 * 3, 10 * 230 * 3]
 
 
@@ -319,8 +342,8 @@ def test_composite_schedule_of_connector_0_is_the_station_limit() -> None:
     store = store_with(
         profile(
             40,
-            purpose=ProfilePurpose.CHARGE_POINT_MAX,
-            kind=ProfileKind.ABSOLUTE,
+            purpose=ChargingProfilePurposeType.charge_point_max_profile,
+            kind=ChargingProfileKindType.absolute,
             periods=(SchedulePeriod(0, 40), SchedulePeriod(3600, 20)),
         )
     )
@@ -333,17 +356,21 @@ def test_composite_schedule_of_connector_0_is_the_station_limit() -> None:
 
 # ---------------------------------------------------------------------- properties
 
-PURPOSES = list(ProfilePurpose)
+PURPOSES = list(ChargingProfilePurposeType)
 
 
 @st.composite
 def profiles(draw: st.DrawFn) -> ChargingProfile:
     purpose = draw(st.sampled_from(PURPOSES))
-    connector_id = 0 if purpose is ProfilePurpose.CHARGE_POINT_MAX else draw(st.integers(0, 2))
-    if purpose is ProfilePurpose.TX:
+    connector_id = (
+        0
+        if purpose is ChargingProfilePurposeType.charge_point_max_profile
+        else draw(st.integers(0, 2))
+    )
+    if purpose is ChargingProfilePurposeType.tx_profile:
         connector_id = draw(st.integers(1, 2))
-    unit = draw(st.sampled_from(list(RateUnit)))
-    top = 64 if unit is RateUnit.AMPS else 44_000
+    unit = draw(st.sampled_from(list(ChargingRateUnitType)))
+    top = 64 if unit is ChargingRateUnitType.amps else 44_000
     starts = sorted(draw(st.sets(st.integers(1, 7200), max_size=3)))
     periods = tuple(
         SchedulePeriod(
@@ -353,7 +380,9 @@ def profiles(draw: st.DrawFn) -> ChargingProfile:
         )
         for start in [0, *starts]
     )
-    kind = draw(st.sampled_from([ProfileKind.ABSOLUTE, ProfileKind.RELATIVE]))
+    kind = draw(
+        st.sampled_from([ChargingProfileKindType.absolute, ChargingProfileKindType.relative])
+    )
     valid_from = draw(st.none() | st.integers(-3600, 3600).map(lambda s: T0 + timedelta(seconds=s)))
     valid_to = draw(st.none() | st.integers(-3600, 10_800).map(lambda s: T0 + timedelta(seconds=s)))
     if valid_from and valid_to and valid_to <= valid_from:
@@ -371,7 +400,7 @@ def profiles(draw: st.DrawFn) -> ChargingProfile:
         valid_to=valid_to,
         start_schedule=(
             T0 + timedelta(seconds=draw(st.integers(-7200, 3600)))
-            if kind is ProfileKind.ABSOLUTE
+            if kind is ChargingProfileKindType.absolute
             else None
         ),
         duration_s=draw(st.none() | st.integers(60, 10_800)),
@@ -414,7 +443,7 @@ def running_limit_a(
         return None
     if profile.valid_to is not None and at >= profile.valid_to:
         return None
-    if profile.kind is ProfileKind.RELATIVE:
+    if profile.kind is ChargingProfileKindType.relative:
         start = context.transaction_start or at
     else:
         assert profile.start_schedule is not None
@@ -423,7 +452,7 @@ def running_limit_a(
     if elapsed_s < 0 or (profile.duration_s is not None and elapsed_s >= profile.duration_s):
         return None
     period = [p for p in profile.periods if p.start_period_s <= elapsed_s][-1]
-    if profile.rate_unit is RateUnit.AMPS:
+    if profile.rate_unit is ChargingRateUnitType.amps:
         return period.limit
     return period.limit / (230 * min(period.number_phases or 3, context.phases_in_use))
 
@@ -455,7 +484,7 @@ def test_offers_never_exceed_the_connector_or_any_prevailing_profile(
                 [
                     p
                     for p in own
-                    if p.purpose is ProfilePurpose.TX
+                    if p.purpose is ChargingProfilePurposeType.tx_profile
                     and p.connector_id == context.connector_id
                     and p.transaction_id in (None, context.transaction_id)
                 ],
@@ -464,12 +493,18 @@ def test_offers_never_exceed_the_connector_or_any_prevailing_profile(
             )
         if tx_limit is None:
             tx_limit = top_limit_a(
-                [p for p in own if p.purpose is ProfilePurpose.TX_DEFAULT], at, context
+                [p for p in own if p.purpose is ChargingProfilePurposeType.tx_default_profile],
+                at,
+                context,
             )
         if tx_limit is not None:
             assert offered <= tx_limit + 1e-9
         station = top_limit_a(
-            [p for p in store.profiles if p.purpose is ProfilePurpose.CHARGE_POINT_MAX],
+            [
+                p
+                for p in store.profiles
+                if p.purpose is ChargingProfilePurposeType.charge_point_max_profile
+            ],
             at,
             ConnectorContext(0, math.inf, max(c.phases_in_use for c in contexts)),
         )
@@ -500,7 +535,10 @@ def test_tx_profiles_not_in_force_change_nothing(
     pruned = ProfileStore(2)
     for each in store.profiles:
         context = contexts[each.connector_id - 1] if each.connector_id else contexts[0]
-        if each.purpose is ProfilePurpose.TX and running_limit_a(each, at, context) is None:
+        if (
+            each.purpose is ChargingProfilePurposeType.tx_profile
+            and running_limit_a(each, at, context) is None
+        ):
             continue
         pruned.install(each, transaction_active=True)
     assert pruned.offers(contexts, at) == store.offers(contexts, at)

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from ocpp.v16 import call
 
+from apps.energy.allocator import PhaseWiring
 from apps.simulator.engine import (
     ConnectorSpec,
     Endpoint,
     Ev,
     EvModel,
-    PhaseWiring,
     ScaledClock,
     StationSim,
     StationSpec,

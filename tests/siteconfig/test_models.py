@@ -4,6 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from apps.energy import allocator
 from apps.meters.models import Meter, MeterModel
 from apps.siteconfig.models import ProductionMode, SiteSettings
 from apps.stations.models import Station
@@ -108,3 +109,18 @@ def test_local_production_only_is_refused_while_a_zone_with_stations_has_no_prod
     )
     basement.save()
     site.full_clean()
+
+
+@pytest.mark.parametrize(
+    ("field", "vocabulary"),
+    [
+        ("floor_mode", allocator.FloorMode),
+        ("priority", allocator.Priority),
+        ("production_mode", allocator.ProductionMode),
+    ],
+)
+def test_energy_choices_are_the_allocators_vocabulary(field, vocabulary):
+    """Every stored value converts to the allocator's enum, and every enum value can be picked."""
+    values = [value for value, _ in SiteSettings._meta.get_field(field).choices]
+    assert values == [member.value for member in vocabulary]
+    assert vocabulary(SiteSettings._meta.get_field(field).default) in vocabulary

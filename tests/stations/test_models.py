@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -5,7 +6,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from ocpp.v16.enums import ChargePointStatus
 
+from apps.energy import allocator
 from apps.stations.models import (
     Connector,
     CurrentType,
@@ -13,6 +16,7 @@ from apps.stations.models import (
     Station,
     StationState,
     Transaction,
+    TransactionStatus,
 )
 from tests.rfid.factories import CardFactory
 from tests.stations.factories import (
@@ -310,3 +314,28 @@ def test_transaction_start_key_is_backed_by_a_unique_index():
     assert ["station_identity", "connector_id", "id_tag", "started_at"] in [
         c["columns"] for c in constraints.values() if c["unique"]
     ]
+
+
+def test_connector_choices_are_the_allocators_vocabulary():
+    """What an installer can pick is exactly what the allocator understands."""
+    assert [value for value, _ in Connector._meta.get_field("phase_wiring").choices] == [
+        wiring.value for wiring in allocator.PhaseWiring
+    ]
+    assert [value for value, _ in Connector._meta.get_field("current_type").choices] == [
+        kind.value for kind in allocator.CurrentType
+    ]
+    assert CurrentType is allocator.CurrentType
+
+
+@pytest.mark.parametrize("wiring", list(allocator.PhaseWiring))
+def test_connector_wiring_label_names_the_building_phases_in_order(wiring):
+    """The label an installer reads says which building phase each station phase is on."""
+    connector = ConnectorFactory.build(phase_wiring=wiring.value)
+    label = str(connector.get_phase_wiring_display())
+    assert [f"L{index + 1}" for index in wiring.building_phases] == re.findall(r"L\d", label)
+
+
+def test_session_statuses_are_the_ocpp_connector_statuses_plus_finished():
+    """A session takes its connector's OCPP status while it runs, then ``Finished``."""
+    running = {status.value for status in TransactionStatus} - {TransactionStatus.FINISHED}
+    assert running <= {status.value for status in ChargePointStatus}

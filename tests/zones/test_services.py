@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from apps.energy.services import DIRTY
 from apps.maintenance.models import DeviceLogEntry
-from apps.meters.modbus.simulator import MeterSimulator
 from apps.meters.models import Meter, MeterModel
+from apps.simulator.modbus_meter import MeterSimulator
 from apps.siteconfig.models import SiteSettings
 from apps.zones.models import EbmsReduction, ExternalInput, InputKind, Zone
 from apps.zones.selectors import active_reductions

@@ -1,8 +1,8 @@
-"""Framework-free Modbus layer: register maps, meter reading, and a meter simulator.
+"""Framework-free Modbus layer: register maps and meter reading.
 
 Nothing in this package imports Django, so Celery tasks, management commands
-and the simulator use it directly; the Django app converts its rows into
-these dataclasses.
+and the meter simulator (``apps.simulator.modbus_meter``) use it directly;
+the Django app converts its rows into these dataclasses.
 """
 
 from apps.meters.modbus.builtin import BUILTIN_MODELS, MTZ, NSX, NSX_LEGACY, PM5320, builtin_model

@@ -18,7 +18,7 @@ from apps.simulator.engine.fleet import ArrivalPattern, Drivers, Fleet, FleetSta
 from apps.simulator.engine.model import ConnectorSpec, Endpoint, StationSpec, StationTiming
 from apps.simulator.engine.profiles import ChargingProfile, ConnectorContext, ProfileStore
 from apps.simulator.engine.station import StationSim
-from apps.simulator.engine.wiring import PhaseCurrents, PhaseWiring
+from apps.simulator.engine.wiring import PhaseCurrents
 
 __all__ = [
     "EV_CATALOGUE",
@@ -34,7 +34,6 @@ __all__ = [
     "Fleet",
     "FleetStatus",
     "PhaseCurrents",
-    "PhaseWiring",
     "ProfileStore",
     "ScaledClock",
     "StationSim",

@@ -7,41 +7,32 @@ system (LocalPreAuthorize) or while it cannot reach it (LocalAuthorizeOffline).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
+
+from ocpp.v16.datatypes import IdTagInfo
+from ocpp.v16.enums import AuthorizationStatus, UpdateStatus, UpdateType
 
 from apps.simulator.engine.clock import parse_ocpp_time
 
-ACCEPTED = "Accepted"
+
+def id_tag_info_from_ocpp(data: Mapping[str, Any]) -> IdTagInfo:
+    """An ``idTagInfo`` with snake_case keys; a bad status or expiry date raises ValueError."""
+    expiry = data.get("expiry_date")
+    if expiry:
+        parse_ocpp_time(expiry)
+    return IdTagInfo(
+        status=AuthorizationStatus(data["status"]),
+        parent_id_tag=data.get("parent_id_tag"),
+        expiry_date=expiry or None,
+    )
 
 
-class UpdateStatus(StrEnum):
-    ACCEPTED = "Accepted"
-    FAILED = "Failed"
-    NOT_SUPPORTED = "NotSupported"
-    VERSION_MISMATCH = "VersionMismatch"
-
-
-@dataclass(frozen=True, slots=True)
-class IdTagInfo:
-    status: str
-    expiry_date: datetime | None = None
-    parent_id_tag: str | None = None
-
-    def accepted_at(self, at: datetime) -> bool:
-        return self.status == ACCEPTED and (self.expiry_date is None or at < self.expiry_date)
-
-    @classmethod
-    def from_ocpp(cls, data: Mapping[str, Any]) -> IdTagInfo:
-        """From an ``idTagInfo`` with snake_case keys."""
-        expiry = data.get("expiry_date")
-        return cls(
-            status=str(data["status"]),
-            expiry_date=parse_ocpp_time(expiry) if expiry else None,
-            parent_id_tag=data.get("parent_id_tag"),
-        )
+def accepted_at(info: IdTagInfo, at: datetime) -> bool:
+    """Whether ``info`` lets the card charge at ``at``: accepted and not expired."""
+    if info.status != AuthorizationStatus.accepted:
+        return False
+    return not info.expiry_date or at < parse_ocpp_time(info.expiry_date)
 
 
 class LocalAuthorization:
@@ -67,21 +58,23 @@ class LocalAuthorization:
         an entry without ``id_tag_info`` removes that card.
         """
         if len(entries) > self.max_update_length:
-            return UpdateStatus.FAILED
+            return UpdateStatus.failed
         try:
             parsed = {
                 str(entry["id_tag"]): (
-                    IdTagInfo.from_ocpp(entry["id_tag_info"]) if entry.get("id_tag_info") else None
+                    id_tag_info_from_ocpp(entry["id_tag_info"])
+                    if entry.get("id_tag_info")
+                    else None
                 )
                 for entry in entries
             }
         except (KeyError, TypeError, ValueError):
-            return UpdateStatus.FAILED
-        if update_type == "Full":
+            return UpdateStatus.failed
+        if update_type == UpdateType.full:
             new_list = {tag: info for tag, info in parsed.items() if info is not None}
-        elif update_type == "Differential":
+        elif update_type == UpdateType.differential:
             if version <= self.list_version:
-                return UpdateStatus.VERSION_MISMATCH
+                return UpdateStatus.version_mismatch
             new_list = dict(self._list)
             for tag, info in parsed.items():
                 if info is None:
@@ -89,12 +82,12 @@ class LocalAuthorization:
                 else:
                     new_list[tag] = info
         else:
-            return UpdateStatus.FAILED
+            return UpdateStatus.failed
         if len(new_list) > self.max_list_length:
-            return UpdateStatus.FAILED
+            return UpdateStatus.failed
         self._list = new_list
         self.list_version = version
-        return UpdateStatus.ACCEPTED
+        return UpdateStatus.accepted
 
     def remember(self, id_tag: str, info: IdTagInfo) -> None:
         """Keep the central system's answer about a card in the cache."""

@@ -9,29 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
+
+from ocpp.v16.enums import ConfigurationStatus, Measurand
 
 SUPPORTED_MEASURANDS = frozenset(
     {
-        "Energy.Active.Import.Register",
-        "Current.Import",
-        "Current.Offered",
-        "Power.Active.Import",
-        "Power.Offered",
-        "Voltage",
+        Measurand.energy_active_import_register,
+        Measurand.current_import,
+        Measurand.current_offered,
+        Measurand.power_active_import,
+        Measurand.power_offered,
+        Measurand.voltage,
     }
 )
 
-DEFAULT_SAMPLED_DATA = (
-    "Energy.Active.Import.Register,Current.Import,Power.Active.Import,Current.Offered"
+DEFAULT_SAMPLED_DATA = ",".join(
+    (
+        Measurand.energy_active_import_register,
+        Measurand.current_import,
+        Measurand.power_active_import,
+        Measurand.current_offered,
+    )
 )
-
-
-class ConfigStatus(StrEnum):
-    ACCEPTED = "Accepted"
-    REJECTED = "Rejected"
-    REBOOT_REQUIRED = "RebootRequired"
-    NOT_SUPPORTED = "NotSupported"
 
 
 def _is_bool(value: str) -> bool:
@@ -161,17 +160,17 @@ class ConfigurationStore:
     def get_list(self, name: str) -> list[str]:
         return [item.strip() for item in self.get(name).split(",") if item.strip()]
 
-    def change(self, name: str, value: str) -> ConfigStatus:
+    def change(self, name: str, value: str) -> ConfigurationStatus:
         """ChangeConfiguration, following OCPP's statuses."""
         spec = self._specs.get(name.lower())
         if spec is None:
-            return ConfigStatus.NOT_SUPPORTED
+            return ConfigurationStatus.not_supported
         if spec.readonly or not spec.check(value):
-            return ConfigStatus.REJECTED
+            return ConfigurationStatus.rejected
         if spec.check is _is_bool:
             value = value.lower()
         self._values[name.lower()] = value
-        return ConfigStatus.ACCEPTED
+        return ConfigurationStatus.accepted
 
     def read(self, names: Iterable[str] | None = None) -> tuple[list[dict[str, object]], list[str]]:
         """GetConfiguration: (known keys as ``{key, readonly, value}``, unknown keys)."""

@@ -15,11 +15,14 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from ocpp.v16.enums import ChargePointStatus, Reason
+
+from apps.energy.allocator import PhaseWiring
 from apps.simulator.engine.clock import Clock, ScaledClock
 from apps.simulator.engine.ev import EV_CATALOGUE, EvModel, random_ev
 from apps.simulator.engine.model import ConnectorSpec, Endpoint, StationSpec, StationTiming
 from apps.simulator.engine.station import StationSim, cancel_and_wait
-from apps.simulator.engine.wiring import PhaseCurrents, PhaseWiring
+from apps.simulator.engine.wiring import PhaseCurrents
 
 logger = logging.getLogger("apps.simulator")
 
@@ -146,7 +149,9 @@ class Fleet:
     def request_stop(self) -> None:
         self._stop.set()
 
-    async def run(self, duration_s: float | None = None, *, stop_reason: str = "Other") -> None:
+    async def run(
+        self, duration_s: float | None = None, *, stop_reason: str = Reason.other
+    ) -> None:
         """Run the stations and arrivals until ``request_stop`` or ``duration_s``, then stop
         cleanly: open transactions end with ``stop_reason``."""
         # Power-up of a large site: spread the first connections over up to 10 s.
@@ -255,8 +260,12 @@ class Fleet:
             connected=sum(1 for s in self.stations.values() if s.connected),
             accepted=sum(1 for s in self.stations.values() if s.accepted),
             evs=sum(1 for c in connectors if c.visit is not None),
-            charging=sum(1 for c in connectors if c.status == "Charging"),
-            suspended=sum(1 for c in connectors if c.status.startswith("Suspended")),
+            charging=sum(1 for c in connectors if c.status == ChargePointStatus.charging),
+            suspended=sum(
+                1
+                for c in connectors
+                if c.status in (ChargePointStatus.suspended_ev, ChargePointStatus.suspended_evse)
+            ),
             phase_currents_a=self.phase_currents_a(),
             energy_wh=sum(s.energy_delivered_wh for s in self.stations.values()),
             sessions_started=sum(s.sessions_started for s in self.stations.values()),

@@ -10,11 +10,13 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
+from ocpp.v16.enums import ChargePointStatus
+
+from apps.energy.allocator import PhaseWiring
 from apps.simulator.engine.ev import Ev
 from apps.simulator.engine.meter import MeterReading
 from apps.simulator.engine.wiring import (
     PhaseCurrents,
-    PhaseWiring,
     building_phase_currents_a,
     station_phase_currents_a,
 )
@@ -141,7 +143,7 @@ class LocalTransaction:
 class ConnectorState:
     spec: ConnectorSpec
     energy_wh: float = 0.0
-    status: str = "Available"
+    status: str = ChargePointStatus.available
     operative: bool = True
     inoperative_scheduled: bool = False
     remote_start_pending: bool = False

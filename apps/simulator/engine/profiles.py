@@ -28,8 +28,14 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
+
+from ocpp.v16.enums import (
+    ChargingProfileKindType,
+    ChargingProfilePurposeType,
+    ChargingRateUnitType,
+    RecurrencyKind,
+)
 
 from apps.simulator.engine.clock import parse_ocpp_time
 
@@ -37,29 +43,7 @@ DEFAULT_VOLTAGE_V = 230.0
 DEFAULT_NUMBER_PHASES = 3
 """OCPP 1.6: a schedule period without ``numberPhases`` means three phases."""
 
-_RECURRENCE_S = {"Daily": 86_400, "Weekly": 604_800}
-
-
-class ProfilePurpose(StrEnum):
-    CHARGE_POINT_MAX = "ChargePointMaxProfile"
-    TX_DEFAULT = "TxDefaultProfile"
-    TX = "TxProfile"
-
-
-class ProfileKind(StrEnum):
-    ABSOLUTE = "Absolute"
-    RECURRING = "Recurring"
-    RELATIVE = "Relative"
-
-
-class RateUnit(StrEnum):
-    AMPS = "A"
-    WATTS = "W"
-
-
-class Recurrency(StrEnum):
-    DAILY = "Daily"
-    WEEKLY = "Weekly"
+_RECURRENCE_S = {RecurrencyKind.daily: 86_400, RecurrencyKind.weekly: 604_800}
 
 
 class ProfileError(ValueError):
@@ -81,13 +65,13 @@ class ChargingProfile:
 
     profile_id: int
     stack_level: int
-    purpose: ProfilePurpose
-    kind: ProfileKind
-    rate_unit: RateUnit
+    purpose: ChargingProfilePurposeType
+    kind: ChargingProfileKindType
+    rate_unit: ChargingRateUnitType
     periods: tuple[SchedulePeriod, ...]
     connector_id: int = 0
     transaction_id: int | None = None
-    recurrency: Recurrency | None = None
+    recurrency: RecurrencyKind | None = None
     valid_from: datetime | None = None
     valid_to: datetime | None = None
     start_schedule: datetime | None = None
@@ -110,9 +94,9 @@ class ChargingProfile:
             raise ProfileError("the stack level must not be negative")
         if self.duration_s is not None and self.duration_s <= 0:
             raise ProfileError("the schedule duration must be positive")
-        if self.kind is ProfileKind.ABSOLUTE and self.start_schedule is None:
+        if self.kind is ChargingProfileKindType.absolute and self.start_schedule is None:
             raise ProfileError("an absolute schedule needs a start")
-        if self.kind is ProfileKind.RECURRING and (
+        if self.kind is ChargingProfileKindType.recurring and (
             self.recurrency is None or self.start_schedule is None
         ):
             raise ProfileError("a recurring schedule needs a recurrency kind and a start")
@@ -140,23 +124,23 @@ def profile_from_ocpp(
             )
             for item in schedule["charging_schedule_period"]
         )
-        kind = ProfileKind(data["charging_profile_kind"])
+        kind = ChargingProfileKindType(data["charging_profile_kind"])
         start_schedule = _optional_time(schedule.get("start_schedule"))
-        if kind is ProfileKind.ABSOLUTE and start_schedule is None:
+        if kind is ChargingProfileKindType.absolute and start_schedule is None:
             start_schedule = received_at
         recurrency = data.get("recurrency_kind")
         return ChargingProfile(
             profile_id=int(data["charging_profile_id"]),
             stack_level=int(data["stack_level"]),
-            purpose=ProfilePurpose(data["charging_profile_purpose"]),
+            purpose=ChargingProfilePurposeType(data["charging_profile_purpose"]),
             kind=kind,
-            rate_unit=RateUnit(schedule["charging_rate_unit"]),
+            rate_unit=ChargingRateUnitType(schedule["charging_rate_unit"]),
             periods=periods,
             connector_id=connector_id,
             transaction_id=(
                 int(data["transaction_id"]) if data.get("transaction_id") is not None else None
             ),
-            recurrency=Recurrency(recurrency) if recurrency else None,
+            recurrency=RecurrencyKind(recurrency) if recurrency else None,
             valid_from=_optional_time(data.get("valid_from")),
             valid_to=_optional_time(data.get("valid_to")),
             start_schedule=start_schedule,
@@ -191,10 +175,10 @@ def schedule_start(profile: ChargingProfile, at: datetime, relative_start: datet
     Relative schedules start at ``relative_start`` (the transaction start);
     recurring ones at the latest daily/weekly repetition of their start.
     """
-    if profile.kind is ProfileKind.RELATIVE:
+    if profile.kind is ChargingProfileKindType.relative:
         return relative_start
     assert profile.start_schedule is not None  # checked when built
-    if profile.kind is ProfileKind.ABSOLUTE:
+    if profile.kind is ChargingProfileKindType.absolute:
         return profile.start_schedule
     assert profile.recurrency is not None
     recurrence_s = _RECURRENCE_S[profile.recurrency]
@@ -230,7 +214,7 @@ def period_limit_a(
     A power limit is shared by the phases actually in use, so a single-phase
     EV may take the whole power on its one phase.
     """
-    if profile.rate_unit is RateUnit.AMPS:
+    if profile.rate_unit is ChargingRateUnitType.amps:
         return period.limit
     phases = max(1, min(period.number_phases or DEFAULT_NUMBER_PHASES, phases_in_use))
     return period.limit / (voltage_v * phases)
@@ -341,9 +325,12 @@ class ProfileStore:
             return False
         if profile.stack_level > self.max_stack_level or len(profile.periods) > self.max_periods:
             return False
-        if profile.purpose is ProfilePurpose.CHARGE_POINT_MAX and profile.connector_id != 0:
+        if (
+            profile.purpose is ChargingProfilePurposeType.charge_point_max_profile
+            and profile.connector_id != 0
+        ):
             return False
-        if profile.purpose is ProfilePurpose.TX:
+        if profile.purpose is ChargingProfilePurposeType.tx_profile:
             if profile.connector_id == 0 or not transaction_active:
                 return False
             if (
@@ -369,7 +356,7 @@ class ProfileStore:
         *,
         profile_id: int | None = None,
         connector_id: int | None = None,
-        purpose: ProfilePurpose | None = None,
+        purpose: ChargingProfilePurposeType | None = None,
         stack_level: int | None = None,
     ) -> bool:
         """ClearChargingProfile: by id, or by every criterion given; True if any was removed."""
@@ -392,7 +379,10 @@ class ProfileStore:
         self._profiles = [
             profile
             for profile in self._profiles
-            if not (profile.purpose is ProfilePurpose.TX and profile.connector_id == connector_id)
+            if not (
+                profile.purpose is ChargingProfilePurposeType.tx_profile
+                and profile.connector_id == connector_id
+            )
         ]
 
     def transaction_limit(self, context: ConnectorContext, at: datetime) -> Limit | None:
@@ -404,7 +394,7 @@ class ProfileStore:
                 (
                     profile
                     for profile in self._profiles
-                    if profile.purpose is ProfilePurpose.TX
+                    if profile.purpose is ChargingProfilePurposeType.tx_profile
                     and profile.connector_id == context.connector_id
                     and (
                         profile.transaction_id is None
@@ -420,7 +410,7 @@ class ProfileStore:
                 (
                     profile
                     for profile in self._profiles
-                    if profile.purpose is ProfilePurpose.TX_DEFAULT
+                    if profile.purpose is ChargingProfilePurposeType.tx_default_profile
                     and profile.connector_id in (0, context.connector_id)
                 ),
                 at,
@@ -437,7 +427,13 @@ class ProfileStore:
     def charge_point_limit(self, at: datetime, phases_in_use: int = 3) -> Limit | None:
         """The prevailing ChargePointMaxProfile limit for the whole station."""
         hit = prevailing(
-            (p for p in self._profiles if p.purpose is ProfilePurpose.CHARGE_POINT_MAX), at, at
+            (
+                p
+                for p in self._profiles
+                if p.purpose is ChargingProfilePurposeType.charge_point_max_profile
+            ),
+            at,
+            at,
         )
         if hit is None:
             return None
@@ -471,7 +467,7 @@ class ProfileStore:
         connector_id: int,
         start: datetime,
         duration_s: int,
-        rate_unit: RateUnit = RateUnit.AMPS,
+        rate_unit: ChargingRateUnitType = ChargingRateUnitType.amps,
     ) -> list[SchedulePeriod]:
         """GetCompositeSchedule: the offers of ``connector_id`` from ``start`` for ``duration_s``.
 
@@ -504,7 +500,7 @@ class ProfileStore:
             else:
                 offer = self.offers(contexts, at)[connector_id]
             limit = offer.current_a
-            if rate_unit is RateUnit.WATTS:
+            if rate_unit is ChargingRateUnitType.watts:
                 limit *= self.voltage_v * (offer.number_phases or phases)
             # The schema allows one decimal; round down so the answer never overstates.
             limit = math.floor(limit * 10 + 1e-6) / 10
@@ -536,11 +532,11 @@ class ProfileStore:
 def _cycle_starts(
     profile: ChargingProfile, start: datetime, end: datetime, relative_starts: set[datetime]
 ) -> Iterable[datetime]:
-    if profile.kind is ProfileKind.RELATIVE:
+    if profile.kind is ChargingProfileKindType.relative:
         yield from relative_starts
         return
     assert profile.start_schedule is not None
-    if profile.kind is ProfileKind.ABSOLUTE:
+    if profile.kind is ChargingProfileKindType.absolute:
         yield profile.start_schedule
         return
     assert profile.recurrency is not None

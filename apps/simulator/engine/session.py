@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
-from ocpp.v16.enums import Action
+from ocpp.v16.enums import (
+    Action,
+    ClearCacheStatus,
+    DataTransferStatus,
+    GetCompositeScheduleStatus,
+)
 
 if TYPE_CHECKING:
     from apps.simulator.engine.station import StationSim
@@ -108,10 +113,10 @@ class OcppSession(ChargePoint):
     ) -> call_result.GetCompositeSchedule:
         answer = self.station.composite_schedule(connector_id, duration, charging_rate_unit)
         if answer is None:
-            return call_result.GetCompositeSchedule(status="Rejected")
+            return call_result.GetCompositeSchedule(status=GetCompositeScheduleStatus.rejected)
         schedule_start, schedule = answer
         return call_result.GetCompositeSchedule(
-            status="Accepted",
+            status=GetCompositeScheduleStatus.accepted,
             connector_id=connector_id,
             schedule_start=schedule_start,
             charging_schedule=schedule,
@@ -148,11 +153,11 @@ class OcppSession(ChargePoint):
     @on(Action.clear_cache)
     def on_clear_cache(self, **_: Any) -> call_result.ClearCache:
         self.station.auth.clear_cache()
-        return call_result.ClearCache(status="Accepted")
+        return call_result.ClearCache(status=ClearCacheStatus.accepted)
 
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
-        return call_result.DataTransfer(status="UnknownVendorId")
+        return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
 
     @on(Action.get_diagnostics)
     def on_get_diagnostics(self, location: str, **_: Any) -> call_result.GetDiagnostics:

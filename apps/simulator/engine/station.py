@@ -25,17 +25,40 @@ from typing import Any
 
 from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError, ValidationError
 from ocpp.v16 import call
+from ocpp.v16.datatypes import IdTagInfo
+from ocpp.v16.enums import (
+    AuthorizationStatus,
+    AvailabilityStatus,
+    AvailabilityType,
+    ChargePointErrorCode,
+    ChargePointStatus,
+    ChargingProfilePurposeType,
+    ChargingProfileStatus,
+    ChargingRateUnitType,
+    ClearChargingProfileStatus,
+    ConfigurationStatus,
+    DiagnosticsStatus,
+    FirmwareStatus,
+    ReadingContext,
+    Reason,
+    RegistrationStatus,
+    RemoteStartStopStatus,
+    ResetStatus,
+    ResetType,
+    TriggerMessageStatus,
+    UnlockStatus,
+    UpdateStatus,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 from websockets.typing import Subprotocol
 
-from apps.simulator.engine.auth import IdTagInfo, LocalAuthorization
+from apps.simulator.engine.auth import LocalAuthorization, accepted_at, id_tag_info_from_ocpp
 from apps.simulator.engine.clock import Clock, ScaledClock, format_ocpp_time, parse_ocpp_time
 from apps.simulator.engine.config_keys import (
     FREE_VEND_ACTIVE,
     FREE_VEND_ID_TAG,
     FREE_VEND_KEYS,
-    ConfigStatus,
     ConfigurationStore,
 )
 from apps.simulator.engine.ev import IEC61851_MIN_CURRENT_A, NOMINAL_VOLTAGE_V, Ev, random_ev
@@ -54,9 +77,7 @@ from apps.simulator.engine.profiles import (
     ChargingProfile,
     ConnectorContext,
     ProfileError,
-    ProfilePurpose,
     ProfileStore,
-    RateUnit,
     period_limit_a,
     profile_from_ocpp,
 )
@@ -147,7 +168,7 @@ class StationSim:
         self.sessions_stopped = 0
         self.energy_delivered_wh = 0.0
 
-        self._station_status = "Available"
+        self._station_status: str = ChargePointStatus.available
         self._after_reply: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._disconnect = asyncio.Event()
@@ -182,7 +203,7 @@ class StationSim:
         finally:
             await cancel_and_wait(timer, *self._tasks)
 
-    async def shutdown(self, *, reason: str = "Other") -> None:
+    async def shutdown(self, *, reason: str = Reason.other) -> None:
         """Stop cleanly: end open transactions, deliver what can be delivered, disconnect."""
         for connector in self.connectors.values():
             self._stop_transaction(connector, reason)
@@ -281,7 +302,7 @@ class StationSim:
         interval_s = self.config.get_int("MeterValueSampleInterval")
         for connector in self.connectors.values():
             if connector.transaction and interval_s > 0 and now_s >= connector.next_sample_s:
-                self._send_meter_values(connector, "Sample.Periodic")
+                self._send_meter_values(connector, ReadingContext.sample_periodic)
                 connector.next_sample_s += interval_s
                 if connector.next_sample_s <= now_s:
                     connector.next_sample_s = now_s + interval_s
@@ -319,7 +340,7 @@ class StationSim:
             )
             if dwell_over or full_for_long:
                 # The driver comes back, badges to end the session and unplugs.
-                self._stop_transaction(connector, "Local", id_tag=visit.id_tag)
+                self._stop_transaction(connector, Reason.local, id_tag=visit.id_tag)
                 visit.unplug_at_s = now_s + self.timing.unplug_after_local_stop_s
             return
         if visit.state in (VisitState.FINISHED, VisitState.REJECTED):
@@ -380,17 +401,17 @@ class StationSim:
         visit = connector.visit
         if connector.transaction is not None and visit is not None:
             if connector.offered_a < IEC61851_MIN_CURRENT_A:
-                return "SuspendedEVSE"
+                return ChargePointStatus.suspended_evse
             if visit.ev.demand_current_a() <= 0:
-                return "SuspendedEV"
-            return "Charging"
+                return ChargePointStatus.suspended_ev
+            return ChargePointStatus.charging
         if not connector.operative:
-            return "Unavailable"
+            return ChargePointStatus.unavailable
         if visit is None:
-            return "Available"
+            return ChargePointStatus.available
         if visit.state is VisitState.FINISHED:
-            return "Finishing"
-        return "Preparing"
+            return ChargePointStatus.finishing
+        return ChargePointStatus.preparing
 
     def _update_status(self, connector: ConnectorState) -> None:
         status = self._status_of(connector)
@@ -400,7 +421,7 @@ class StationSim:
 
     def _update_station_status(self) -> None:
         operative = any(c.operative for c in self.connectors.values())
-        status = "Available" if operative else "Unavailable"
+        status = ChargePointStatus.available if operative else ChargePointStatus.unavailable
         if status != self._station_status:
             self._station_status = status
             self._send_status(0, status)
@@ -409,7 +430,10 @@ class StationSim:
         at = format_ocpp_time(self.clock.now())
         self._send_volatile(
             lambda: call.StatusNotification(
-                connector_id=connector_id, error_code="NoError", status=status, timestamp=at
+                connector_id=connector_id,
+                error_code=ChargePointErrorCode.no_error,
+                status=status,
+                timestamp=at,
             ),
             label=f"StatusNotification {connector_id} {status}",
         )
@@ -449,7 +473,7 @@ class StationSim:
         if (
             self.accepted
             and local is not None
-            and local.accepted_at(now)
+            and accepted_at(local, now)
             and self.config.get_bool("LocalPreAuthorize")
         ):
             return True
@@ -461,11 +485,11 @@ class StationSim:
             except CALL_FAILURES:
                 return False
             else:
-                info = IdTagInfo.from_ocpp(result.id_tag_info)
+                info = id_tag_info_from_ocpp(result.id_tag_info)
                 self._remember(id_tag, info)
-                return info.accepted_at(now)
+                return accepted_at(info, now)
         if local is not None:
-            return self.config.get_bool("LocalAuthorizeOffline") and local.accepted_at(now)
+            return self.config.get_bool("LocalAuthorizeOffline") and accepted_at(local, now)
         return self.config.get_bool("AllowOfflineTxForUnknownId")
 
     def _remember(self, id_tag: str, info: IdTagInfo) -> None:
@@ -521,14 +545,14 @@ class StationSim:
         self, connector: ConnectorState, transaction: LocalTransaction, result: Any
     ) -> None:
         transaction.transaction_id = int(result.transaction_id)
-        info = IdTagInfo.from_ocpp(result.id_tag_info)
+        info = id_tag_info_from_ocpp(result.id_tag_info)
         self._remember(transaction.id_tag, info)
         if (
-            info.status != "Accepted"
+            info.status != AuthorizationStatus.accepted
             and connector.transaction is transaction
             and self.config.get_bool("StopTransactionOnInvalidId")
         ):
-            self._stop_transaction(connector, "DeAuthorized")
+            self._stop_transaction(connector, Reason.de_authorized)
 
     def _stop_transaction(
         self, connector: ConnectorState, reason: str, *, id_tag: str | None = None
@@ -546,8 +570,8 @@ class StationSim:
         measurands = self.config.get_list("StopTxnSampledData")
         transaction_data = (
             [
-                meter_value(transaction.begin, measurands, "Transaction.Begin"),
-                meter_value(end, measurands, "Transaction.End"),
+                meter_value(transaction.begin, measurands, ReadingContext.transaction_begin),
+                meter_value(end, measurands, ReadingContext.transaction_end),
             ]
             if measurands
             else None
@@ -582,7 +606,7 @@ class StationSim:
 
     def _unplug(self, connector: ConnectorState) -> None:
         if connector.transaction is not None:
-            self._stop_transaction(connector, "EVDisconnected")
+            self._stop_transaction(connector, Reason.ev_disconnected)
         connector.visit = None
         self._refresh()
 
@@ -607,7 +631,7 @@ class StationSim:
                 transaction_id=transaction.transaction_id,
             )
 
-        if context == "Trigger":
+        if context == ReadingContext.trigger:
             self._send_volatile(build, label=f"MeterValues {connector_id}")
         else:
             self._send_durable(build, label=f"MeterValues {connector_id}")
@@ -807,7 +831,7 @@ class StationSim:
                 continue
             self.registration_status = result.status
             interval_s = int(result.interval)
-            if result.status == "Accepted":
+            if result.status == RegistrationStatus.accepted:
                 if interval_s > 0:
                     self.config.change("HeartbeatInterval", str(interval_s))
                 return
@@ -816,7 +840,7 @@ class StationSim:
 
     def _on_triggered_boot(self, result: Any) -> None:
         self.registration_status = result.status
-        if result.status == "Accepted" and int(result.interval) > 0:
+        if result.status == RegistrationStatus.accepted and int(result.interval) > 0:
             self.config.change("HeartbeatInterval", str(int(result.interval)))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
@@ -843,18 +867,21 @@ class StationSim:
     ) -> str:
         """RemoteStartTransaction: a driver starts from an app; with no EV plugged, one arrives."""
         if charging_profile is not None:
-            if charging_profile.get("charging_profile_purpose") != ProfilePurpose.TX:
-                return "Rejected"
+            if (
+                charging_profile.get("charging_profile_purpose")
+                != ChargingProfilePurposeType.tx_profile
+            ):
+                return RemoteStartStopStatus.rejected
             try:
                 profile_from_ocpp(connector_id or 1, charging_profile, received_at=self.clock.now())
             except ProfileError:
-                return "Rejected"
+                return RemoteStartStopStatus.rejected
         connector = self._remote_start_target(connector_id)
         if connector is None:
-            return "Rejected"
+            return RemoteStartStopStatus.rejected
         connector.remote_start_pending = True
         self._later(lambda: self._apply_remote_start(connector, id_tag, charging_profile))
-        return "Accepted"
+        return RemoteStartStopStatus.accepted
 
     def _remote_start_target(self, connector_id: int | None) -> ConnectorState | None:
         if connector_id is not None:
@@ -897,16 +924,18 @@ class StationSim:
         for connector in self.connectors.values():
             transaction = connector.transaction
             if transaction is not None and transaction.transaction_id == transaction_id:
-                self._later(lambda stopped=connector: self._stop_transaction(stopped, "Remote"))
-                return "Accepted"
-        return "Rejected"
+                self._later(
+                    lambda stopped=connector: self._stop_transaction(stopped, Reason.remote)
+                )
+                return RemoteStartStopStatus.accepted
+        return RemoteStartStopStatus.rejected
 
     def reset(self, reset_type: str) -> str:
         self._later(lambda: self._reboot(reset_type))
-        return "Accepted"
+        return ResetStatus.accepted
 
     def _reboot(self, reset_type: str) -> None:
-        reason = "HardReset" if reset_type == "Hard" else "SoftReset"
+        reason = Reason.hard_reset if reset_type == ResetType.hard else Reason.soft_reset
         for connector in self.connectors.values():
             self._stop_transaction(connector, reason)
         self._rebooting = True
@@ -915,11 +944,11 @@ class StationSim:
 
     def change_availability(self, connector_id: int, availability: str) -> str:
         if connector_id != 0 and connector_id not in self.connectors:
-            return "Rejected"
+            return AvailabilityStatus.rejected
         targets = (
             list(self.connectors.values()) if connector_id == 0 else [self.connectors[connector_id]]
         )
-        operative = availability == "Operative"
+        operative = availability == AvailabilityType.operative
         scheduled = False
         for connector in targets:
             if operative:
@@ -931,11 +960,11 @@ class StationSim:
             else:
                 connector.operative = False
         self._later(self._refresh)
-        return "Scheduled" if scheduled else "Accepted"
+        return AvailabilityStatus.scheduled if scheduled else AvailabilityStatus.accepted
 
     def change_configuration(self, key: str, value: str) -> str:
         status = self.config.change(key, value)
-        if status is ConfigStatus.ACCEPTED:
+        if status is ConfigurationStatus.accepted:
             name = key.lower()
             now_s = self.clock.monotonic_s()
             if name == "heartbeatinterval":
@@ -950,12 +979,12 @@ class StationSim:
             profile = profile_from_ocpp(connector_id, data, received_at=self.clock.now())
         except ProfileError as exc:
             logger.info("%s: charging profile rejected: %s", self.identity, exc)
-            return "Rejected"
+            return ChargingProfileStatus.rejected
         connector = self.connectors.get(connector_id)
         transaction = connector.transaction if connector else None
         if self._refuses_as_decrease(profile, connector):
             logger.info("%s: refusing a lower charging profile", self.identity)
-            return "Rejected"
+            return ChargingProfileStatus.rejected
         accepted = self.profiles.install(
             profile,
             transaction_active=transaction is not None,
@@ -963,13 +992,16 @@ class StationSim:
         )
         if accepted:
             self._later(self._refresh)
-        return "Accepted" if accepted else "Rejected"
+        return ChargingProfileStatus.accepted if accepted else ChargingProfileStatus.rejected
 
     def _refuses_as_decrease(
         self, profile: ChargingProfile, connector: ConnectorState | None
     ) -> bool:
         """A station built to refuse decreases: a live limit below what it offers now."""
-        if not self.spec.refuses_decreases or profile.purpose is ProfilePurpose.TX_DEFAULT:
+        if (
+            not self.spec.refuses_decreases
+            or profile.purpose is ChargingProfilePurposeType.tx_default_profile
+        ):
             return False
         targets = [connector] if connector is not None else list(self.connectors.values())
         phases = max(1, min(c.offered_phases or 3 for c in targets)) if targets else 3
@@ -987,12 +1019,14 @@ class StationSim:
         cleared = self.profiles.clear(
             profile_id=profile_id,
             connector_id=connector_id,
-            purpose=ProfilePurpose(purpose) if purpose else None,
+            purpose=ChargingProfilePurposeType(purpose) if purpose else None,
             stack_level=stack_level,
         )
         if cleared:
             self._later(self._refresh)
-        return "Accepted" if cleared else "Unknown"
+        return (
+            ClearChargingProfileStatus.accepted if cleared else ClearChargingProfileStatus.unknown
+        )
 
     def composite_schedule(
         self, connector_id: int, duration_s: int, rate_unit: str | None
@@ -1000,7 +1034,7 @@ class StationSim:
         """GetCompositeSchedule: (schedule start, chargingSchedule), or None to reject."""
         if connector_id != 0 and connector_id not in self.connectors:
             return None
-        unit = RateUnit(rate_unit) if rate_unit else RateUnit.AMPS
+        unit = ChargingRateUnitType(rate_unit) if rate_unit else ChargingRateUnitType.amps
         start = self.clock.now()
         periods = self.profiles.composite_schedule(
             self._contexts(), connector_id, start, duration_s, unit
@@ -1023,23 +1057,23 @@ class StationSim:
     def unlock_connector(self, connector_id: int) -> str:
         connector = self.connectors.get(connector_id)
         if connector is None:
-            return "NotSupported"
+            return UnlockStatus.not_supported
         self._later(lambda: self._unlock(connector))
-        return "Unlocked"
+        return UnlockStatus.unlocked
 
     def _unlock(self, connector: ConnectorState) -> None:
-        self._stop_transaction(connector, "UnlockCommand")
+        self._stop_transaction(connector, Reason.unlock_command)
         if connector.visit is not None:
             self._unplug(connector)
 
     def trigger_message(self, requested: str, connector_id: int | None) -> str:
         if connector_id is not None and connector_id != 0 and connector_id not in self.connectors:
-            return "Rejected"
+            return TriggerMessageStatus.rejected
         action = self._triggered_action(requested, connector_id)
         if action is None:
-            return "NotImplemented"
+            return TriggerMessageStatus.not_implemented
         self._later(action)
-        return "Accepted"
+        return TriggerMessageStatus.accepted
 
     def _triggered_action(
         self, requested: str, connector_id: int | None
@@ -1066,16 +1100,18 @@ class StationSim:
 
         def meter_values() -> None:
             for connector in targets:
-                self._send_meter_values(connector, "Trigger")
+                self._send_meter_values(connector, ReadingContext.trigger)
 
         def diagnostics() -> None:
             self._send_volatile(
-                lambda: call.DiagnosticsStatusNotification(status="Idle"), label="Diagnostics"
+                lambda: call.DiagnosticsStatusNotification(status=DiagnosticsStatus.idle),
+                label="Diagnostics",
             )
 
         def firmware() -> None:
             self._send_volatile(
-                lambda: call.FirmwareStatusNotification(status="Idle"), label="Firmware"
+                lambda: call.FirmwareStatusNotification(status=FirmwareStatus.idle),
+                label="Firmware",
             )
 
         return {
@@ -1089,7 +1125,7 @@ class StationSim:
 
     def send_local_list(self, version: int, update_type: str, entries: list[dict[str, Any]]) -> str:
         if not self.config.get_bool("LocalAuthListEnabled"):
-            return "NotSupported"
+            return UpdateStatus.not_supported
         return self.auth.send_local_list(version, update_type, entries).value
 
     def local_list_version(self) -> int:
@@ -1104,7 +1140,7 @@ class StationSim:
         return file_name
 
     async def _report_diagnostics(self) -> None:
-        for status in ("Uploading", "Uploaded"):
+        for status in (DiagnosticsStatus.uploading, DiagnosticsStatus.uploaded):
             self._send_volatile(
                 lambda status=status: call.DiagnosticsStatusNotification(status=status),
                 label=f"Diagnostics {status}",
@@ -1121,7 +1157,12 @@ class StationSim:
 
     async def _report_firmware(self, delay_s: float) -> None:
         await self.clock.sleep(delay_s)
-        for status in ("Downloading", "Downloaded", "Installing", "Installed"):
+        for status in (
+            FirmwareStatus.downloading,
+            FirmwareStatus.downloaded,
+            FirmwareStatus.installing,
+            FirmwareStatus.installed,
+        ):
             self._send_volatile(
                 lambda status=status: call.FirmwareStatusNotification(status=status),
                 label=f"Firmware {status}",

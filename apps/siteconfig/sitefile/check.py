@@ -320,9 +320,9 @@ def _check_site(check: Checker, node: Any, plan: Plan) -> tuple[int, int]:
     if name is not None:
         values["name"] = name
     for key, choices in (
-        ("floor", FloorMode.values),
-        ("priority", Priority.values),
-        ("production", ProductionMode.values),
+        ("floor", FloorMode),
+        ("priority", Priority),
+        ("production", ProductionMode),
         ("supervision", SupervisionMode.values),
     ):
         value = check.choice(site, key, "site", choices)
@@ -676,8 +676,8 @@ def _check_connectors(check: Checker, node: Any, path: str) -> list[dict] | None
             ok = False
             continue
         number = check.integer(connector, "id", cpath, minimum=1, maximum=99)
-        kind = check.choice(connector, "type", cpath, CurrentType.values) or CurrentType.AC
-        phases = check.choice(connector, "phases", cpath, PhaseWiring.values)
+        kind = check.choice(connector, "type", cpath, CurrentType) or CurrentType.AC
+        phases = check.choice(connector, "phases", cpath, PhaseWiring)
         max_a = check.amps(connector, "max_current_a", cpath, minimum="6", maximum="1000")
         max_w = check.integer(connector, "max_power_w", cpath, minimum=1000, maximum=1_000_000)
         if number is not None:

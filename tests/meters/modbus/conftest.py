@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from apps.meters.modbus.simulator import MeterSimulator
+from apps.simulator.modbus_meter import MeterSimulator
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from apps.meters.modbus import (
     read_meter_sync,
 )
 from apps.meters.modbus.registers import REGISTER_FIELDS, RegisterFormat, encode_registers
-from apps.meters.modbus.simulator import MeterSimulator
+from apps.simulator.modbus_meter import MeterSimulator
 
 LOCAL = "127.0.0.1"
 

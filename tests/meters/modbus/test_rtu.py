@@ -15,7 +15,7 @@ from apps.meters.modbus import (
     MeterTimeout,
     RtuConnection,
 )
-from apps.meters.modbus.simulator import MeterSimulator
+from apps.simulator.modbus_meter import MeterSimulator
 
 
 @pytest.fixture

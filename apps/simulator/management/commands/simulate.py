@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.energy.allocator import PhaseWiring
 from apps.simulator import selectors
 from apps.simulator.engine import (
     ArrivalPattern,
@@ -24,7 +25,6 @@ from apps.simulator.engine import (
     Endpoint,
     Fleet,
     FleetStatus,
-    PhaseWiring,
     StationSpec,
     station_specs,
 )

@@ -1,6 +1,9 @@
+"""The Modbus meter simulator: daily curves and a real Modbus server (no Django)."""
+
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,11 +16,25 @@ from apps.meters.modbus import (
     TcpConnection,
     read_meter_sync,
 )
-from apps.meters.modbus.simulator import MeterSimulator, building_load_a, solar_production_a
+from apps.simulator.modbus_meter import MeterSimulator, building_load_a, solar_production_a
+from tests.purity import forbidden_imports
 
 LOCAL = "127.0.0.1"
 MONDAY = datetime(2024, 6, 17, tzinfo=UTC)
 SATURDAY = datetime(2024, 6, 22, tzinfo=UTC)
+
+
+@pytest.fixture
+def sim() -> Iterator[MeterSimulator]:
+    """A simulator on 127.0.0.1 and a free port; add units, then ``start_in_thread()``."""
+    simulator = MeterSimulator(LOCAL, 0)
+    yield simulator
+    simulator.stop_thread()
+
+
+def test_meter_simulator_imports_no_framework():
+    """Demos and tests run it beside evce, talking to it over Modbus only."""
+    assert forbidden_imports("apps.simulator.modbus_meter") == []
 
 
 def at(day: datetime, hour: float) -> datetime:
