@@ -43,7 +43,7 @@ from apps.energy.allocator import (
     reserve_for_connector,
 )
 from apps.energy.allocator.envelope import ConnectorProfiles
-from apps.energy.allocator.readings import drawing_cap_a as drawing_cap
+from apps.energy.allocator.readings import sample_cap
 from apps.energy.allocator.tree import ZoneTree
 from apps.energy.measurement import ev_measurement, previous_current_samples
 from apps.meters.selectors import MeterState, PhaseCurrents, meter_states
@@ -499,22 +499,30 @@ def build_snapshot(
         last = sent.get(key) or {}
         same_tx = last.get("transaction_id") == tx.pk
         drawing_cap_a = ramp_current_a = None
+        connector = alloc
         if same_tx and read_window:
-            drawing_cap_a = drawing_cap(
+            cap = sample_cap(
                 last.get("history") or [],
                 *read_window[0],
                 first_before_a=offline[key].current_a,
                 history_complete=bool(last.get("history_complete", True)),
-                envelope_a=envelope_a,
+                # A DC session's setpoints are AC equivalents: no lift for it.
+                envelope_a=envelope_a if alloc.current_type is CurrentType.AC else 0.0,
                 response_s=float(django_settings.EV_RESPONSE_S),
                 ramp_s=float(django_settings.EV_RAMP_S),
             )
+            if cap is not None:
+                drawing_cap_a = cap.cap_a
+                if cap.raise_limit_a is not None and alloc.max_current_a is not None:
+                    connector = replace(
+                        alloc, max_current_a=min(alloc.max_current_a, cap.raise_limit_a)
+                    )
             ramp_a = ramping_to_a(last, sample, now_s, first_before_a=offline[key].current_a)
             if ramp_a is not None:
                 ramp_current_a = _ramp_phases(alloc.wiring, ev_phases, ramp_a)
         sessions.append(
             Session(
-                connector=alloc,
+                connector=connector,
                 vip=station.vip or tx.vip,
                 energy_wh=float(tx.energy_wh),
                 charging_duration_s=float(tx.charging_duration_s),

@@ -12,6 +12,7 @@ while the meter was read, so that a stale sample never hides building load.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 HistoryItem = Sequence[float]
 
@@ -47,6 +48,58 @@ def lowest_in_force_a(
     return min(candidates)
 
 
+@dataclass(frozen=True, slots=True)
+class SampleCap:
+    """What a session's sample may count for (``cap_a``) and what it may be raised to.
+
+    ``lowest_a`` is the lowest setpoint in force during the reading. A cap
+    above it (an EV following decreases) holds only while the EV's limit does
+    not rise again: such a session is not raised above ``lowest_a`` by the
+    allocation that uses the reading (``raise_limit_a``).
+    """
+
+    cap_a: float
+    lowest_a: float
+
+    @property
+    def raise_limit_a(self) -> float | None:
+        return self.lowest_a if self.cap_a > self.lowest_a else None
+
+
+def sample_cap(
+    history: Sequence[HistoryItem],
+    read_from_s: float,
+    read_to_s: float,
+    *,
+    first_before_a: float,
+    history_complete: bool = True,
+    envelope_a: float,
+    response_s: float,
+    ramp_s: float,
+) -> SampleCap | None:
+    """:func:`drawing_cap_a` with the lowest setpoint in force beside it."""
+    lowest = lowest_in_force_a(
+        history,
+        read_from_s,
+        read_to_s,
+        first_before_a=first_before_a,
+        history_complete=history_complete,
+    )
+    if lowest is None:
+        return None
+    cap = drawing_cap_a(
+        history,
+        read_from_s,
+        read_to_s,
+        first_before_a=first_before_a,
+        history_complete=history_complete,
+        envelope_a=envelope_a,
+        response_s=response_s,
+        ramp_s=ramp_s,
+    )
+    return SampleCap(cap_a=lowest if cap is None else cap, lowest_a=lowest)
+
+
 def drawing_cap_a(
     history: Sequence[HistoryItem],
     read_from_s: float,
@@ -77,9 +130,11 @@ def drawing_cap_a(
 
     This holds only while the EV's limit falls: from the highest value on,
     every later setpoint is lower, and that value was reached (accepted at
-    least ``ramp_s`` before the reading, or itself a decrease). A fall of the
-    meter below what the EV is counted for is a dip, which the allocator's
-    dip hold covers (:func:`apps.energy.allocator.capacity.other_loads_da`).
+    least ``ramp_s`` before the reading, or itself a decrease); and the
+    allocation that uses the reading must not raise the session above the
+    lowest value (:class:`SampleCap`). A fall of the meter below what the EV
+    is counted for is a dip, which the allocator's dip hold covers
+    (:func:`apps.energy.allocator.capacity.other_loads_da`).
     """
     lowest = lowest_in_force_a(
         history,
