@@ -521,6 +521,7 @@ def _plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[D
             )
         )
     held = []
+    wanted_of_held = _wanted_of_held(context)
     for key, ref in context.held.items():
         profiles_ = context.profiles[key]
         fallback = profiles_.fallback
@@ -535,6 +536,13 @@ def _plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[D
                 live_a = live.attempt_a if live.attempt_a is not None else 0.0
             else:
                 clear_live = True
+        wanted_a = wanted_of_held.get(key)
+        if wanted_a is not None and ref.transaction_id is not None:
+            # Asking for less is always safe, and it is what the zone may need now
+            # (the building rose, others arrived): at once, not at the next retry.
+            asked_a = live_a if live_a is not None else _asked_a(live, profiles_, now_s)
+            if wanted_a < asked_a:
+                live_a = wanted_a
         held.append(HeldConnector(key, fallback_a, live_a, clear_live))
     changes = plan_changes(
         context.snapshot.zones,
@@ -598,6 +606,33 @@ def _plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[D
 
 RETRY_S = 10.0
 """How often a profile a station refused or left unanswered is asked again."""
+
+
+def _wanted_of_held(context: SnapshotContext) -> dict[str, float]:
+    """What each held session would get if its station followed evce.
+
+    An allocation of the same site with those sessions in it instead of their
+    reserves; nothing of it is sent or stored but what is asked of them.
+    """
+    if not context.held_sessions:
+        return {}
+    snapshot = context.snapshot
+    keys = set(context.held_sessions)
+    shadow = allocate(
+        replace(
+            snapshot,
+            sessions=(*snapshot.sessions, *context.held_sessions.values()),
+            reserves=tuple(r for r in snapshot.reserves if r.key not in keys),
+        )
+    )
+    return {item.key: item.setpoint_a for item in shadow.sessions if item.key in keys}
+
+
+def _asked_a(live: Slot | None, profiles_, now_s: float) -> float:
+    """The least a held session was asked for last: its live attempt, else its envelope."""
+    if live is not None and live.attempt_a is not None:
+        return live.attempt_a
+    return profiles_.envelope_a(now_s, None) if live is None else live.at(now_s)
 
 
 def _due(slot: Slot, now_s: float) -> bool:

@@ -93,6 +93,8 @@ class SnapshotContext:
     holds_begun: list[tuple[int, float]] = field(default_factory=list)  # (zone, since_s)
     transaction_ids: dict[str, int] = field(default_factory=dict)  # the active one
     held: dict[str, ConnectorRef] = field(default_factory=dict)  # reserved at their envelope
+    # Held connectors with a session, as sessions: what they would get if they followed.
+    held_sessions: dict[str, Session] = field(default_factory=dict)
     idle: dict[str, ConnectorRef] = field(default_factory=dict)  # connected, no session
     reductions: dict[int, list[ActiveReduction]] = field(default_factory=dict)
     zone_names: dict[int, str] = field(default_factory=dict)
@@ -486,11 +488,35 @@ def build_snapshot(
                 reserves.append(reserve_for_connector(alloc, current_a=envelope_a))
             continue
         if profiles.held(transaction_id, now_s):
-            # Its station does not (or may not) follow evce: count what it may draw.
+            # Its station does not (or may not) follow evce: count what it may draw,
+            # and its sample at most the lowest limit it may have been on when the
+            # meters were read (a sample can predate a decrease the station applied).
+            if measured is not None and read_window:
+                lowest_a = profiles.lowest_a(read_window[0][0], transaction_id)
+                measured = (
+                    min(measured[0], lowest_a),
+                    min(measured[1], lowest_a),
+                    min(measured[2], lowest_a),
+                )
             reserves.append(
                 reserve_for_connector(alloc, current_a=envelope_a, measured_current_a=measured)
             )
             context.held[key] = ref if tx is None else replace(ref, transaction_id=tx.pk)
+            if tx is not None:
+                # What it would get if it followed: what to ask of it again.
+                last = sent.get(key) or {}
+                same_tx = last.get("transaction_id") == tx.pk
+                context.held_sessions[key] = Session(
+                    connector=alloc,
+                    vip=station.vip or tx.vip,
+                    energy_wh=float(tx.energy_wh),
+                    charging_duration_s=float(tx.charging_duration_s),
+                    ev_phases=ev_phases,
+                    measured_current_a=measured,
+                    last_setpoint_a=last.get("setpoint_a") if same_tx else None,
+                    last_setpoint_at_s=last.get("at_s") if same_tx else None,
+                    drawing_cap_a=profiles.lowest_a(now_s, transaction_id),
+                )
             continue
         if tx is None:
             context.idle[key] = ref

@@ -31,7 +31,7 @@ from apps.energy.allocator import (
     offline_currents,
     reserve_for_connector,
 )
-from apps.energy.allocator.readings import drawing_cap_a, lowest_in_force_a
+from apps.energy.allocator.readings import SampleCap, lowest_in_force_a, sample_cap
 from apps.energy.snapshot import SAMPLE_TRANSIT_S
 from apps.energy.state import HOLD_TOLERANCE_A
 from tests.energy.allocator.strategies import Decoder
@@ -55,7 +55,7 @@ class MeterLoop(Loop):
         *,
         faults: bool,
         building_max_a: float,
-        cap=drawing_cap_a,
+        cap=sample_cap,
     ):
         super().__init__(decoder, connector_count, max_a, faults=faults)
         self.cap = cap
@@ -197,28 +197,38 @@ class MeterLoop(Loop):
         return connector_to_building_phases(wiring, [sample[1]] * len(wiring.building_phases))
 
     def reserve(self, key: str, tx: int | None):
+        """A held connector, its sample counted as the snapshot counts it."""
+        measured = self.measured(key, tx)
+        if measured is not None:
+            lowest_a = self.records[key].lowest_a(self.read_at_s, self.tx(key))
+            measured = tuple(min(value, lowest_a) for value in measured)
         return reserve_for_connector(
-            self.by_key[key],
-            current_a=self.envelope(key),
-            measured_current_a=self.measured(key, tx),
+            self.by_key[key], current_a=self.envelope(key), measured_current_a=measured
         )
 
     def session(self, key: str, tx: int) -> Session:
         base = super().session(key, tx)
         measured = self.measured(key, tx)
-        cap = None
         history_tx, items = self.history.get(key, (None, []))
-        if history_tx == tx and items:
-            cap = self.cap(
-                items,
-                self.read_at_s,
-                self.read_at_s,
-                first_before_a=self.offline[key],
-                envelope_a=self.envelope(key),
-                response_s=RESPONSE_S,
-                ramp_s=RAMP_S,
+        if history_tx != tx or not items:
+            return replace(base, measured_current_a=measured)
+        cap = self.cap(
+            items,
+            self.read_at_s,
+            self.read_at_s,
+            first_before_a=self.offline[key],
+            envelope_a=self.envelope(key),
+            response_s=RESPONSE_S,
+            ramp_s=RAMP_S,
+        )
+        connector = base.connector
+        if cap.raise_limit_a is not None:
+            connector = replace(
+                connector, max_current_a=min(connector.max_current_a or 0.0, cap.raise_limit_a)
             )
-        return replace(base, measured_current_a=measured, drawing_cap_a=cap)
+        return replace(
+            base, connector=connector, measured_current_a=measured, drawing_cap_a=cap.cap_a
+        )
 
     def zones_now(self, sessions: list[Session]) -> tuple[Zone, ...]:
         """The zone with its reading, and the dip hold as the snapshot passes it on."""
@@ -341,7 +351,7 @@ def test_sessions_lowered_together_are_not_shed_while_their_evs_follow() -> None
     takes its own current for building load: the zone then looks full and
     every session is shed until the EVs have come down.
     """
-    for cap, sheds in ((drawing_cap_a, False), (_lowest, True)):
+    for cap, sheds in ((sample_cap, False), (_lowest, True)):
         loop = lowered_zone(cap)
         lowest_allocated = []
         for _second in range(10):
@@ -354,4 +364,6 @@ def test_sessions_lowered_together_are_not_shed_while_their_evs_follow() -> None
 
 
 def _lowest(history, read_from_s, read_to_s, *, first_before_a, envelope_a, response_s, ramp_s):
-    return lowest_in_force_a(history, read_from_s, read_to_s, first_before_a=first_before_a)
+    """The rule before: every sample counted at most the lowest setpoint in force."""
+    lowest = lowest_in_force_a(history, read_from_s, read_to_s, first_before_a=first_before_a)
+    return SampleCap(cap_a=lowest, lowest_a=lowest)

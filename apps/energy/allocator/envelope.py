@@ -67,6 +67,11 @@ class Slot:
                 highest = value_a
         return highest
 
+    def lowest_at(self, now_s: float) -> float:
+        """The lowest value that may be in force at ``now_s`` (0 for an empty slot)."""
+        values = [v for v, until_s in self.items if until_s is None or now_s < until_s]
+        return min(values, default=0.0)
+
     def settled_a(self) -> float:
         """The envelope once every response time has run out: what no longer expires.
 
@@ -190,6 +195,17 @@ class ConnectorProfiles:
         live = self.live_for(transaction_id, now_s)
         fallback_a = self.fallback.at(now_s)
         return max(fallback_a, live.at(now_s)) if live is not None else fallback_a
+
+    def lowest_a(self, now_s: float, transaction_id: int | None) -> float:
+        """The lowest limit the connector may be on at ``now_s``: its EV may draw that little.
+
+        A sample above it may predate it, so a meter reading counts the EV at
+        no more than this (its live profile may also have lapsed: the lower of
+        both slots).
+        """
+        live = self.live_for(transaction_id, now_s)
+        fallback_a = self.fallback.lowest_at(now_s)
+        return min(fallback_a, live.lowest_at(now_s)) if live is not None else fallback_a
 
     def settled_a(self, now_s: float, transaction_id: int | None) -> float:
         """The envelope once every response time has run out (see :meth:`Slot.settled_a`)."""

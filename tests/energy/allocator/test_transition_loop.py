@@ -48,6 +48,7 @@ from apps.energy.allocator.transition import (
 from .strategies import Decoder
 
 RESPONSE_S = 5.0
+RETRY_S = 10.0  # as ``apps.energy.control.RETRY_S``
 TICK_S = 1.0
 TICKS = 14
 OUTCOMES = ("accepted", "refused", "late", "lost")
@@ -246,9 +247,51 @@ class Loop:
     def allocated(self, allocation) -> None:
         """What the control loop keeps of an allocation for the next run."""
 
+    def held_connectors(self, snapshot, held, held_sessions) -> list[HeldConnector]:
+        """What to ask again of connectors that did not follow, as ``control`` does it.
+
+        The last attempt every ``RETRY_S``; less at once when a session would
+        get less now than it was last asked for.
+        """
+        wanted = {}
+        if held_sessions:
+            shadow = allocate(
+                replace(
+                    snapshot,
+                    sessions=(*snapshot.sessions, *held_sessions.values()),
+                    reserves=tuple(r for r in snapshot.reserves if r.key not in held_sessions),
+                )
+            )
+            wanted = {i.key: i.setpoint_a for i in shadow.sessions if i.key in held_sessions}
+
+        def due(slot: Slot) -> bool:
+            return slot.attempt_at_s is None or self.now_s - slot.attempt_at_s >= RETRY_S
+
+        result = []
+        for key, tx, fallback, live in held:
+            live_held = live is not None and live.held
+            fallback_a = live_a = None
+            if fallback.held and due(fallback):
+                fallback_a = min(fallback.attempt_a or 0.0, self.offline[key])
+            if tx and live_held and due(live):
+                live_a = live.attempt_a or 0.0
+            if tx and key in wanted:
+                if live_a is not None:
+                    asked_a = live_a
+                elif live is not None and live.attempt_a is not None:
+                    asked_a = live.attempt_a
+                else:
+                    asked_a = self.envelope(key)
+                if wanted[key] < asked_a:
+                    live_a = wanted[key]
+            clear_live = tx is None and live_held and due(live)
+            result.append(HeldConnector(key, fallback_a, live_a, clear_live=clear_live))
+        return result
+
     def run(self) -> None:
         """One run of the control loop, as ``apps.energy.control`` does it."""
         sessions, reserves, idle, held = [], [], [], []
+        held_sessions: dict[str, Session] = {}
         for key in self.truths:
             connector = self.by_key[key]
             tx = self.tx(key)
@@ -256,17 +299,13 @@ class Loop:
                 reserves.append(self.reserve(key, tx))
                 fallback = self.records[key].fallback
                 live = self.records[key].live_for(tx, self.now_s)
-                live_held = live is not None and live.held
-                held.append(
-                    HeldConnector(
-                        key,
-                        min(fallback.attempt_a or 0.0, self.offline[key])
-                        if fallback.held
-                        else None,
-                        (live.attempt_a or 0.0) if tx and live_held else None,
-                        clear_live=tx is None and live_held,
+                held.append((key, tx, fallback, live))
+                if tx is not None:
+                    # What it would get if it followed (see ``control._wanted_of_held``).
+                    held_sessions[key] = replace(
+                        self.session(key, tx),
+                        drawing_cap_a=self.records[key].lowest_a(self.now_s, tx),
                     )
-                )
             elif tx is None:
                 phases = tuple(sorted(connector.wiring.building_phases))
                 idle.append(
@@ -291,6 +330,7 @@ class Loop:
         )
         allocation = self.allocation = allocate(snapshot)
         self.allocated(allocation)
+        held = self.held_connectors(snapshot, held, held_sessions)
         due = [
             item.key
             for item in allocation.sessions
