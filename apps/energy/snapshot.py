@@ -387,6 +387,24 @@ def _end_dip_holds_shown_by_samples(
     return tuple(result)
 
 
+def _session(
+    connector: AllocConnector, station: Station, tx: Transaction, last: dict, **readings
+) -> Session:
+    """A session as the allocator sees it; ``last`` is what was last sent for it."""
+    same_tx = last.get("transaction_id") == tx.pk
+    return Session(
+        connector=connector,
+        vip=station.vip or tx.vip,
+        energy_wh=float(tx.energy_wh),
+        charging_duration_s=float(tx.charging_duration_s),
+        last_setpoint_a=last.get("setpoint_a") if same_tx else None,
+        last_setpoint_at_s=last.get("at_s") if same_tx else None,
+        last_reason=Reason(last["reason"]) if same_tx and last.get("reason") else None,
+        idle_since_s=last.get("idle_since_s") if same_tx else None,
+        **readings,
+    )
+
+
 def build_snapshot(
     *, now: datetime | None = None, capacity_changed: bool = False
 ) -> SnapshotContext:
@@ -504,17 +522,13 @@ def build_snapshot(
             context.held[key] = ref if tx is None else replace(ref, transaction_id=tx.pk)
             if tx is not None:
                 # What it would get if it followed: what to ask of it again.
-                last = sent.get(key) or {}
-                same_tx = last.get("transaction_id") == tx.pk
-                context.held_sessions[key] = Session(
-                    connector=alloc,
-                    vip=station.vip or tx.vip,
-                    energy_wh=float(tx.energy_wh),
-                    charging_duration_s=float(tx.charging_duration_s),
+                context.held_sessions[key] = _session(
+                    alloc,
+                    station,
+                    tx,
+                    sent.get(key) or {},
                     ev_phases=ev_phases,
                     measured_current_a=measured,
-                    last_setpoint_a=last.get("setpoint_a") if same_tx else None,
-                    last_setpoint_at_s=last.get("at_s") if same_tx else None,
                     drawing_cap_a=profiles.lowest_a(now_s, transaction_id),
                 )
             continue
@@ -547,17 +561,13 @@ def build_snapshot(
             if ramp_a is not None:
                 ramp_current_a = _ramp_phases(alloc.wiring, ev_phases, ramp_a)
         sessions.append(
-            Session(
-                connector=connector,
-                vip=station.vip or tx.vip,
-                energy_wh=float(tx.energy_wh),
-                charging_duration_s=float(tx.charging_duration_s),
+            _session(
+                connector,
+                station,
+                tx,
+                last,
                 ev_phases=ev_phases,
                 measured_current_a=measured,
-                last_setpoint_a=last.get("setpoint_a") if same_tx else None,
-                last_setpoint_at_s=last.get("at_s") if same_tx else None,
-                last_reason=Reason(last["reason"]) if same_tx and last.get("reason") else None,
-                idle_since_s=last.get("idle_since_s") if same_tx else None,
                 drawing_cap_a=drawing_cap_a,
                 ramp_current_a=ramp_current_a,
             )

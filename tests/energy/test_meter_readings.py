@@ -23,7 +23,15 @@ from apps.meters.services import meters_poll
 from apps.stations.models import MeterSample
 from tests.energy.helpers import confirm_fallbacks
 from tests.energy.test_envelopes import _station
-from tests.energy.test_meter_states import _charging, _sample, _sent, _setpoints, _tx, _zone
+from tests.energy.test_meter_states import (
+    _charging,
+    _sample,
+    _sent,
+    _setpoints,
+    _tx,
+    _zone,
+    two_evs_on_18_a,
+)
 from tests.stations.factories import TransactionFactory
 from tests.zones.factories import ZoneFactory
 
@@ -155,14 +163,7 @@ def test_a_dip_hold_ends_only_on_samples_taken_after_it_began(meter_simulator, h
     sample stored then but taken before the fall does not end the hold; once
     the stations answered the request for a sample, a newer one does.
     """
-    zone = _zone(meter_simulator, max_current_a=40, degraded_current_a=12)
-    now = timezone.now()
-    now_s = now.timestamp()
-    keys = [_charging(zone, sample_a=18, sampled_at=now - timedelta(seconds=2)) for _ in range(2)]
-    for key in keys:
-        _sent(key, _tx(key).pk, (18.0, now_s - 60))
-    meter_simulator.set_values(1, current_a=(40.0, 40.0, 40.0))
-    meters_poll(now=now)
+    zone, now, keys = two_evs_on_18_a(meter_simulator)
     _run(now)
 
     dip_at = now + timedelta(seconds=1)

@@ -191,6 +191,18 @@ def test_a_ramp_does_not_hide_a_building_load_rise(meter_simulator, hot_state):
     assert 45.0 + setpoint_a <= 100.0
 
 
+def two_evs_on_18_a(meter_simulator) -> tuple[Zone, datetime, list[str]]:
+    """40 A zone, building 4 A, two EVs on 18 A (samples 2 s old), the meter just read."""
+    zone = _zone(meter_simulator, max_current_a=40, degraded_current_a=12)
+    now = timezone.now()
+    keys = [_charging(zone, sample_a=18, sampled_at=now - timedelta(seconds=2)) for _ in range(2)]
+    for key in keys:
+        _sent(key, _tx(key).pk, (18.0, now.timestamp() - 60))
+    meter_simulator.set_values(1, current_a=(40.0, 40.0, 40.0))
+    meters_poll(now=now)
+    return zone, now, keys
+
+
 def test_a_sample_lagging_an_ev_dip_does_not_hand_its_current_to_others(meter_simulator, hot_state):
     """40 A zone, building 4 A, two EVs on 18 A; one dips to 14 A, its sample still says 18 A.
 
@@ -198,14 +210,7 @@ def test_a_sample_lagging_an_ev_dip_does_not_hand_its_current_to_others(meter_si
     on 40 A once the first draws again. Once every station had time to send a
     sample after the fall, a fall the samples do not explain is the building's.
     """
-    zone = _zone(meter_simulator, max_current_a=40, degraded_current_a=12)
-    now = timezone.now()
-    now_s = now.timestamp()
-    keys = [_charging(zone, sample_a=18, sampled_at=now - timedelta(seconds=2)) for _ in range(2)]
-    for key in keys:
-        _sent(key, _tx(key).pk, (18.0, now_s - 60))
-    meter_simulator.set_values(1, current_a=(40.0, 40.0, 40.0))
-    meters_poll(now=now)
+    zone, now, keys = two_evs_on_18_a(meter_simulator)
     first = _allocate(now)
     assert _setpoints(first) == dict.fromkeys(keys, 18.0)
 

@@ -77,7 +77,7 @@ def sample_cap(
     response_s: float,
     ramp_s: float,
 ) -> SampleCap | None:
-    """:func:`drawing_cap_a` with the lowest setpoint in force beside it."""
+    """:func:`drawing_cap_a`, with the lowest setpoint in force beside it."""
     lowest = lowest_in_force_a(
         history,
         read_from_s,
@@ -87,17 +87,27 @@ def sample_cap(
     )
     if lowest is None:
         return None
-    cap = drawing_cap_a(
-        history,
-        read_from_s,
-        read_to_s,
-        first_before_a=first_before_a,
-        history_complete=history_complete,
-        envelope_a=envelope_a,
-        response_s=response_s,
-        ramp_s=ramp_s,
-    )
-    return SampleCap(cap_a=lowest if cap is None else cap, lowest_a=lowest)
+    top: int | None = None
+    for position, (setpoint_a, sent_at_s, _accepted_at_s) in enumerate(history):
+        if sent_at_s > read_to_s:
+            break
+        successor = history[position + 1] if position + 1 < len(history) else None
+        if successor is not None:
+            lingers_s = response_s if successor[0] < setpoint_a else 0.0
+            if successor[2] + lingers_s < read_from_s:
+                continue  # the EV was off it before the reading began
+        if top is None or setpoint_a > history[top][0]:
+            top = position
+    if top is None:
+        return SampleCap(lowest, lowest)
+    top_a = float(history[top][0])
+    if any(history[k][0] > history[k - 1][0] for k in range(top + 1, len(history))):
+        return SampleCap(lowest, lowest)  # a raise after it: the EV may draw more later
+    before_a = history[top - 1][0] if top > 0 else (first_before_a if history_complete else None)
+    reached = before_a is not None and top_a <= before_a
+    if not reached and history[top][2] + ramp_s > read_from_s:
+        return SampleCap(lowest, lowest)  # the EV may still be ramping up to it
+    return SampleCap(max(lowest, min(top_a, envelope_a)), lowest)
 
 
 def drawing_cap_a(
@@ -136,33 +146,14 @@ def drawing_cap_a(
     is counted for is a dip, which the allocator's dip hold covers
     (:func:`apps.energy.allocator.capacity.other_loads_da`).
     """
-    lowest = lowest_in_force_a(
+    result = sample_cap(
         history,
         read_from_s,
         read_to_s,
         first_before_a=first_before_a,
         history_complete=history_complete,
+        envelope_a=envelope_a,
+        response_s=response_s,
+        ramp_s=ramp_s,
     )
-    if lowest is None:
-        return None
-    top: int | None = None
-    for position, (setpoint_a, sent_at_s, _accepted_at_s) in enumerate(history):
-        if sent_at_s > read_to_s:
-            break
-        successor = history[position + 1] if position + 1 < len(history) else None
-        if successor is not None:
-            lingers_s = response_s if successor[0] < setpoint_a else 0.0
-            if successor[2] + lingers_s < read_from_s:
-                continue  # the EV was off it before the reading began
-        if top is None or setpoint_a > history[top][0]:
-            top = position
-    if top is None:
-        return lowest
-    top_a = float(history[top][0])
-    if any(history[k][0] > history[k - 1][0] for k in range(top + 1, len(history))):
-        return lowest  # a raise after it: the EV's draw may rise after the reading
-    before_a = history[top - 1][0] if top > 0 else (first_before_a if history_complete else None)
-    reached = before_a is not None and top_a <= before_a
-    if not reached and history[top][2] + ramp_s > read_from_s:
-        return lowest  # the EV may still be ramping up to it
-    return max(lowest, min(top_a, envelope_a))
+    return None if result is None else result.cap_a
