@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "apps.accounts",
     "apps.siteconfig",
+    "apps.devicelog",
     "apps.maintenance",
     "apps.meters",
     "apps.zones",

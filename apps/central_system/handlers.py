@@ -20,9 +20,9 @@ from apps.central_system.authorization import authorize_id_tag
 from apps.central_system.commands import Command
 from apps.central_system.metering import parse_meter_values
 from apps.central_system.protocol import ErrorCode, OcppError, parse_ocpp_datetime, utc_now_text
+from apps.devicelog.models import EventCategory, EventLevel
+from apps.devicelog.services import device_log_write
 from apps.energy import services as energy_services
-from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write
 from apps.siteconfig.models import SiteSettings
 from apps.stations import services as stations
 from apps.stations.models import Station

@@ -18,8 +18,8 @@ from redis.exceptions import RedisError
 
 from apps.central_system import commands, hotstate
 from apps.central_system.models import CommandResult, CommandStatus
-from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write
+from apps.devicelog.models import EventCategory, EventLevel
+from apps.devicelog.services import device_log_write
 from apps.siteconfig.models import SiteSettings
 from apps.stations.models import Connector, Station, StationState
 

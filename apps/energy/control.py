@@ -27,6 +27,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.central_system import command_loop
+from apps.devicelog.models import EventCategory, EventLevel
+from apps.devicelog.services import device_log_write
 from apps.energy import profiles, state
 from apps.energy.allocator import Allocation, Reason, SessionAllocation, allocate
 from apps.energy.allocator.envelope import Slot
@@ -41,8 +43,6 @@ from apps.energy.allocator.transition import (
 )
 from apps.energy.allocator.units import current_to_power_w
 from apps.energy.snapshot import ConnectorRef, SnapshotContext, build_snapshot
-from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write
 from apps.meters.services import meters_allocation_basis_set
 from apps.stations.models import Transaction
 

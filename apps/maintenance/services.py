@@ -1,48 +1,17 @@
-"""Writing the device log and pruning old records."""
+"""Pruning old records."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from django.utils import timezone
 
-from apps.maintenance.models import DeviceLogEntry, EventCategory, EventLevel
-
-
-def device_log_write(
-    *,
-    category: EventCategory | str,
-    event: str,
-    message: str,
-    level: EventLevel | str = EventLevel.INFO,
-    station_identity: str = "",
-    zone_name: str = "",
-    user=None,
-    remote_addr: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> DeviceLogEntry:
-    """Append one event to the device log (the only way entries are written)."""
-    return DeviceLogEntry.objects.create(
-        at=timezone.now(),
-        category=category,
-        level=level,
-        event=event,
-        message=message,
-        station_identity=station_identity,
-        zone_name=zone_name,
-        user=user if user is not None and getattr(user, "pk", None) else None,
-        username=getattr(user, "username", "") or "",
-        remote_addr=remote_addr,
-        data=data or {},
-    )
+from apps.siteconfig.models import SiteSettings
+from apps.stations.models import MeterSample, OcppMessage
 
 
 def purge_expired_records(*, now=None) -> dict[str, int]:
     """Delete raw records older than their retention (CDRs are kept forever)."""
-    from apps.siteconfig.models import SiteSettings
-    from apps.stations.models import MeterSample, OcppMessage
-
     now = now or timezone.now()
     site = SiteSettings.load()
     ocpp_cutoff = now - timedelta(days=site.ocpp_log_retention_days)

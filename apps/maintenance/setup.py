@@ -13,8 +13,8 @@ from django.db import transaction
 
 from apps.accounts.models import Role, User
 from apps.accounts.validators import PASSWORD_SPECIALS, password_problems
-from apps.maintenance.models import EventCategory
-from apps.maintenance.services import device_log_write
+from apps.devicelog.models import EventCategory
+from apps.devicelog.services import device_log_write
 
 DEMO_SITE_FILE = Path(settings.BASE_DIR) / "apps" / "siteconfig" / "demo" / "site.yaml"
 DEMO_METER_PORT_IN_FILE = 5020

@@ -37,8 +37,8 @@ from redis.exceptions import RedisError
 from apps.central_system import command_loop, commands
 from apps.central_system.presence import connected_identities
 from apps.central_system.services import command_failed_event
-from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write
+from apps.devicelog.models import EventCategory, EventLevel
+from apps.devicelog.services import device_log_write
 from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode, StationAuthState
 from apps.stations.models import Station, StationState, Transaction
 from evce_site.hotstate import key, redis_client

@@ -25,8 +25,8 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from apps.maintenance.models import EventCategory
-from apps.maintenance.services import device_log_write
+from apps.devicelog.models import EventCategory
+from apps.devicelog.services import device_log_write
 from apps.meters.modbus.registers import register_map_errors
 from apps.meters.models import ConnectionType, Meter, MeterModel
 from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode

@@ -1,7 +1,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from apps.maintenance.models import DeviceLogEntry, EventCategory
+from apps.devicelog.models import DeviceLogEntry, EventCategory
 from apps.rfid.models import AuthGroup, Card, OnlineMode
 from apps.rfid.services import (
     auth_group_create,

@@ -13,7 +13,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from apps.central_system import commands, hotstate
-from apps.maintenance.models import DeviceLogEntry
+from apps.devicelog.models import DeviceLogEntry
 from apps.rfid import station_sync
 from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode, StationAuthState
 from apps.simulator.engine.auth import LocalAuthorization

@@ -7,7 +7,7 @@ from django.apps import apps
 from django.contrib.auth.hashers import make_password
 from django.core.management import CommandError, call_command
 
-from apps.maintenance.models import DeviceLogEntry
+from apps.devicelog.models import DeviceLogEntry
 from apps.maintenance.setup import DEMO_SITE_FILE
 from apps.meters.models import ConnectionType, Meter, MeterModel
 from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode
