@@ -118,7 +118,7 @@ def station_authentication_check(station_id: int, *, booted: bool) -> None:
     At boot and at each connection: the station may have been reset, or
     missed card changes while it was away.
     """
-    from apps.rfid import station_sync
+    from apps.central_system import station_sync  # station_sync imports this module
 
     reason = station_sync.BOOT if booted else station_sync.CONNECTED
     transaction.on_commit(partial(station_sync.station_sync_request, [station_id], reason=reason))
@@ -126,8 +126,8 @@ def station_authentication_check(station_id: int, *, booted: bool) -> None:
 
 def car_plugged_in(station_id: int, connector_id: int) -> None:
     """A connector went to Preparing: with the reader disabled, evce starts the session."""
-    from apps.rfid import station_sync
-    from apps.rfid.tasks import plug_in_start_task
+    from apps.central_system import station_sync  # station_sync imports this module
+    from apps.central_system.tasks import plug_in_start_task  # tasks imports this module
 
     station = Station.objects.select_related("auth_group").filter(pk=station_id).first()
     if station is not None and station_sync.plug_in_start_needed(station, connector_id):

@@ -1,14 +1,17 @@
-"""The station side of authentication changes: which stations to synchronise."""
+"""What the central system does when the domain below it changes.
+
+Authentication changes: which stations to synchronise.
+"""
 
 from __future__ import annotations
 
 from django.dispatch import receiver
 
-from apps.rfid import station_sync
+from apps.central_system import station_sync
 from apps.rfid.signals import auth_groups_changed, cards_changed
 
 
-@receiver(cards_changed, dispatch_uid="rfid-cards-local-lists")
+@receiver(cards_changed, dispatch_uid="central-system-cards-local-lists")
 def cards_changed_sync(sender, *, group_ids, **kwargs) -> None:
     # Blocked cards are in the lists of every open-mode group as well.
     station_sync.station_sync_request(
@@ -16,7 +19,7 @@ def cards_changed_sync(sender, *, group_ids, **kwargs) -> None:
     )
 
 
-@receiver(auth_groups_changed, dispatch_uid="rfid-groups-configuration")
+@receiver(auth_groups_changed, dispatch_uid="central-system-groups-configuration")
 def auth_groups_changed_sync(sender, *, group_ids, station_ids, **kwargs) -> None:
     stations = set(station_sync.stations_of_groups(group_ids)) | set(station_ids)
     station_sync.station_sync_request(stations, reason=station_sync.GROUP)

@@ -161,7 +161,7 @@ def _fit(desired: dict[str, dict], capacity: int | None) -> tuple[dict[str, dict
 
 def station_sync_request(station_ids: Iterable[int], *, reason: str) -> None:
     """Ask for the stations to be synchronised soon (cheap; requests coalesce)."""
-    from apps.rfid.tasks import station_auth_sync_task
+    from apps.central_system.tasks import station_auth_sync_task  # tasks imports this module
 
     station_ids = sorted(set(station_ids))
     if not station_ids:
