@@ -35,12 +35,12 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from apps.central_system import command_loop, commands
-from apps.central_system.presence import connected_identities
 from apps.central_system.services import command_failed_event
 from apps.devicelog.models import EventCategory, EventLevel
 from apps.devicelog.services import device_log_write
 from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode, StationAuthState
 from apps.stations.models import Station, StationState, Transaction
+from apps.stations.presence import connected_identities
 from evce_site.hotstate import key, redis_client
 
 logger = logging.getLogger(__name__)

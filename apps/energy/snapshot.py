@@ -48,6 +48,7 @@ from apps.energy.measurement import ev_measurement, previous_current_samples
 from apps.meters.services import PhaseCurrents, meter_usable_currents, meters_hot_state
 from apps.siteconfig.models import SiteSettings as SiteSettingsRow
 from apps.stations.models import Connector, MeterSample, Station, StationState, Transaction
+from apps.stations.presence import connected_identities
 from apps.zones.models import Zone as ZoneRow
 from apps.zones.selectors import ActiveReduction, active_reductions
 
@@ -390,8 +391,6 @@ def build_snapshot(
     since the station connected) is reserved at its envelope instead, and its
     session, if any, is asked again for what evce last wanted of it.
     """
-    from apps.central_system.presence import connected_identities
-
     now = now or timezone.now()
     now_s = now.timestamp()
     site = SiteSettingsRow.load()

@@ -6,8 +6,8 @@ import time
 
 from django.db.models import QuerySet
 
-from apps.central_system import hotstate
 from apps.siteconfig.models import SiteSettings
+from apps.stations import presence
 from apps.stations.models import Station, Transaction
 
 
@@ -40,7 +40,7 @@ def _online_window_s() -> float:
 
 
 def station_is_online(identity: str, *, now: float | None = None) -> bool:
-    record = hotstate.connection_info(identity)
+    record = presence.connection_info(identity)
     if not record:
         return False
     last_seen = float(record.get("last_seen") or 0)
@@ -53,6 +53,6 @@ def stations_online(*, now: float | None = None) -> dict[str, float]:
     now = now or time.time()
     return {
         identity: seen
-        for identity, seen in hotstate.connected_stations().items()
+        for identity, seen in presence.connected_stations().items()
         if now - seen <= window_s
     }

@@ -8,11 +8,11 @@ from unittest import mock
 import pytest
 from asgiref.sync import async_to_sync
 
-from apps.central_system import hotstate, presence, services
+from apps.central_system import hotstate, services
 from apps.central_system.authorization import AuthorizationStatus, authorize_id_tag
 from apps.central_system.models import CommandResult, CommandStatus
 from apps.rfid.models import AuthGroup
-from apps.stations import selectors
+from apps.stations import presence, selectors
 from apps.stations.models import StationState
 from tests.rfid.factories import CardFactory
 from tests.stations.factories import DiscoveredStationFactory, StationFactory
