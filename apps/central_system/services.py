@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from apps.central_system import commands, hotstate
+from apps.central_system import commands, hotstate, signals
 from apps.central_system.models import CommandResult, CommandStatus
 from apps.devicelog.models import EventCategory, EventLevel
 from apps.devicelog.services import device_log_write
@@ -75,19 +75,17 @@ def station_state_changed(identity: str, change: str) -> None:
 
 
 def connection_event(identity: str, *, connected: bool, remote_addr: str | None, **data) -> None:
-    """Log a station's connection or loss, and have the load manager look again.
+    """Log a station's connection or loss, and announce it (the load manager looks again).
 
     A disconnected station's offline current is reserved in its zones; a
     (re)connected one gets its fallback and live profiles again, as it may
     have lost them while away.
     """
-    from apps.energy import state as energy_state
-    from apps.energy.services import rebalance_request
-
     if connected:
-        energy_state.forget_station(
-            identity,
-            list(
+        signals.station_connected.send(
+            sender=Station,
+            identity=identity,
+            connector_ids=list(
                 Connector.objects.filter(station__identity=identity).values_list(
                     "connector_id", flat=True
                 )
@@ -96,7 +94,8 @@ def connection_event(identity: str, *, connected: bool, remote_addr: str | None,
         installed = Station.objects.filter(identity=identity, state=StationState.INSTALLED)
         for station_id in installed.values_list("pk", flat=True):
             station_authentication_check(station_id, booted=False)
-    rebalance_request(reason="station")
+    else:
+        signals.station_disconnected.send(sender=Station, identity=identity)
     device_log_write(
         category=EventCategory.COMMUNICATION,
         event="station_connected" if connected else "station_disconnected",

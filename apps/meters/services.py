@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.devicelog.models import EventCategory, EventLevel
@@ -36,6 +37,8 @@ from apps.meters.modbus.client import (
 )
 from apps.meters.modbus.registers import RegisterMap, register_map_errors
 from apps.meters.models import ConnectionType, Meter, MeterModel, MeterRecord
+from apps.meters.signals import meter_state_changed
+from apps.siteconfig.models import SiteSettings
 from evce_site.hotstate import key, redis_client
 
 logger = logging.getLogger(__name__)
@@ -252,8 +255,6 @@ class PollResult:
 
 def meters_poll(*, now: datetime | None = None, lost_after: int | None = None) -> PollResult:
     """Read every enabled meter concurrently and update hot state and history."""
-    from apps.siteconfig.models import SiteSettings
-
     now = now or timezone.now()
     site = SiteSettings.load()
     if lost_after is None:
@@ -305,9 +306,7 @@ def meters_poll(*, now: datetime | None = None, lost_after: int | None = None) -
     if records:
         MeterRecord.objects.bulk_create(records)
     if rebalance:
-        from apps.energy.services import rebalance_request
-
-        rebalance_request(reason="meter")
+        meter_state_changed.send(sender=Meter)
     return PollResult(len(meters) - failed, failed, lost, recovered, rebalance)
 
 
@@ -323,12 +322,12 @@ def _register_map(model: MeterModel) -> RegisterMap:
 
 
 def _zone_meter_ids() -> set[int]:
-    from apps.zones.models import Zone
-
-    ids = set()
-    for meter_id, production_id in Zone.objects.values_list("meter_id", "production_meter_id"):
-        ids.update(i for i in (meter_id, production_id) if i is not None)
-    return ids
+    """The meters that measure a zone or its production (the zones point at them)."""
+    return set(
+        Meter.objects.filter(
+            Q(measured_zone__isnull=False) | Q(produced_zone__isnull=False)
+        ).values_list("pk", flat=True)
+    )
 
 
 def _next_state(

@@ -5,6 +5,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from apps.siteconfig.signals import site_settings_checked
+
 
 class FloorMode(models.TextChoices):
     IEC61851 = "iec61851", _("IEC 61851 (6 A)")
@@ -189,21 +191,8 @@ class SiteSettings(models.Model):
             raise ValidationError(
                 {"reduction_gap_a": _("The reduction gap cannot exceed the reduction trigger.")}
             )
-        if self.production_mode == ProductionMode.LOCAL:
-            # Zones live above the settings; the rule is theirs to compute.
-            from apps.zones.selectors import zones_without_production_meter
-
-            lacking = zones_without_production_meter()
-            if lacking:
-                raise ValidationError(
-                    {
-                        "production_mode": _(
-                            "Local production only needs a production meter on every zone "
-                            "holding stations or on a zone above it; missing for %(zones)s."
-                        )
-                        % {"zones": ", ".join(zone.name for zone in lacking)}
-                    }
-                )
+        # Zones live above the settings: the rules about them are theirs to check.
+        site_settings_checked.send(sender=SiteSettings, instance=self)
 
     @classmethod
     def load(cls) -> SiteSettings:

@@ -12,7 +12,11 @@ from django.utils import timezone
 from apps.devicelog.models import EventCategory, EventLevel
 from apps.devicelog.services import device_log_write
 from apps.meters.modbus.client import MeterError
+from apps.meters.services import meter_connection, poll_session
+from apps.siteconfig.models import SiteSettings
 from apps.zones.models import EbmsReduction, ExternalInput, InputKind, Zone
+from apps.zones.signals import zone_limits_changed
+from evce_site.hotstate import key, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +42,7 @@ def external_input_apply(entry: ExternalInput, active: bool, *, source: str, use
         user=user,
         data={"input": entry.number, "percent": entry.percent, "active": active},
     )
-    from apps.energy.services import rebalance_request
-
-    transaction.on_commit(lambda: rebalance_request(reason="input"))
+    transaction.on_commit(lambda: zone_limits_changed.send(sender=Zone, reason="input"))
     return True
 
 
@@ -60,10 +62,6 @@ def external_inputs_poll(*, unreadable_after: int | None = None) -> dict[int, bo
     defaults to the site's meter-lost setting (a meter and an input device
     are lost alike). Returns each input's state, or the read error.
     """
-    from apps.meters.services import meter_connection, poll_session
-    from apps.siteconfig.models import SiteSettings
-    from evce_site.hotstate import key, redis_client
-
     entries = list(
         ExternalInput.objects.filter(enabled=True)
         .exclude(kind=InputKind.API)
@@ -167,9 +165,7 @@ def zone_reduction_set(
             "valid_until": valid_until.isoformat(),
         },
     )
-    from apps.energy.services import rebalance_request
-
-    transaction.on_commit(lambda: rebalance_request(reason="reduction"))
+    transaction.on_commit(lambda: zone_limits_changed.send(sender=Zone, reason="reduction"))
     return reduction
 
 
@@ -187,7 +183,5 @@ def zone_reduction_clear(*, zone: Zone, user=None) -> int:
             zone_name=zone.name,
             user=user,
         )
-        from apps.energy.services import rebalance_request
-
-        transaction.on_commit(lambda: rebalance_request(reason="reduction"))
+        transaction.on_commit(lambda: zone_limits_changed.send(sender=Zone, reason="reduction"))
     return cleared
