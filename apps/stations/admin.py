@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from apps.energy.services import station_setpoints
+from apps.rfid.services import announce_groups_changed
 from apps.stations.models import Connector, MeterSample, OcppMessage, Station, Transaction
 
 
@@ -71,8 +73,6 @@ class StationAdmin(admin.ModelAdmin):
     @admin.display(description=_("load management"))
     def load_management(self, station: Station) -> str:
         """Each connector's setpoint, why, and whether the station applied it."""
-        from apps.energy.services import station_setpoints
-
         try:
             setpoints = station_setpoints(station.identity) if station.pk else {}
         except Exception:  # Redis down: the page must still open
@@ -115,8 +115,6 @@ class StationAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if change and "auth_group" in form.changed_data:
-            from apps.rfid.services import announce_groups_changed
-
             announce_groups_changed(group_ids=[], station_ids=[obj.pk])
 
 
