@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "apps.stations",
     "apps.central_system",
     "apps.energy",
+    "apps.sitefile",
     "apps.simulator",
 ]
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from apps.energy import state as energy_state
-from apps.maintenance import setup as install
+from apps.maintenance.management import setup as install
 from evce_site.supervisor import Child, Supervisor, beat_argv, simulator_argv, web_argv, worker_argv
 
 

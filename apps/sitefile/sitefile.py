@@ -30,6 +30,7 @@ from apps.devicelog.services import device_log_write
 from apps.meters.modbus.registers import register_map_errors
 from apps.meters.models import ConnectionType, Meter, MeterModel
 from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode
+from apps.rfid.services import announce_groups_changed
 from apps.siteconfig.models import (
     FloorMode,
     Priority,
@@ -1125,8 +1126,6 @@ def site_import(text: str, *, source: str = "", user=None, dry_run: bool = False
 
 
 def _announce_authentication_change() -> None:
-    from apps.rfid.services import announce_groups_changed
-
     announce_groups_changed(
         group_ids=AuthGroup.objects.values_list("pk", flat=True),
         station_ids=Station.objects.filter(state=StationState.INSTALLED).values_list(
