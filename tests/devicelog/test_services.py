@@ -1,5 +1,6 @@
 import pytest
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
 from apps.devicelog.models import DeviceLogEntry, EventCategory, EventLevel
@@ -64,3 +65,10 @@ def test_a_log_entry_keeps_the_user_name_after_the_user_is_deleted():
     entry.refresh_from_db()
     assert entry.user is None
     assert entry.username == "bob"
+
+
+def test_the_log_kept_its_table_and_its_content_type_follows_the_model():
+    """Moved from maintenance: the same table, permissions under the new app."""
+    assert DeviceLogEntry._meta.db_table == "maintenance_devicelogentry"
+    assert ContentType.objects.get_for_model(DeviceLogEntry).app_label == "devicelog"
+    assert not ContentType.objects.filter(app_label="maintenance", model="devicelogentry").exists()
