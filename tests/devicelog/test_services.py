@@ -1,10 +1,13 @@
+from decimal import Decimal
+from types import SimpleNamespace
+
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
 from apps.devicelog.models import DeviceLogEntry, EventCategory, EventLevel
-from apps.devicelog.services import device_log_write
+from apps.devicelog.services import device_log_write, fields_assign
 from tests.accounts.factories import AdminFactory
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +75,11 @@ def test_the_log_kept_its_table_and_its_content_type_follows_the_model():
     assert DeviceLogEntry._meta.db_table == "maintenance_devicelogentry"
     assert ContentType.objects.get_for_model(DeviceLogEntry).app_label == "devicelog"
     assert not ContentType.objects.filter(app_label="maintenance", model="devicelogentry").exists()
+
+
+def test_fields_assign_reports_only_what_changed_in_loggable_form():
+    row = SimpleNamespace(name="Bay 1", max_current_a=Decimal("32"), vip=False)
+    changes = fields_assign(row, {"name": "Bay 1", "max_current_a": Decimal("16"), "vip": True})
+    assert changes == {"max_current_a": ["32", "16"], "vip": [False, True]}
+    assert (row.max_current_a, row.vip) == (Decimal("16"), True)
+    assert fields_assign(row, {"name": "Bay 1", "vip": True}) == {}
