@@ -35,10 +35,12 @@ browser:
 ## test: install what the tests need and run the whole suite
 test: install-dev browser
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	EVCE_DATA_DIR=$(CURDIR)/var/test $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 format: install-dev
 	$(PY) -m ruff format .

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "apps.accounts",
     "apps.siteconfig",
+    "apps.devicelog",
     "apps.maintenance",
     "apps.meters",
     "apps.zones",
@@ -94,6 +95,7 @@ INSTALLED_APPS = [
     "apps.stations",
     "apps.central_system",
     "apps.energy",
+    "apps.sitefile",
     "apps.simulator",
 ]
 

@@ -50,7 +50,7 @@ def web_argv(bind: str) -> list[str]:
     if settings.OCPP_PORT != settings.HTTP_PORT:
         endpoints.append(f"tcp:port={settings.OCPP_PORT}:interface={bind}")
     if settings.OCPP_TLS_ENABLED:
-        from apps.central_system.tls import tls_endpoint
+        from apps.central_system.tls import tls_endpoint  # loads cryptography: only with TLS
 
         endpoints.append(tls_endpoint(bind))
     argv = [

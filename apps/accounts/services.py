@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
-from apps.maintenance.models import EventCategory
-from apps.maintenance.services import device_log_write, fields_assign
+from apps.devicelog.models import EventCategory
+from apps.devicelog.services import device_log_write, fields_assign
 
 # What an administrator sets on an account (the password has its own workflow).
 USER_SETTINGS = (

@@ -16,14 +16,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from ocpp.v16.enums import ChargePointStatus, GenericStatus, Reason, RegistrationStatus
 
-from apps.central_system import services
+from apps.central_system import services, signals
 from apps.central_system.authorization import authorize_id_tag
 from apps.central_system.commands import Command
 from apps.central_system.metering import parse_meter_values
 from apps.central_system.protocol import ErrorCode, OcppError, parse_ocpp_datetime, utc_now_text
-from apps.energy import services as energy_services
-from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write
+from apps.devicelog.models import EventCategory, EventLevel
+from apps.devicelog.services import device_log_write
 from apps.siteconfig.models import SiteSettings
 from apps.stations import services as stations
 from apps.stations.models import Station
@@ -93,7 +92,13 @@ def boot_notification(session: Session, payload: dict[str, Any]) -> Outcome:
         station_id=station.pk,
         accepted=accepted,
         followups=(
-            energy_services.fallback_commands(station)
+            [
+                command
+                for _receiver, boot_commands in signals.station_booted.send(
+                    sender=Station, station=station
+                )
+                for command in boot_commands
+            ]
             + services.station_configuration_commands(station, site)
             if accepted
             else []

@@ -3,7 +3,8 @@
 Which channel (consumer, on whichever web process) holds a station's socket,
 when the station last spoke, and the answers already given to its recent
 CALLs (so a repeated message is processed once). The database keeps only
-what must survive Redis (last boot, a throttled last-seen time).
+what must survive Redis (last boot, a throttled last-seen time). This module
+writes the connection records; :mod:`apps.stations.presence` names and reads them.
 """
 
 from __future__ import annotations
@@ -11,18 +12,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 import time
 import types
 from enum import StrEnum
 from typing import Any
 
-import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-PREFIX = "evce:cs:"
-ONLINE_SET = f"{PREFIX}online"
+from apps.stations.presence import ONLINE_SET, PREFIX, connection_key, station_key
+
 # A repeated CALL (same id, action and payload) arriving within this window
 # gets the first answer again; later repeats rely on the services' own
 # idempotency (unique transaction start, stop of a stopped transaction).
@@ -31,25 +30,9 @@ CONNECTION_TTL_S = 24 * 3600
 ASYNC_POOL_SIZE = 256
 ASYNC_POOL_WAIT_S = 20.0
 
-_UNSAFE = re.compile(r"[^a-z0-9\-.]")
-
-
-def station_key(identity: str) -> str:
-    """A channel-layer-safe, case-insensitive name for a box identity.
-
-    Channel names allow only ``a-z A-Z 0-9 - _ .``; identities also use
-    ``* = + | @``: those (and ``_``) are escaped as ``_xx`` hex, so distinct
-    identities never share a key.
-    """
-    return _UNSAFE.sub(lambda m: f"_{ord(m.group()):02x}", identity.lower())
-
 
 def station_group(identity: str) -> str:
     return f"station.{station_key(identity)}"
-
-
-def _conn_key(identity: str) -> str:
-    return f"{PREFIX}conn:{station_key(identity)}"
 
 
 def _dedup_key(identity: str, unique_id: str, action: str, payload: dict[str, Any]) -> str:
@@ -84,15 +67,7 @@ if process and redis.call('EXISTS', ARGV[1] .. process) == 0 then return false e
 return channel
 """
 
-_sync_client: redis.Redis | None = None
 _async_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
-
-
-def sync_client() -> redis.Redis:
-    global _sync_client
-    if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-    return _sync_client
 
 
 def async_client() -> aioredis.Redis:
@@ -136,7 +111,7 @@ async def close_async_client() -> None:
 
 async def connection_open(identity: str, channel: str, *, remote_addr: str | None) -> None:
     now = time.time()
-    key = _conn_key(identity)
+    key = connection_key(identity)
     pipe = async_client().pipeline(transaction=True)
     pipe.delete(key)
     pipe.hset(
@@ -155,20 +130,22 @@ async def connection_open(identity: str, channel: str, *, remote_addr: str | Non
 
 
 async def connection_refresh(identity: str) -> None:
-    await async_client().expire(_conn_key(identity), CONNECTION_TTL_S)
+    await async_client().expire(connection_key(identity), CONNECTION_TTL_S)
 
 
 async def connection_close(identity: str, channel: str) -> bool:
     client = async_client()
     released = await client.eval(
-        _RELEASE, 2, _conn_key(identity), ONLINE_SET, channel, station_key(identity)
+        _RELEASE, 2, connection_key(identity), ONLINE_SET, channel, station_key(identity)
     )
     return bool(released)
 
 
 async def connection_channel(identity: str) -> str | None:
     """The channel of the consumer holding the station's socket, if its process is alive."""
-    return await async_client().eval(_LIVE_CHANNEL, 1, _conn_key(identity), f"{PREFIX}process:")
+    return await async_client().eval(
+        _LIVE_CHANNEL, 1, connection_key(identity), f"{PREFIX}process:"
+    )
 
 
 def process_of(channel: str) -> str:
@@ -180,7 +157,7 @@ async def connection_channels(identities: list[str]) -> dict[str, str | None]:
     """:func:`connection_channel` of many stations in one round trip."""
     pipe = async_client().pipeline(transaction=False)
     for identity in identities:
-        pipe.eval(_LIVE_CHANNEL, 1, _conn_key(identity), f"{PREFIX}process:")
+        pipe.eval(_LIVE_CHANNEL, 1, connection_key(identity), f"{PREFIX}process:")
     return dict(zip(identities, await pipe.execute(), strict=True))
 
 
@@ -214,7 +191,7 @@ async def note_call(
         return False, None
     pipe = async_client().pipeline(transaction=False)
     if touch:
-        pipe.hset(_conn_key(identity), "last_seen", time.time())
+        pipe.hset(connection_key(identity), "last_seen", time.time())
     key = _dedup_key(identity, unique_id, action, payload)
     if dedup == Dedup.CLAIM:
         pipe.set(key, "{}", nx=True, ex=DEDUP_TTL_S)
@@ -237,37 +214,4 @@ async def cache_answer(
 
 
 async def touch(identity: str) -> None:
-    await async_client().hset(_conn_key(identity), "last_seen", time.time())
-
-
-def connection_info(identity: str) -> dict[str, str] | None:
-    """The connection record of a station (sync, for views, selectors and tasks)."""
-    record = sync_client().hgetall(_conn_key(identity))
-    return record or None
-
-
-def last_seen_many(identities: list[str]) -> dict[str, float]:
-    """Last message time of each connected station among ``identities`` (one round trip)."""
-    pipe = sync_client().pipeline(transaction=False)
-    for identity in identities:
-        pipe.hget(_conn_key(identity), "last_seen")
-    return {
-        identity: float(value)
-        for identity, value in zip(identities, pipe.execute(), strict=True)
-        if value
-    }
-
-
-def connected_stations() -> dict[str, float]:
-    """Every station with an open socket: identity -> last time it spoke (epoch seconds)."""
-    keys = sorted(sync_client().smembers(ONLINE_SET))
-    if not keys:
-        return {}
-    pipe = sync_client().pipeline(transaction=False)
-    for key in keys:
-        pipe.hmget(f"{PREFIX}conn:{key}", "identity", "last_seen")
-    return {
-        identity: float(last_seen)
-        for identity, last_seen in pipe.execute()
-        if identity and last_seen
-    }
+    await async_client().hset(connection_key(identity), "last_seen", time.time())

@@ -23,8 +23,8 @@ from django.contrib.auth.hashers import check_password
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write
+from apps.devicelog.models import EventCategory, EventLevel
+from apps.devicelog.services import device_log_write
 from apps.siteconfig.models import SiteSettings
 from apps.stations.models import SecurityProfile, StationState, identity_validator
 from apps.stations.selectors import station_by_identity

@@ -16,11 +16,11 @@ from kombu.exceptions import KombuError
 from ocpp.v16.enums import Measurand, RegistrationStatus
 from redis.exceptions import RedisError
 
-from apps.central_system import commands, hotstate
+from apps.central_system import commands, hotstate, signals
 from apps.central_system.messages import StationChange, StationChangedMessage
 from apps.central_system.models import CommandResult, CommandStatus
-from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write
+from apps.devicelog.models import EventCategory, EventLevel
+from apps.devicelog.services import device_log_write
 from apps.siteconfig.models import SiteSettings
 from apps.stations.models import Connector, Station, StationState
 
@@ -74,19 +74,17 @@ def station_state_changed(identity: str, change: StationChange) -> None:
 
 
 def connection_event(identity: str, *, connected: bool, remote_addr: str | None, **data) -> None:
-    """Log a station's connection or loss, and have the load manager look again.
+    """Log a station's connection or loss, and announce it (the load manager looks again).
 
     A disconnected station's offline current is reserved in its zones; a
     (re)connected one gets its fallback and live profiles again, as it may
     have lost them while away.
     """
-    from apps.energy import state as energy_state
-    from apps.energy.services import rebalance_request
-
     if connected:
-        energy_state.forget_station(
-            identity,
-            list(
+        signals.station_connected.send(
+            sender=Station,
+            identity=identity,
+            connector_ids=list(
                 Connector.objects.filter(station__identity=identity).values_list(
                     "connector_id", flat=True
                 )
@@ -95,7 +93,8 @@ def connection_event(identity: str, *, connected: bool, remote_addr: str | None,
         installed = Station.objects.filter(identity=identity, state=StationState.INSTALLED)
         for station_id in installed.values_list("pk", flat=True):
             station_authentication_check(station_id, booted=False)
-    rebalance_request(reason="station")
+    else:
+        signals.station_disconnected.send(sender=Station, identity=identity)
     device_log_write(
         category=EventCategory.COMMUNICATION,
         event="station_connected" if connected else "station_disconnected",
@@ -117,7 +116,7 @@ def station_authentication_check(station_id: int, *, booted: bool) -> None:
     At boot and at each connection: the station may have been reset, or
     missed card changes while it was away.
     """
-    from apps.rfid import station_sync
+    from apps.central_system import station_sync  # station_sync imports this module
 
     reason = station_sync.BOOT if booted else station_sync.CONNECTED
     transaction.on_commit(partial(station_sync.station_sync_request, [station_id], reason=reason))
@@ -125,8 +124,8 @@ def station_authentication_check(station_id: int, *, booted: bool) -> None:
 
 def car_plugged_in(station_id: int, connector_id: int) -> None:
     """A connector went to Preparing: with the reader disabled, evce starts the session."""
-    from apps.rfid import station_sync
-    from apps.rfid.tasks import plug_in_start_task
+    from apps.central_system import station_sync  # station_sync imports this module
+    from apps.central_system.tasks import plug_in_start_task  # tasks imports this module
 
     station = Station.objects.select_related("auth_group").filter(pk=station_id).first()
     if station is not None and station_sync.plug_in_start_needed(station, connector_id):

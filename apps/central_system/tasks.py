@@ -4,7 +4,7 @@ from typing import Any
 
 from celery import shared_task
 
-from apps.central_system import services
+from apps.central_system import services, station_sync
 from apps.central_system.commands import DEFAULT_TIMEOUT_S
 
 
@@ -29,3 +29,15 @@ def station_command_task(
         timeout_s=timeout_s,
     )
     return result.status
+
+
+@shared_task(ignore_result=True)
+def station_auth_sync_task() -> int:
+    """Bring the stations' authentication configuration and local lists up to date."""
+    return station_sync.station_sync_run()
+
+
+@shared_task(ignore_result=True)
+def plug_in_start_task(identity: str, connector_id: int) -> str:
+    """Reader disabled: start the session of a car just plugged in."""
+    return station_sync.plug_in_start(identity, connector_id)

@@ -7,6 +7,4 @@ class EnergyConfig(AppConfig):
     verbose_name = _("Energy management")
 
     def ready(self):
-        from apps.energy import signals
-
-        signals.connect()
+        from apps.energy import receivers  # noqa: F401  (connects the signal receivers)

@@ -28,7 +28,9 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.central_system import command_loop
+from apps.central_system import command_loop, commands
+from apps.devicelog.models import EventCategory, EventLevel
+from apps.devicelog.services import device_log_write
 from apps.energy import profiles, state
 from apps.energy.allocator import Allocation, Reason, SessionAllocation, allocate
 from apps.energy.allocator.envelope import Slot
@@ -43,10 +45,8 @@ from apps.energy.allocator.transition import (
 )
 from apps.energy.allocator.units import current_to_power_w
 from apps.energy.snapshot import ConnectorRef, SnapshotContext, build_snapshot
-from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write
 from apps.meters.services import meters_allocation_basis_set
-from apps.stations.models import MeterSample, Transaction
+from apps.stations.models import Connector, MeterSample, Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -640,8 +640,6 @@ def _due(slot: Slot, now_s: float) -> bool:
 
 
 async def _deliver_wave(wave: list[Delivery]) -> list[str]:
-    from apps.central_system import commands
-
     sent_at_s = time.time()  # before any station can have applied its profile
     outcomes = await commands.call_many(
         [(d.ref.identity, d.action, d.payload) for d in wave],
@@ -671,8 +669,6 @@ async def _deliver_wave(wave: list[Delivery]) -> list[str]:
 
 async def _retry_as_station_max(delivery: Delivery, status: str) -> str:
     """A station that refuses TxProfile may take the setpoint as a station maximum."""
-    from apps.central_system import commands
-    from apps.stations.models import Connector
 
     count = await Connector.objects.filter(station_id=delivery.ref.station_id).acount()
     if count != 1:
@@ -715,8 +711,6 @@ def _ask_for_samples_after_ramp(deliveries: list[Delivery], results: list[str]) 
 
 async def ask_for_samples(refs: list[ConnectorRef]) -> None:
     """TriggerMessage MeterValues to each connector; a station that cannot is left alone."""
-    from apps.central_system import commands
-
     outcomes = await commands.call_many(
         [
             (ref.identity, *commands.trigger_message("MeterValues", connector_id=ref.connector_id))

@@ -13,17 +13,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from kombu.exceptions import KombuError
 from ocpp.v16.enums import ChargingProfilePurposeType
 from redis.exceptions import LockError, RedisError
 
+from apps.central_system import commands
+from apps.central_system.commands import Command
+from apps.stations.models import Station
 from evce_site.hotstate import key, redis_client
-
-if TYPE_CHECKING:
-    from apps.central_system.commands import Command
-    from apps.stations.models import Station
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +133,6 @@ def fallback_commands(station: Station) -> list[Command]:
     connector, connector 0 included): one left by a previous central system at
     a higher stack level would otherwise prevail over evce's fallback.
     """
-    from apps.central_system import commands
     from apps.energy import profiles, state
     from apps.energy.allocator.envelope import ConnectorProfiles
     from apps.energy.snapshot import station_offline_currents

@@ -144,9 +144,11 @@ class Meter(models.Model):
         return f"{self.serial_device} {self.baudrate} {frame} #{self.unit_id}"
 
     def serves_a_zone(self) -> bool:
-        from apps.zones.models import Zone
-
-        return Zone.objects.filter(models.Q(meter=self) | models.Q(production_meter=self)).exists()
+        # The zones point at their meters (measured_zone, produced_zone): asked from this side.
+        return Meter.objects.filter(
+            models.Q(pk=self.pk)
+            & (models.Q(measured_zone__isnull=False) | models.Q(produced_zone__isnull=False))
+        ).exists()
 
     def clean(self) -> None:
         errors = {}

@@ -22,10 +22,11 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write, fields_assign
+from apps.devicelog.models import EventCategory, EventLevel
+from apps.devicelog.services import device_log_write, fields_assign
 from apps.meters.modbus.builtin import BUILTIN_MODELS
 from apps.meters.modbus.client import (
     BlockingMeterSession,
@@ -38,7 +39,9 @@ from apps.meters.modbus.client import (
 from apps.meters.modbus.registers import RegisterMap, register_map_errors
 from apps.meters.models import ConnectionType, Meter, MeterModel, MeterRecord
 from apps.meters.selectors import MeterState, PhaseCurrents
+from apps.meters.signals import meter_state_changed
 from apps.meters.state import MeterStatus, meters_hot_state, meters_hot_state_set
+from apps.siteconfig.models import SiteSettings
 from evce_site.hotstate import key, redis_client
 
 logger = logging.getLogger(__name__)
@@ -323,8 +326,6 @@ class PollResult:
 
 def meters_poll(*, now: datetime | None = None, lost_after: int | None = None) -> PollResult:
     """Read every enabled meter concurrently and update hot state and history."""
-    from apps.siteconfig.models import SiteSettings
-
     now = now or timezone.now()
     site = SiteSettings.load()
     if lost_after is None:
@@ -376,9 +377,7 @@ def meters_poll(*, now: datetime | None = None, lost_after: int | None = None) -
     if records:
         MeterRecord.objects.bulk_create(records)
     if rebalance:
-        from apps.energy.services import rebalance_request
-
-        rebalance_request(reason="meter")
+        meter_state_changed.send(sender=Meter)
     return PollResult(len(meters) - failed, failed, lost, recovered, rebalance)
 
 
@@ -394,12 +393,12 @@ def _register_map(model: MeterModel) -> RegisterMap:
 
 
 def _zone_meter_ids() -> set[int]:
-    from apps.zones.models import Zone
-
-    ids = set()
-    for meter_id, production_id in Zone.objects.values_list("meter_id", "production_meter_id"):
-        ids.update(i for i in (meter_id, production_id) if i is not None)
-    return ids
+    """The meters that measure a zone or its production (the zones point at them)."""
+    return set(
+        Meter.objects.filter(
+            Q(measured_zone__isnull=False) | Q(produced_zone__isnull=False)
+        ).values_list("pk", flat=True)
+    )
 
 
 def _next_state(

@@ -2,6 +2,9 @@ from celery import shared_task
 from django.conf import settings
 
 from apps.meters import services
+from apps.meters.models import Meter
+from apps.meters.signals import meters_polled
+from apps.siteconfig.models import SiteSettings
 from evce_site.hotstate import key, redis_client
 
 
@@ -13,9 +16,6 @@ def poll_meters_task() -> None:
     period as its lifetime decides which tick polls, so the period can change
     at run time and two workers never poll the same period twice.
     """
-    from apps.siteconfig.models import SiteSettings
-    from apps.zones.services import external_inputs_poll
-
     period_ms = SiteSettings.load().meter_poll_interval_ms
     slack_ms = min(settings.METER_TICK_MS // 2, period_ms // 4)
     client = redis_client()
@@ -27,6 +27,6 @@ def poll_meters_task() -> None:
         return
     try:
         services.meters_poll()
-        external_inputs_poll()
+        meters_polled.send(sender=Meter)
     finally:
         running.release()

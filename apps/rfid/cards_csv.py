@@ -29,8 +29,8 @@ from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from apps.maintenance.models import EventCategory
-from apps.maintenance.services import device_log_write
+from apps.devicelog.models import EventCategory
+from apps.devicelog.services import device_log_write
 from apps.rfid.models import AuthGroup, Card, id_tag_validator
 from apps.rfid.services import CHUNK_SIZE, CardMembership, _cards_changed, chunked
 

@@ -10,9 +10,8 @@ configuration and local authorisation lists up to date.
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -20,11 +19,10 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from apps.maintenance.models import EventCategory
-from apps.maintenance.services import device_log_write
+from apps.devicelog.models import EventCategory
+from apps.devicelog.services import device_log_write
 from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode
 from apps.rfid.signals import auth_groups_changed, cards_changed
-from apps.stations.models import Station, StationState
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -34,7 +32,6 @@ logger = logging.getLogger(__name__)
 # Keeps every IN (...) list well below SQLite's bound on query parameters.
 CHUNK_SIZE = 500
 
-StationGroupsMode = Literal["global", "per_station", "custom"]
 CardMembership = Card.groups.through
 T = TypeVar("T")
 
@@ -481,109 +478,3 @@ def auth_group_delete(*, group: AuthGroup, user: AbstractBaseUser | None) -> Non
         data={"name": name},
     )
     _groups_changed(group_ids=[pk], station_ids=[])
-
-
-def _new_group(name: str) -> AuthGroup:
-    group = AuthGroup(name=name)
-    group.full_clean()
-    group.save()
-    return group
-
-
-def _per_station_names(stations: Sequence[Station]) -> dict[int, str]:
-    """A distinct group name per station: its name, made unique with its identity if shared."""
-    max_length = AuthGroup._meta.get_field("name").max_length
-    wanted = {station.pk: station.name or station.identity for station in stations}
-    counts = Counter(name.casefold() for name in wanted.values())
-    names = {}
-    for station in stations:
-        name = wanted[station.pk]
-        if counts[name.casefold()] > 1:
-            suffix = f" ({station.identity})"
-            name = name[: max_length - len(suffix)] + suffix
-        names[station.pk] = name
-    return names
-
-
-@transaction.atomic
-def station_groups_setup(
-    *,
-    mode: StationGroupsMode,
-    global_group_name: str = "",
-    user: AbstractBaseUser | None,
-) -> list[AuthGroup]:
-    """First-installation helper: put every installed station into groups.
-
-    - ``global``: one group (``global_group_name``, by default "All
-      stations") holding every installed station;
-    - ``per_station``: one group per installed station, named after it;
-    - ``custom``: the installer arranges groups by hand; nothing changes.
-
-    Idempotent: existing groups with the wanted names are reused and a second
-    run changes nothing. Groups left without stations and the cards' group
-    memberships are kept (cards are not copied: assign them to the new groups
-    afterwards). Returns the groups the installed stations now use.
-    """
-    if mode not in ("global", "per_station", "custom"):
-        raise ValidationError(
-            _("Unknown group set-up %(mode)r: use global, per_station or custom.") % {"mode": mode}
-        )
-    stations = list(
-        Station.objects.select_for_update()
-        .filter(state=StationState.INSTALLED)
-        .order_by("identity")
-    )
-    if mode == "custom":
-        used = {station.auth_group_id for station in stations}
-        return list(AuthGroup.objects.filter(pk__in=used))
-
-    global_name = global_group_name or _("All stations")
-    if mode == "global":
-        names = dict.fromkeys((station.pk for station in stations), global_name)
-        # Created even without stations, so cards can be assigned before they arrive.
-        wanted = {global_name}
-    else:
-        names = _per_station_names(stations)
-        wanted = set(names.values())
-
-    existing = {g.name: g for g in AuthGroup.objects.filter(name__in=wanted)}
-    created: list[AuthGroup] = []
-    for name in sorted(wanted - existing.keys()):
-        existing[name] = _new_group(name)
-        created.append(existing[name])
-
-    moved: list[Station] = []
-    old_group_ids: set[int] = set()
-    for station in stations:
-        target = existing[names[station.pk]]
-        if station.auth_group_id != target.pk:
-            if station.auth_group_id is not None:
-                old_group_ids.add(station.auth_group_id)
-            # A plain update: only the group changes, announced below.
-            Station.objects.filter(pk=station.pk).update(auth_group=target)
-            station.auth_group = target
-            moved.append(station)
-
-    groups = sorted((existing[name] for name in wanted), key=lambda g: g.name)
-    if created or moved:
-        if mode == "global":
-            message = _("Authentication groups set up: one global group %(name)s.") % {
-                "name": global_name
-            }
-        else:
-            message = _("Authentication groups set up: one group per station.")
-        _log(
-            event="station_groups_setup",
-            message=message,
-            user=user,
-            data={
-                "mode": mode,
-                "created_groups": _group_names(created),
-                "moved_stations": {s.identity: s.auth_group.name for s in moved},
-            },
-        )
-        _groups_changed(
-            group_ids={g.pk for g in created} | {s.auth_group_id for s in moved} | old_group_ids,
-            station_ids=[s.pk for s in moved],
-        )
-    return groups

@@ -6,6 +6,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from apps.energy.allocator import FloorMode, Priority, ProductionMode
+from apps.siteconfig.signals import site_settings_checked
 
 # The energy-management vocabulary is the allocator's (one definition); the
 # settings only label it. A value without a label fails at import.
@@ -197,21 +198,8 @@ class SiteSettings(models.Model):
             raise ValidationError(
                 {"reduction_gap_a": _("The reduction gap cannot exceed the reduction trigger.")}
             )
-        if self.production_mode == ProductionMode.LOCAL:
-            # Zones live above the settings; the rule is theirs to compute.
-            from apps.zones.selectors import zones_without_production_meter
-
-            lacking = zones_without_production_meter()
-            if lacking:
-                raise ValidationError(
-                    {
-                        "production_mode": _(
-                            "Local production only needs a production meter on every zone "
-                            "holding stations or on a zone above it; missing for %(zones)s."
-                        )
-                        % {"zones": ", ".join(zone.name for zone in lacking)}
-                    }
-                )
+        # Zones live above the settings: the rules about them are theirs to check.
+        site_settings_checked.send(sender=SiteSettings, instance=self)
 
     @classmethod
     def load(cls) -> SiteSettings:

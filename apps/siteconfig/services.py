@@ -6,8 +6,8 @@ from typing import Any
 
 from django.db import transaction
 
-from apps.maintenance.models import EventCategory
-from apps.maintenance.services import device_log_write, fields_assign
+from apps.devicelog.models import EventCategory
+from apps.devicelog.services import device_log_write, fields_assign
 from apps.siteconfig.models import SiteSettings
 
 # Fields no interface sets (secrets have their own workflow).
@@ -19,7 +19,7 @@ def site_settings_update(*, user=None, **values: Any) -> SiteSettings:
     """Change site settings; ``ValidationError`` (nothing saved) on an inconsistent value.
 
     Only what really changes is saved and logged. The allocator hears of the
-    change through the model signals of :mod:`apps.energy.signals`.
+    change through the model signals of :mod:`apps.energy.receivers`.
     """
     allowed = {f.name for f in SiteSettings._meta.concrete_fields} - _NOT_SETTINGS
     unknown = set(values) - allowed

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from apps.central_system import hotstate
 from apps.siteconfig.models import SiteSettings
+from apps.stations import presence
 from apps.stations.models import Station, Transaction
 
 
@@ -87,7 +87,7 @@ def _float_or_none(value: str | None) -> float | None:
 
 def station_presence(identity: str) -> StationPresence:
     """The connection record of one station (not connected when there is none)."""
-    record = hotstate.connection_info(identity)
+    record = presence.connection_info(identity)
     if not record:
         return StationPresence(identity=identity, connected=False)
     return StationPresence(
@@ -110,7 +110,7 @@ def online_identities(identities: Iterable[str], *, now: float | None = None) ->
         return set()
     now_s = time.time() if now is None else now
     heartbeat_s = _heartbeat_interval_s()
-    seen = hotstate.last_seen_many(wanted)
+    seen = presence.last_seen_many(wanted)
     return {
         identity
         for identity in wanted
@@ -126,7 +126,7 @@ def stations_online(*, now: float | None = None) -> dict[str, float]:
     heartbeat_s = _heartbeat_interval_s()
     return {
         identity: seen
-        for identity, seen in hotstate.connected_stations().items()
+        for identity, seen in presence.connected_stations().items()
         if StationPresence(identity, connected=True, last_seen_s=seen).is_online(
             now_s, heartbeat_interval_s=heartbeat_s
         )

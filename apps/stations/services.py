@@ -9,12 +9,13 @@ same transaction, a stop is never lost, a repeated stop changes nothing.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -22,10 +23,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from ocpp.v16.enums import ChargePointErrorCode, ChargePointStatus, Reason
 
-from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write, fields_assign
+from apps.devicelog.models import EventCategory, EventLevel
+from apps.devicelog.services import device_log_write, fields_assign
 from apps.rfid.models import AuthGroup, Card
 from apps.rfid.services import announce_groups_changed
+from apps.stations import signals
 from apps.stations.models import (
     Connector,
     CurrentType,
@@ -37,6 +39,10 @@ from apps.stations.models import (
     TransactionStatus,
 )
 from apps.zones.models import Zone
+from apps.zones.selectors import tou_period_name_at_minute
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 logger = logging.getLogger(__name__)
 
@@ -413,10 +419,8 @@ def _refuse_if_charging(station: Station) -> None:
 
 
 def _after_state_change(identity: str, change: str) -> None:
-    # The central system builds on this app, not the other way round.
-    from apps.central_system.services import station_state_changed
-
-    station_state_changed(identity, change)
+    # The central system builds on this app, not the other way round: it receives this.
+    signals.station_state_changed.send(sender=Station, identity=identity, change=change)
 
 
 def station_touch(*, station_id: int, at: datetime | None = None) -> None:
@@ -848,8 +852,6 @@ def tou_energy_add(tou_energy_wh: dict | None, delta_wh: int, at: datetime) -> d
     Energy between two samples is credited to the period of the later one, so a
     period boundary is at most one sample interval off.
     """
-    from apps.zones.selectors import tou_period_name_at_minute
-
     name = tou_period_name_at_minute(at) or NO_PERIOD
     result = dict(tou_energy_wh or {})
     result[name] = int(result.get(name, 0)) + int(delta_wh)
@@ -879,3 +881,114 @@ def _update_live_figures(session: Transaction, readings: Sequence[MeterReading])
             changes["phases_used"] = active
     if changes:
         Transaction.objects.filter(pk=session.pk).update(**changes)
+
+
+# --- authentication groups of the stations -------------------------------------
+StationGroupsMode = Literal["global", "per_station", "custom"]
+
+
+def _auth_group_new(name: str) -> AuthGroup:
+    group = AuthGroup(name=name)
+    group.full_clean()
+    group.save()
+    return group
+
+
+def _auth_group_names_per_station(stations: Sequence[Station]) -> dict[int, str]:
+    """A distinct group name per station: its name, made unique with its identity if shared."""
+    max_length = AuthGroup._meta.get_field("name").max_length
+    wanted = {station.pk: station.name or station.identity for station in stations}
+    counts = Counter(name.casefold() for name in wanted.values())
+    names = {}
+    for station in stations:
+        name = wanted[station.pk]
+        if counts[name.casefold()] > 1:
+            suffix = f" ({station.identity})"
+            name = name[: max_length - len(suffix)] + suffix
+        names[station.pk] = name
+    return names
+
+
+@transaction.atomic
+def station_groups_setup(
+    *,
+    mode: StationGroupsMode,
+    global_group_name: str = "",
+    user: AbstractBaseUser | None,
+) -> list[AuthGroup]:
+    """First-installation helper: put every installed station into groups.
+
+    - ``global``: one group (``global_group_name``, by default "All
+      stations") holding every installed station;
+    - ``per_station``: one group per installed station, named after it;
+    - ``custom``: the installer arranges groups by hand; nothing changes.
+
+    Idempotent: existing groups with the wanted names are reused and a second
+    run changes nothing. Groups left without stations and the cards' group
+    memberships are kept (cards are not copied: assign them to the new groups
+    afterwards). Returns the groups the installed stations now use.
+    """
+    if mode not in ("global", "per_station", "custom"):
+        raise ValidationError(
+            _("Unknown group set-up %(mode)r: use global, per_station or custom.") % {"mode": mode}
+        )
+    stations = list(
+        Station.objects.select_for_update()
+        .filter(state=StationState.INSTALLED)
+        .order_by("identity")
+    )
+    if mode == "custom":
+        used = {station.auth_group_id for station in stations}
+        return list(AuthGroup.objects.filter(pk__in=used))
+
+    global_name = global_group_name or _("All stations")
+    if mode == "global":
+        names = dict.fromkeys((station.pk for station in stations), global_name)
+        # Created even without stations, so cards can be assigned before they arrive.
+        wanted = {global_name}
+    else:
+        names = _auth_group_names_per_station(stations)
+        wanted = set(names.values())
+
+    existing = {g.name: g for g in AuthGroup.objects.filter(name__in=wanted)}
+    created: list[AuthGroup] = []
+    for name in sorted(wanted - existing.keys()):
+        existing[name] = _auth_group_new(name)
+        created.append(existing[name])
+
+    moved: list[Station] = []
+    old_group_ids: set[int] = set()
+    for station in stations:
+        target = existing[names[station.pk]]
+        if station.auth_group_id != target.pk:
+            if station.auth_group_id is not None:
+                old_group_ids.add(station.auth_group_id)
+            # A plain update: only the group changes, announced below.
+            Station.objects.filter(pk=station.pk).update(auth_group=target)
+            station.auth_group = target
+            moved.append(station)
+
+    groups = sorted((existing[name] for name in wanted), key=lambda g: g.name)
+    if created or moved:
+        if mode == "global":
+            message = _("Authentication groups set up: one global group %(name)s.") % {
+                "name": global_name
+            }
+        else:
+            message = _("Authentication groups set up: one group per station.")
+        device_log_write(
+            category=EventCategory.CONFIGURATION,
+            event="station_groups_setup",
+            message=message,
+            user=user,
+            data={
+                "mode": mode,
+                "created_groups": sorted(group.name for group in created),
+                "moved_stations": {s.identity: s.auth_group.name for s in moved},
+            },
+        )
+        announce_groups_changed(
+            group_ids={g.pk for g in created} | {s.auth_group_id for s in moved} | old_group_ids,
+            station_ids=[s.pk for s in moved],
+        )
+    return groups

@@ -22,3 +22,5 @@ class ZonesConfig(AppConfig):
         m2m_changed.connect(
             tou_cache_clear, sender=TouPeriod.zones.through, dispatch_uid="tou-cache-zones"
         )
+
+        from apps.zones import receivers  # noqa: F401  (connects the signal receivers)

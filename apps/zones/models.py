@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from apps.meters.models import Meter
+from apps.siteconfig.models import SiteSettings
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_TOU_PERIODS = 5
@@ -140,8 +141,6 @@ class Zone(models.Model):
         return 1 + max((child.subtree_height() for child in children), default=0)
 
     def clean(self) -> None:
-        from apps.siteconfig.models import SiteSettings
-
         site = SiteSettings.load()
         errors: dict[str, list] = {}
 

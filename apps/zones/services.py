@@ -17,10 +17,14 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write, fields_assign
+from apps.devicelog.models import EventCategory, EventLevel
+from apps.devicelog.services import device_log_write, fields_assign
 from apps.meters.modbus.client import MeterError
+from apps.meters.services import meter_connection, poll_session
+from apps.siteconfig.models import SiteSettings
 from apps.zones.models import EbmsReduction, ExternalInput, InputKind, TouPeriod, TouSlot, Zone
+from apps.zones.signals import zone_limits_changed
+from evce_site.hotstate import key, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +50,7 @@ def external_input_apply(entry: ExternalInput, active: bool, *, source: str, use
         user=user,
         data={"input": entry.number, "percent": entry.percent, "active": active},
     )
-    from apps.energy.services import rebalance_request
-
-    transaction.on_commit(lambda: rebalance_request(reason="input"))
+    transaction.on_commit(lambda: zone_limits_changed.send(sender=Zone, reason="input"))
     return True
 
 
@@ -68,10 +70,6 @@ def external_inputs_poll(*, unreadable_after: int | None = None) -> dict[int, bo
     defaults to the site's meter-lost setting (a meter and an input device
     are lost alike). Returns each input's state, or the read error.
     """
-    from apps.meters.services import meter_connection, poll_session
-    from apps.siteconfig.models import SiteSettings
-    from evce_site.hotstate import key, redis_client
-
     entries = list(
         ExternalInput.objects.filter(enabled=True)
         .exclude(kind=InputKind.API)
@@ -175,9 +173,7 @@ def zone_reduction_set(
             "valid_until": valid_until.isoformat(),
         },
     )
-    from apps.energy.services import rebalance_request
-
-    transaction.on_commit(lambda: rebalance_request(reason="reduction"))
+    transaction.on_commit(lambda: zone_limits_changed.send(sender=Zone, reason="reduction"))
     return reduction
 
 
@@ -195,9 +191,7 @@ def zone_reduction_clear(*, zone: Zone, user=None) -> int:
             zone_name=zone.name,
             user=user,
         )
-        from apps.energy.services import rebalance_request
-
-        transaction.on_commit(lambda: rebalance_request(reason="reduction"))
+        transaction.on_commit(lambda: zone_limits_changed.send(sender=Zone, reason="reduction"))
     return cleared
 
 
@@ -237,7 +231,7 @@ def _save_logged(obj, changes: dict, *, created: bool, kind: str, label: str, us
     """Validate and save a changed configuration object, with its device-log entry.
 
     The allocator hears of the change through the model signals of
-    :mod:`apps.energy.signals` (a re-allocation after commit).
+    :mod:`apps.energy.receivers` (a re-allocation after commit).
     """
     if not (created or changes):
         return

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from apps.accounts import services
 from apps.accounts.models import Role, User
-from apps.maintenance.models import DeviceLogEntry
+from apps.devicelog.models import DeviceLogEntry
 
 pytestmark = pytest.mark.django_db
 

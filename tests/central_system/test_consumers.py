@@ -309,9 +309,9 @@ def test_a_second_connection_replaces_the_first(make_station, redis_url):
 
 
 def station_is_online_now(identity: str) -> bool:
-    from apps.central_system import hotstate
+    from apps.stations import presence
 
-    return hotstate.connection_info(identity) is not None
+    return presence.connection_info(identity) is not None
 
 
 def test_installing_a_connected_station_asks_it_to_boot_again(

@@ -10,7 +10,7 @@ from django.contrib.auth.hashers import make_password
 from django.test import override_settings
 
 from apps.central_system import security
-from apps.maintenance.models import DeviceLogEntry
+from apps.devicelog.models import DeviceLogEntry
 from apps.siteconfig.models import SiteSettings
 from apps.stations.models import SecurityProfile
 from tests.stations.factories import StationFactory

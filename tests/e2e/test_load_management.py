@@ -174,7 +174,7 @@ def test_a_lost_meter_runs_the_zone_on_its_degraded_setpoint_and_recovers(live):
         "-v",
         "0",
         "-c",
-        "from apps.maintenance.models import DeviceLogEntry as E; "
+        "from apps.devicelog.models import DeviceLogEntry as E; "
         "print(sorted(set(E.objects.values_list('event', flat=True))))",
     ).stdout
     assert "meter_lost" in log and "degraded_entered" in log and "degraded_left" in log

@@ -127,7 +127,7 @@ def test_a_station_that_refuses_decreases_never_overloads_the_zone(tmp_path):
             "-v",
             "0",
             "-c",
-            "from apps.maintenance.models import DeviceLogEntry as E; "
+            "from apps.devicelog.models import DeviceLogEntry as E; "
             "print(E.objects.filter(event='profile_refused').count())",
         ).stdout
         assert int(log.strip()) >= 1

@@ -5,8 +5,12 @@ from django.contrib.auth.password_validation import validate_password
 
 from apps.accounts.models import Role, User
 from apps.accounts.validators import password_problems
-from apps.maintenance.models import DeviceLogEntry
-from apps.maintenance.setup import ensure_first_admin, generate_password, is_empty_install
+from apps.devicelog.models import DeviceLogEntry
+from apps.maintenance.management.setup import (
+    ensure_first_admin,
+    generate_password,
+    is_empty_install,
+)
 from tests.accounts.factories import UserFactory
 from tests.stations.factories import StationFactory
 

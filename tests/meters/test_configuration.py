@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from apps.maintenance.models import DeviceLogEntry
+from apps.devicelog.models import DeviceLogEntry
 from apps.meters import services
 from apps.meters.models import Meter, MeterModel
 from tests.meters.factories import MeterFactory, MeterModelFactory, register_map

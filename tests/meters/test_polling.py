@@ -9,9 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from apps.devicelog.models import DeviceLogEntry
 from apps.energy.control import rebalance_once
 from apps.energy.services import DIRTY
-from apps.maintenance.models import DeviceLogEntry
 from apps.meters.models import Meter, MeterModel, MeterRecord
 from apps.meters.services import meters_poll
 from apps.meters.state import MeterStatus, meter_hot_state

@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from apps.maintenance.models import DeviceLogEntry
+from apps.devicelog.models import DeviceLogEntry
 from apps.rfid.cards_csv import HEADER
 from apps.rfid.models import AuthGroup, Card
 from tests.rfid.factories import AuthGroupFactory, CardFactory

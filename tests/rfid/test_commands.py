@@ -3,7 +3,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from apps.maintenance.models import DeviceLogEntry
+from apps.devicelog.models import DeviceLogEntry
 from apps.rfid.cards_csv import HEADER
 from apps.rfid.models import Card
 from tests.rfid.factories import AuthGroupFactory, CardFactory

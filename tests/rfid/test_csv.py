@@ -1,7 +1,7 @@
 import pytest
 from django.http import StreamingHttpResponse
 
-from apps.maintenance.models import DeviceLogEntry
+from apps.devicelog.models import DeviceLogEntry
 from apps.rfid.cards_csv import (
     HEADER,
     MAX_ERRORS,

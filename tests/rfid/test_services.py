@@ -1,7 +1,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from apps.maintenance.models import DeviceLogEntry, EventCategory
+from apps.devicelog.models import DeviceLogEntry, EventCategory
 from apps.rfid.models import AuthGroup, Card, OnlineMode
 from apps.rfid.services import (
     auth_group_create,
@@ -12,10 +12,10 @@ from apps.rfid.services import (
     card_update,
     cards_bulk_delete,
     cards_bulk_update,
-    station_groups_setup,
 )
 from apps.rfid.signals import cards_changed
 from apps.stations.models import Station
+from apps.stations.services import station_groups_setup
 from tests.accounts.factories import UserFactory
 from tests.rfid.factories import AuthGroupFactory, CardFactory
 from tests.stations.factories import DiscoveredStationFactory, StationFactory

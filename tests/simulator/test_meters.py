@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from apps.maintenance.setup import load_demo_site
+from apps.maintenance.management.setup import load_demo_site
 from apps.meters.modbus.builtin import PM5320
 from apps.meters.modbus.client import TcpConnection, read_meter_sync
 from apps.meters.models import Meter

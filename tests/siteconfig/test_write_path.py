@@ -8,10 +8,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from apps.maintenance.models import DeviceLogEntry
+from apps.devicelog.models import DeviceLogEntry
 from apps.siteconfig.models import SiteSettings
 from apps.siteconfig.services import site_settings_update
-from apps.siteconfig.sitefile import site_import
+from apps.sitefile.sitefile import site_import
 from apps.stations.models import Station, StationState
 from tests.rfid.factories import AuthGroupFactory
 from tests.stations.factories import DiscoveredStationFactory

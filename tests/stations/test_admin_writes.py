@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from apps.maintenance.models import DeviceLogEntry
+from apps.devicelog.models import DeviceLogEntry
 from apps.stations.models import Connector, Station, StationState
 from tests.rfid.factories import AuthGroupFactory
 from tests.stations.factories import (

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.maintenance.models import DeviceLogEntry
+from apps.devicelog.models import DeviceLogEntry
 from apps.zones import services
 from apps.zones.models import EbmsReduction, ExternalInput, TouPeriod, Zone
 from tests.meters.factories import MeterFactory

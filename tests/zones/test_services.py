@@ -9,8 +9,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from apps.devicelog.models import DeviceLogEntry
 from apps.energy.services import DIRTY
-from apps.maintenance.models import DeviceLogEntry
 from apps.meters.models import Meter, MeterModel
 from apps.simulator.modbus_meter import MeterSimulator
 from apps.siteconfig.models import SiteSettings

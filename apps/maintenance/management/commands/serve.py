@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.energy import state as energy_state
-from apps.maintenance import setup as install
+from apps.maintenance.management import setup as install
 from evce_site.supervisor import PROCESSES, Child, Supervisor, process_children, simulator_argv
 
 

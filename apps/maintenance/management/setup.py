@@ -1,4 +1,7 @@
-"""First start: demo site and first administrator account."""
+"""First start: demo site and first administrator account (for ``manage.py serve``).
+
+An interface like the commands: it imports the site file to load the demo site.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,13 @@ from django.db import transaction
 
 from apps.accounts.models import Role, User
 from apps.accounts.validators import PASSWORD_SPECIALS, password_problems
-from apps.maintenance.models import EventCategory
-from apps.maintenance.services import device_log_write
+from apps.devicelog.models import EventCategory
+from apps.devicelog.services import device_log_write
+from apps.sitefile.sitefile import site_import
+from apps.stations.models import Station
+from apps.zones.models import Zone
 
-DEMO_SITE_FILE = Path(settings.BASE_DIR) / "apps" / "siteconfig" / "demo" / "site.yaml"
+DEMO_SITE_FILE = Path(settings.BASE_DIR) / "apps" / "sitefile" / "demo" / "site.yaml"
 DEMO_METER_PORT_IN_FILE = 5020
 FIRST_ADMIN_USERNAME = "installer"
 
@@ -28,9 +34,6 @@ class Credentials:
 
 
 def is_empty_install() -> bool:
-    from apps.stations.models import Station
-    from apps.zones.models import Zone
-
     return not Zone.objects.exists() and not Station.objects.exists()
 
 
@@ -44,8 +47,6 @@ def demo_meter_port() -> int:
 
 def load_demo_site() -> str:
     """Import the demo site; its meters are served by the simulator on the demo port."""
-    from apps.siteconfig.sitefile import site_import
-
     text = DEMO_SITE_FILE.read_text().replace(
         f"port: {DEMO_METER_PORT_IN_FILE},", f"port: {demo_meter_port()},"
     )

@@ -10,7 +10,7 @@ import yaml
 from apps.meters.models import ConnectionType, Meter, MeterModel
 from apps.rfid.models import AuthGroup, Card
 from apps.siteconfig.models import SiteSettings
-from apps.siteconfig.sitefile.check import IDLE_KEYS, OPTIMISATION_KEYS, SITE_KEYS
+from apps.sitefile.check import IDLE_KEYS, OPTIMISATION_KEYS, SITE_KEYS
 from apps.stations.models import CurrentType, Station, StationState
 from apps.zones.models import DAYS, ExternalInput, InputKind, TouPeriod, Zone
 

@@ -7,12 +7,12 @@ from django.apps import apps
 from django.contrib.auth.hashers import make_password
 from django.core.management import CommandError, call_command
 
-from apps.maintenance.models import DeviceLogEntry
-from apps.maintenance.setup import DEMO_SITE_FILE
+from apps.devicelog.models import DeviceLogEntry
+from apps.maintenance.management.setup import DEMO_SITE_FILE
 from apps.meters.models import ConnectionType, Meter, MeterModel
 from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode
 from apps.siteconfig.models import SiteSettings
-from apps.siteconfig.sitefile import SiteFileError, parse_site_file, site_export, site_import
+from apps.sitefile.sitefile import SiteFileError, parse_site_file, site_export, site_import
 from apps.stations.models import Connector, CurrentType, Station, StationState
 from apps.zones.models import ExternalInput, InputKind, TouPeriod, Zone
 from tests.stations.factories import DiscoveredStationFactory

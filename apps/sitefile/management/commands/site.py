@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.siteconfig.sitefile import SiteFileError, site_export, site_import
+from apps.sitefile.sitefile import SiteFileError, site_export, site_import
 
 
 class Command(BaseCommand):

@@ -43,8 +43,8 @@ from redis.exceptions import RedisError
 
 from apps.central_system import command_loop, commands
 from apps.central_system.services import command_failed_event
-from apps.maintenance.models import EventCategory, EventLevel
-from apps.maintenance.services import device_log_write
+from apps.devicelog.models import EventCategory, EventLevel
+from apps.devicelog.services import device_log_write
 from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode, StationAuthState
 from apps.stations.models import Station, StationState, Transaction
 from apps.stations.selectors import station_is_online
@@ -173,7 +173,7 @@ def _fit(desired: dict[str, dict], capacity: int | None) -> tuple[dict[str, dict
 
 def station_sync_request(station_ids: Iterable[int], *, reason: str) -> None:
     """Ask for the stations to be synchronised soon (cheap; requests coalesce)."""
-    from apps.rfid.tasks import station_auth_sync_task
+    from apps.central_system.tasks import station_auth_sync_task  # tasks imports this module
 
     station_ids = sorted(set(station_ids))
     if not station_ids:

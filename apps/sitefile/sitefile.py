@@ -12,9 +12,9 @@ Export writes the current configuration in the same shape, without secrets,
 so ``import → export → import`` is stable.
 """
 
-from apps.siteconfig.sitefile.apply import apply_plan, site_import
-from apps.siteconfig.sitefile.check import ImportResult, Plan, SiteFileError, parse_site_file
-from apps.siteconfig.sitefile.export import site_export
+from apps.sitefile.apply import apply_plan, site_import
+from apps.sitefile.check import ImportResult, Plan, SiteFileError, parse_site_file
+from apps.sitefile.export import site_export
 
 __all__ = [
     "ImportResult",

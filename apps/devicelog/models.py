@@ -45,6 +45,8 @@ class DeviceLogEntry(models.Model):
     class Meta:
         verbose_name = _("device log entry")
         verbose_name_plural = _("device log")
+        # The table kept its name when the model moved here from the maintenance app.
+        db_table = "maintenance_devicelogentry"
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["category", "-at"], name="devicelog_category_at")]
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.maintenance.models import DeviceLogEntry
+from apps.devicelog.models import DeviceLogEntry
 
 
 @admin.register(DeviceLogEntry)

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 
-from apps.central_system import commands, hotstate
-from apps.maintenance.models import DeviceLogEntry
-from apps.rfid import station_sync
+from apps.central_system import commands, hotstate, station_sync
+from apps.devicelog.models import DeviceLogEntry
 from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode, StationAuthState
 from apps.simulator.engine.auth import LocalAuthorization
 from apps.simulator.engine.config_keys import FREE_VEND_KEYS, ConfigurationStore

@@ -8,15 +8,21 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
-from apps.maintenance.models import EventCategory
-from apps.maintenance.services import device_log_write
+from apps.devicelog.models import EventCategory
+from apps.devicelog.services import device_log_write
 from apps.meters.models import Meter, MeterModel
 from apps.meters.services import meter_model_save, meter_save
 from apps.rfid.models import AuthGroup, Card
-from apps.rfid.services import auth_group_create, auth_group_update, card_create, card_update
+from apps.rfid.services import (
+    announce_groups_changed,
+    auth_group_create,
+    auth_group_update,
+    card_create,
+    card_update,
+)
 from apps.siteconfig.models import ProductionMode, SiteSettings
 from apps.siteconfig.services import site_settings_update
-from apps.siteconfig.sitefile.check import ImportResult, Plan, SiteFileError, parse_site_file
+from apps.sitefile.check import ImportResult, Plan, SiteFileError, parse_site_file
 from apps.stations.models import Station, StationState
 from apps.stations.services import (
     ConnectorSpec,
@@ -299,8 +305,6 @@ def site_import(text: str, *, source: str = "", user=None, dry_run: bool = False
 
 
 def _announce_authentication_change() -> None:
-    from apps.rfid.services import announce_groups_changed
-
     announce_groups_changed(
         group_ids=AuthGroup.objects.values_list("pk", flat=True),
         station_ids=Station.objects.filter(state=StationState.INSTALLED).values_list(
