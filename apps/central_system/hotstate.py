@@ -20,7 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from apps.stations.presence import ONLINE_SET, PREFIX, connection_key, station_key
+from apps.stations.presence import ONLINE_SET, PREFIX, connection_key, station_key, sync_client
 
 # A repeated CALL (same id, action and payload) arriving within this window
 # gets the first answer again; later repeats rely on the services' own
@@ -215,3 +215,25 @@ async def cache_answer(
 
 async def touch(identity: str) -> None:
     await async_client().hset(connection_key(identity), "last_seen", time.time())
+
+
+SAMPLE_MARKS = f"{PREFIX}sample_marks"
+
+
+async def mark_samples_asked(identity: str, after_sample_id: int) -> None:
+    """The station accepted to send a sample: those it stores after ``after_sample_id`` came later.
+
+    A station's messages arrive in the order it sends them, and it answers a
+    TriggerMessage before it sends what was asked for; the consumer handles
+    them one at a time. So a sample of this station stored after the answer
+    was taken after the station was asked.
+    """
+    await async_client().hset(SAMPLE_MARKS, station_key(identity), after_sample_id)
+
+
+def samples_asked_marks(identities: list[str]) -> dict[str, int]:
+    """The last :func:`mark_samples_asked` of each station that has one."""
+    if not identities:
+        return {}
+    values = sync_client().hmget(SAMPLE_MARKS, [station_key(i) for i in identities])
+    return {i: int(v) for i, v in zip(identities, values, strict=True) if v is not None}

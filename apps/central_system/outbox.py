@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocpp.v16.enums import ConfigurationStatus
+from ocpp.v16.enums import Action, ConfigurationStatus, MessageTrigger, TriggerMessageStatus
 
-from apps.central_system import ocpp_log, protocol, services
+from apps.central_system import hotstate, ocpp_log, protocol, services
 from apps.central_system.db import in_db_thread
 from apps.central_system.messages import CommandMessage
 from apps.central_system.protocol import OcppError
@@ -162,6 +162,9 @@ class Outbox:
                 protocol.validate_payload(action, frame.payload, response=True)
             except OcppError as exc:
                 logger.warning("%s answered %s off-schema: %s", self.identity, action, exc)
+            if _sample_promised(call, frame.payload):
+                last_id = await in_db_thread(services.last_sample_id)()
+                await hotstate.mark_samples_asked(self.identity, last_id)
             await self._finish(call, "result", payload=frame.payload)
         else:
             await self._finish(
@@ -207,3 +210,12 @@ class Outbox:
             await in_db_thread(services.command_failed_event)(
                 self.identity, call.action, status or outcome, detail
             )
+
+
+def _sample_promised(call: PendingCall, answer: dict[str, Any]) -> bool:
+    """An accepted TriggerMessage for MeterValues: the station's next samples follow it."""
+    return (
+        call.action == Action.trigger_message
+        and call.payload.get("requestedMessage") == MessageTrigger.meter_values
+        and answer.get("status") == TriggerMessageStatus.accepted
+    )

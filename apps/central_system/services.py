@@ -10,6 +10,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from kombu.exceptions import KombuError
@@ -22,7 +23,7 @@ from apps.central_system.models import CommandResult, CommandStatus
 from apps.devicelog.models import EventCategory, EventLevel
 from apps.devicelog.services import device_log_write
 from apps.siteconfig.models import SiteSettings
-from apps.stations.models import Connector, Station, StationState
+from apps.stations.models import Connector, MeterSample, Station, StationState
 
 logger = logging.getLogger(__name__)
 
@@ -240,3 +241,8 @@ def command_execute(
     result.finished_at = timezone.now()
     result.save()
     return result
+
+
+def last_sample_id() -> int:
+    """The newest stored meter sample (samples are numbered as they are stored)."""
+    return MeterSample.objects.aggregate(last=Max("pk"))["last"] or 0

@@ -25,10 +25,10 @@ from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import Max
 from django.utils import timezone
 
-from apps.central_system import command_loop, commands
+from apps.central_system import command_loop, commands, hotstate
+from apps.central_system.services import last_sample_id
 from apps.devicelog.models import EventCategory, EventLevel
 from apps.devicelog.services import device_log_write
 from apps.energy import profiles, state
@@ -46,7 +46,7 @@ from apps.energy.allocator.transition import (
 from apps.energy.allocator.units import current_to_power_w
 from apps.energy.snapshot import ConnectorRef, SnapshotContext, build_snapshot
 from apps.meters.services import meters_allocation_basis_set
-from apps.stations.models import Connector, MeterSample, Transaction
+from apps.stations.models import Connector, Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -848,20 +848,20 @@ async def _ask_for_samples_after_dip(
 ) -> None:
     """Ask for samples, then mark which samples are sure to be taken after the holds began.
 
-    A station's messages arrive in the order it sends them, and it answers a
-    TriggerMessage before it sends the sample asked for: once every station
-    has answered (or the wait for it is over), a sample stored later was taken
-    after the hold began. A sample merely stored after the hold began may have
-    been on its way, taken before the dip it should show.
+    A sample merely stored after a hold began may have been on its way, taken
+    before the dip it should show. A station that accepted the request has a
+    mark of its own (see ``central_system.hotstate.mark_samples_asked``); for
+    the others, a sample stored once every station answered (or the wait for
+    it ended) counts.
     """
+    before_id = await sync_to_async(last_sample_id)()
     if refs:
         await ask_for_samples(refs)
-    last_id = await sync_to_async(_last_sample_id)()
-    state.mark_holds(holds, last_id)
-
-
-def _last_sample_id() -> int:
-    return MeterSample.objects.aggregate(last=Max("pk"))["last"] or 0
+    last_id = await sync_to_async(last_sample_id)()
+    # Stations that answered are marked by their consumer at the answer (a mark
+    # older than the request is another request's).
+    marks = await sync_to_async(hotstate.samples_asked_marks)(sorted({r.identity for r in refs}))
+    state.mark_holds(holds, last_id, {i: m for i, m in marks.items() if m >= before_id})
 
 
 SAMPLE_WAIT_S = 2.0

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.conf import settings as django_settings
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from apps.energy import state
@@ -87,7 +87,6 @@ class SnapshotContext:
     profiles_read_at_s: float = 0.0
     # Dip holds: the newest sample when this snapshot was taken, each zone's
     # chain (itself and its ancestors), how long a hold may last, holds begun.
-    last_sample_id: int = 0
     zone_chains: dict[int, tuple[int, ...]] = field(default_factory=dict)
     dip_hold_s: float = 0.0
     holds_begun: list[tuple[int, float]] = field(default_factory=list)  # (zone, since_s)
@@ -381,7 +380,11 @@ def _end_dip_holds_shown_by_samples(
                 for key in context.refs
                 if zone.zone_id in context.zone_chains.get(context.connectors[key].zone_id, ())
             ]
-            if all(sample_ids.get(key, 0) > after_id for key in below):
+            stations = mark.get("stations") or {}
+            if all(
+                sample_ids.get(key, 0) > stations.get(context.refs[key].identity, after_id)
+                for key in below
+            ):
                 zone = replace(zone, previous_other_loads_a=None, held_meter_current_a=None)
         result.append(zone)
     return tuple(result)
@@ -576,7 +579,6 @@ def build_snapshot(
         sample_ids[key] = tx.sample_id or 0
 
     context.dip_hold_s = float(site.meter_value_sample_interval_s) + SAMPLE_TRANSIT_S
-    context.last_sample_id = MeterSample.objects.aggregate(last=Max("pk"))["last"] or 0
     tree = ZoneTree(zones)
     context.zone_chains = {
         zone.zone_id: tuple(tree.zones[p].zone_id for p in tree.chains[position])

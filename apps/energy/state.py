@@ -121,14 +121,20 @@ def held_since_s(
     return float(since_s) if since_s is not None else now_s
 
 
-def mark_holds(holds: list[tuple[int, float]], after_sample_id: int) -> None:
-    """Samples stored after ``after_sample_id`` were taken after these dip holds began."""
+def mark_holds(
+    holds: list[tuple[int, float]], after_sample_id: int, stations: dict[str, int] | None = None
+) -> None:
+    """Samples stored after ``after_sample_id`` were taken after these dip holds began.
+
+    ``stations`` holds earlier marks of stations that answered the request for
+    a sample (by identity).
+    """
     if holds:
+        mark = {"after_sample_id": after_sample_id, "stations": stations or {}}
         redis_client().hset(
             HOLDS,
             mapping={
-                str(zone_id): json.dumps({"since_s": since_s, "after_sample_id": after_sample_id})
-                for zone_id, since_s in holds
+                str(zone_id): json.dumps({"since_s": since_s, **mark}) for zone_id, since_s in holds
             },
         )
 

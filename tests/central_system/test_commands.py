@@ -7,8 +7,9 @@ import asyncio
 import pytest
 from asgiref.sync import async_to_sync
 
-from apps.central_system import commands
-from tests.stations.factories import StationFactory
+from apps.central_system import commands, hotstate
+from apps.stations.models import MeterSample
+from tests.stations.factories import StationFactory, TransactionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -227,3 +228,42 @@ def test_a_carried_command_for_a_gone_consumer_answers_offline(make_station, sta
         await cp.close()
 
     run(scenario)
+
+
+def test_a_sample_is_marked_as_asked_for_once_the_station_answered(make_station, hot_state):
+    """A sample on its way when the station is asked for one is stored before the mark.
+
+    The station sends a periodic sample, then answers the request for a new
+    one, then sends it: only the last is stored after the mark.
+    """
+    installed = StationFactory()
+    session = TransactionFactory(station=installed, meter_start_wh=0)
+
+    def sample(at: str) -> dict:
+        value = {"value": "16", "measurand": "Current.Import", "unit": "A", "phase": "L1"}
+        return {
+            "connectorId": 1,
+            "transactionId": session.pk,
+            "meterValue": [{"timestamp": at, "sampledValue": [value]}],
+        }
+
+    async def scenario():
+        cp = make_station(installed.identity)
+        await cp.open()
+        asked = asyncio.create_task(
+            commands.send(
+                installed.identity, commands.trigger_message("MeterValues", connector_id=1)
+            )
+        )
+        frame = await cp.receive()
+        assert frame[2] == "TriggerMessage"
+        await cp.call("MeterValues", sample("2025-03-01T08:00:00Z"))  # on its way
+        await cp.answer(frame, {"status": "Accepted"})
+        assert await asked == {"status": "Accepted"}
+        await cp.call("MeterValues", sample("2025-03-01T08:00:05Z"))  # the one asked for
+        await cp.close()
+
+    run(scenario)
+    before, after = MeterSample.objects.filter(transaction=session).order_by("pk")
+    mark = hotstate.samples_asked_marks([installed.identity])[installed.identity]
+    assert before.pk <= mark < after.pk

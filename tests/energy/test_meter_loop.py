@@ -92,8 +92,9 @@ class MeterLoop(Loop):
         self.read_at_s = self.now_s
         self.history: dict[str, tuple[int, list[list[float]]]] = {}
         self.figures: dict = {}
-        self.asked: tuple[float, float] | None = None  # (hold since, samples asked at)
-        self.mark: tuple[float, int] | None = None  # (hold since, samples after this id)
+        # (hold since, samples asked at, stations yet to answer, their marks)
+        self.asked: tuple[float, float, set[str], dict[str, int]] | None = None
+        self.mark: tuple[float, dict[str, int]] | None = None  # (hold since, marks)
         self.steps = 0
 
     # What really happens -------------------------------------------------
@@ -242,7 +243,7 @@ class MeterLoop(Loop):
         mark = self.mark
         if held is not None and mark is not None and mark[0] == figures.get("since_s"):
             keys = [s.connector.key for s in sessions]
-            if all(self.sample_id(key) > mark[1] for key in keys):
+            if all(self.sample_id(key) > mark[1].get(key, self.last_sample_id) for key in keys):
                 previous = held = None
         zone = replace(
             self.zones[0],
@@ -277,20 +278,28 @@ class MeterLoop(Loop):
     def ask_for_samples(self, since_s: float) -> None:
         """TriggerMessage MeterValues: each station answers, then sends a sample taken now.
 
-        A station's messages arrive in order: the hold is marked once every
-        sample taken before the request has arrived.
+        A station's messages arrive in order: it is marked (the last sample id
+        stored) once every sample it took before the request has arrived; the
+        hold is marked once every station is.
         """
+        waiting = set()
         for key, truth in self.truths.items():
             if truth.transaction_id is not None:
+                waiting.add(key)
                 self.take_sample(key, self.decoder.pick([0.25, 0.5, 1.0, SAMPLE_TRANSIT_S]))
-        self.asked = (since_s, self.now_s)
+        self.asked = (since_s, self.now_s, waiting, {})
+        self.mark_when_answered()
 
     def mark_when_answered(self) -> None:
         if self.asked is None:
             return
-        since_s, asked_at_s = self.asked
-        if all(item[4] >= asked_at_s for item in self.in_transit):
-            self.mark = (since_s, self.last_sample_id)
+        since_s, asked_at_s, waiting, marks = self.asked
+        for key in sorted(waiting):
+            if all(item[4] >= asked_at_s for item in self.in_transit if item[1] == key):
+                marks[key] = self.last_sample_id
+                waiting.discard(key)
+        if not waiting:
+            self.mark = (since_s, marks)
             self.asked = None
 
     def second(self) -> None:
