@@ -6,7 +6,7 @@ that reads the building load plus what the EVs really draw, twice a second.
 Stations sample their EV every few seconds and the sample arrives late; EVs
 draw what their limit allows, or less (a dip) and then more again; the
 building load jumps up and down. Each session's sample is capped as the
-snapshot caps it (``allocator.readings.drawing_cap_a``) and the zone's dip
+snapshot caps it (``allocator.readings.sample_cap``) and the zone's dip
 hold is fed back and ended as the snapshot and the control loop do it.
 
 A building rise can only be answered once a meter shows it and the EVs have

@@ -77,7 +77,31 @@ def sample_cap(
     response_s: float,
     ramp_s: float,
 ) -> SampleCap | None:
-    """:func:`drawing_cap_a`, with the lowest setpoint in force beside it."""
+    """What a session's sample may count for in a reading of ``[read_from_s, read_to_s]``.
+
+    In general, the lowest setpoint in force during the reading
+    (:func:`lowest_in_force_a`): the EV may already be on it, and counting
+    it higher would take building load for the EV's.
+
+    One case is different: an EV following decreases. For ``response_s``
+    after a decrease was accepted the EV may still draw the higher value, and
+    the connector is budgeted at it (its envelope) all that time. Its sample
+    then counts up to the highest value it may still be following, never
+    above ``envelope_a``: were the EV already lower, the building load is
+    under-estimated by at most what the envelope over-counts the EV, and,
+    its limit only falling, the EV does not draw it again. Counting it at the
+    lower value instead counts the same amps twice, once as building load,
+    once in the envelope, and a zone whose sessions were all just lowered
+    would shed them all for the response time.
+
+    This holds only while the EV's limit falls: from the highest value on,
+    every later setpoint is lower, and that value was reached (accepted at
+    least ``ramp_s`` before the reading, or itself a decrease); and the
+    allocation that uses the reading must not raise the session above the
+    lowest value (:class:`SampleCap`). A fall of the meter below what the EV
+    is counted for is a dip, which the allocator's dip hold covers
+    (:func:`apps.energy.allocator.capacity.other_loads_da`).
+    """
     lowest = lowest_in_force_a(
         history,
         read_from_s,
@@ -108,52 +132,3 @@ def sample_cap(
     if not reached and history[top][2] + ramp_s > read_from_s:
         return SampleCap(lowest, lowest)  # the EV may still be ramping up to it
     return SampleCap(max(lowest, min(top_a, envelope_a)), lowest)
-
-
-def drawing_cap_a(
-    history: Sequence[HistoryItem],
-    read_from_s: float,
-    read_to_s: float,
-    *,
-    first_before_a: float,
-    history_complete: bool = True,
-    envelope_a: float,
-    response_s: float,
-    ramp_s: float,
-) -> float | None:
-    """The most a session's sample may count for in a reading of ``[read_from_s, read_to_s]``.
-
-    In general, the lowest setpoint in force during the reading
-    (:func:`lowest_in_force_a`): the EV may already be on it, and counting
-    it higher would take building load for the EV's.
-
-    One case is different: an EV following decreases. For ``response_s``
-    after a decrease was accepted the EV may still draw the higher value, and
-    the connector is budgeted at it (its envelope) all that time. Its sample
-    then counts up to the highest value it may still be following, never
-    above ``envelope_a``: were the EV already lower, the building load is
-    under-estimated by at most what the envelope over-counts the EV, and,
-    its limit only falling, the EV does not draw it again. Counting it at the
-    lower value instead counts the same amps twice, once as building load,
-    once in the envelope, and a zone whose sessions were all just lowered
-    would shed them all for the response time.
-
-    This holds only while the EV's limit falls: from the highest value on,
-    every later setpoint is lower, and that value was reached (accepted at
-    least ``ramp_s`` before the reading, or itself a decrease); and the
-    allocation that uses the reading must not raise the session above the
-    lowest value (:class:`SampleCap`). A fall of the meter below what the EV
-    is counted for is a dip, which the allocator's dip hold covers
-    (:func:`apps.energy.allocator.capacity.other_loads_da`).
-    """
-    result = sample_cap(
-        history,
-        read_from_s,
-        read_to_s,
-        first_before_a=first_before_a,
-        history_complete=history_complete,
-        envelope_a=envelope_a,
-        response_s=response_s,
-        ramp_s=ramp_s,
-    )
-    return None if result is None else result.cap_a

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apps.energy.allocator.envelope import ConnectorProfiles, Slot
-from apps.energy.allocator.readings import drawing_cap_a, lowest_in_force_a, sample_cap
+from apps.energy.allocator.readings import lowest_in_force_a, sample_cap
 
 LOWERED = [(16.0, 100.0, 100.1), (10.0, 200.0, 200.2)]  # 16 A, then 10 A accepted at 200.2
 
@@ -51,8 +51,6 @@ def test_a_value_the_ev_may_still_be_ramping_up_to_is_not_lifted_to():
 def test_without_history_nothing_is_known():
     assert cap([], 201.0) is None
     assert lowest_in_force_a([], 1.0, 2.0, first_before_a=6.0) is None
-    kwargs = {"first_before_a": 6.0, "envelope_a": 16.0, "response_s": 5.0, "ramp_s": 3.0}
-    assert drawing_cap_a([], 1.0, 2.0, **kwargs) is None
 
 
 def test_a_connectors_lowest_limit_includes_values_sent_but_not_confirmed():
