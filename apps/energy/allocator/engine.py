@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from operator import attrgetter
 
 from .capacity import ZoneCapacity, capacity_signature, effective_reduction_percent, zone_capacity
@@ -104,6 +105,7 @@ def allocate(site: SiteSnapshot) -> Allocation:
     settings = site.settings
     tree = ZoneTree(site.zones)
     sessions = _sessions_by_key(site.sessions)
+    # Each session's zone position; ``None``: an unknown zone, where it gets 0.
     zone_of = [tree.index.get(session.connector.zone_id) for session in sessions]
     draws = _measure_draws(sessions, zone_of, site.reserves, tree)
     claims = _claims(sessions, zone_of, tree, settings, site.now_s)
@@ -122,6 +124,7 @@ def allocate(site: SiteSnapshot) -> Allocation:
     )
 
 
+@dataclass(frozen=True, slots=True)
 class _Draws:
     """What the chargers below each zone draw, per zone and phase (deciamps).
 
@@ -131,16 +134,12 @@ class _Draws:
     may already draw though no sample shows it.
     """
 
-    __slots__ = ("excess", "measured", "ramping")
-
-    def __init__(
-        self, measured: list[list[int]], excess: list[list[int]], ramping: list[list[int]]
-    ) -> None:
-        self.measured = measured
-        self.excess = excess
-        self.ramping = ramping
+    measured: list[list[int]]
+    excess: list[list[int]]
+    ramping: list[list[int]]
 
 
+@dataclass(slots=True)
 class _Claims:
     """Every session's claim on the grid, by position, and what the outputs need of it.
 
@@ -148,24 +147,13 @@ class _Claims:
     with the reason they were set aside for).
     """
 
-    __slots__ = (
-        "by_position",
-        "connector_max_da",
-        "idle_since_s",
-        "other",
-        "phase_labels",
-        "vip",
-        "voltage_v",
-    )
-
-    def __init__(self) -> None:
-        self.by_position: list[Claim] = []
-        self.vip: list[Claim] = []
-        self.other: list[Claim] = []
-        self.voltage_v: list[float] = []
-        self.connector_max_da: list[int] = []
-        self.idle_since_s: list[float | None] = []
-        self.phase_labels: dict[tuple[int, ...], tuple[Phase, ...]] = {}
+    by_position: list[Claim] = field(default_factory=list)
+    vip: list[Claim] = field(default_factory=list)
+    other: list[Claim] = field(default_factory=list)
+    voltage_v: list[float] = field(default_factory=list)
+    connector_max_da: list[int] = field(default_factory=list)
+    idle_since_s: list[float | None] = field(default_factory=list)
+    phase_labels: dict[tuple[int, ...], tuple[Phase, ...]] = field(default_factory=dict)
 
 
 def _sessions_by_key(sessions: Iterable[Session]) -> list[Session]:
