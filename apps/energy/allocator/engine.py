@@ -1,20 +1,25 @@
 """The allocator's entry point: one :class:`SiteSnapshot` in, one :class:`Allocation` out.
 
-Steps: index the zone tree; compute each zone phase's available current and
-subtract the reserves below it; update the priority ranking; set aside sessions
-that cannot charge (unknown zone, idle, connector below the floor) and cap the
-others by their connector and their measured demand; admit and water-fill VIP
-sessions, then the others (``fairness``); keep last setpoints within the
-deadband where no limit suffers (``deadband``); report.
+:func:`allocate` reads as its steps: put the sessions in key order; measure
+what the chargers below each zone draw; bound each session by its floor, its
+connector and its demand (or set it aside at 0: unknown zone, idle, connector
+below the floor); compute each zone phase's capacity and subtract the reserves
+below it; update the priority ranking; admit and water-fill VIP sessions, then
+the others (``fairness``); keep last setpoints within the deadband where no
+limit suffers (``deadband``); report setpoints with reasons and zone figures.
 
 Sums over a zone's subtree are first made per zone, then added to each ancestor,
 so the cost grows with sessions + zones × depth rather than sessions × depth.
+The steps that visit every session are single loops with the per-session work
+inlined: the allocator runs every control tick for up to a thousand sessions.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from operator import attrgetter
 
 from .capacity import ZoneCapacity, capacity_signature, effective_reduction_percent, zone_capacity
@@ -27,9 +32,12 @@ from .model import (
     Phase,
     PhaseAmps,
     PhaseWiring,
+    Ranking,
     Reason,
+    Reserve,
     Session,
     SessionAllocation,
+    SiteSettings,
     SiteSnapshot,
     ZoneAllocation,
     loaded_phases,
@@ -95,37 +103,139 @@ def allocate(site: SiteSnapshot) -> Allocation:
     a reserve in an unknown zone; a session in an unknown zone gets 0.
     """
     settings = site.settings
-    now_s = site.now_s
     tree = ZoneTree(site.zones)
-    zone_count = len(tree)
-    sessions = sorted(site.sessions, key=attrgetter("connector.key"))
-    for previous, current in itertools.pairwise(sessions):
+    sessions = _sessions_by_key(site.sessions)
+    # Each session's zone position; ``None``: an unknown zone, where it gets 0.
+    zone_of = [tree.index.get(session.connector.zone_id) for session in sessions]
+    draws = _measure_draws(sessions, zone_of, site.reserves, tree)
+    claims = _claims(sessions, zone_of, tree, settings, site.now_s)
+    capacities = _zone_capacities(tree, draws, settings)
+    reserved = _reserved(site.reserves, tree)
+    ranking, reranked = _rank(sessions, site, tree, capacities)
+    rank_of = {key: rank for rank, key in enumerate(ranking.keys)}
+    grid = _fair_shares(claims, rank_of, capacities, reserved, tree)
+    last_da, held = _hold_within_deadband(claims, sessions, grid, settings)
+    return Allocation(
+        now_s=site.now_s,
+        sessions=_setpoints(sessions, claims, last_da, held, rank_of, tree),
+        zones=_zone_figures(claims, zone_of, capacities, reserved, draws, tree),
+        ranking=ranking,
+        reranked=reranked,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Draws:
+    """What the chargers below each zone draw, per zone and phase (deciamps).
+
+    Subtree totals: ``measured`` counts each session's reading at most at its
+    setpoint in force; ``excess`` is what samples show above it (current the
+    EVs are about to give back); ``ramping`` the part of raised setpoints EVs
+    may already draw though no sample shows it.
+    """
+
+    measured: list[list[int]]
+    excess: list[list[int]]
+    ramping: list[list[int]]
+
+
+@dataclass(slots=True)
+class _Claims:
+    """Every session's claim on the grid, by position, and what the outputs need of it.
+
+    ``vip`` and ``other`` hold the claims that may charge (the others stay at 0
+    with the reason they were set aside for).
+    """
+
+    by_position: list[Claim] = field(default_factory=list)
+    vip: list[Claim] = field(default_factory=list)
+    other: list[Claim] = field(default_factory=list)
+    voltage_v: list[float] = field(default_factory=list)
+    connector_max_da: list[int] = field(default_factory=list)
+    idle_since_s: list[float | None] = field(default_factory=list)
+    phase_labels: dict[tuple[int, ...], tuple[Phase, ...]] = field(default_factory=dict)
+
+
+def _sessions_by_key(sessions: Iterable[Session]) -> list[Session]:
+    """Sessions in connector-key order, so the result never depends on the input order."""
+    ordered = sorted(sessions, key=attrgetter("connector.key"))
+    for previous, current in itertools.pairwise(ordered):
         if previous.connector.key == current.connector.key:
             raise ValueError(f"duplicate session for connector {current.connector.key}")
+    return ordered
 
-    # One pass over the sessions: where each one is, its bounds and its demand.
-    # A session either becomes a claim on the grid or is set aside at 0.
-    zone_voltage_v = [
-        tree.voltage_v(zone, settings.nominal_voltage_v) for zone in range(zone_count)
-    ]
+
+def _measure_draws(
+    sessions: list[Session],
+    zone_of: list[int | None],
+    reserves: Iterable[Reserve],
+    tree: ZoneTree,
+) -> _Draws:
+    """Measure what the chargers below each zone draw: the meter minus it is the building."""
+    zone_count = len(tree)
+    measured = [[0, 0, 0] for _ in range(zone_count)]
+    excess = [[0, 0, 0] for _ in range(zone_count)]
+    ramping = [[0, 0, 0] for _ in range(zone_count)]
+    for session, zone in zip(sessions, zone_of, strict=True):
+        # A raised setpoint the EV may be ramping up to (``ramp_current_a``)
+        # is not counted as drawn: the EV may still be on its sample. It is
+        # only what a ramp hold may explain (see ``capacity.other_loads_da``).
+        reading = session.measured_current_a
+        ramp = session.ramp_current_a
+        if zone is None or (reading is None and ramp is None):
+            continue
+        cap_da = _setpoint_cap_da(session)
+        counted = _counted_da(reading, cap_da)
+        direct = measured[zone]
+        direct[0] += counted[0]
+        direct[1] += counted[1]
+        direct[2] += counted[2]
+        if ramp is not None:
+            ramping_direct = ramping[zone]
+            for phase in range(3):
+                if ramp[phase] > 0:
+                    ramping_direct[phase] += max(
+                        0, min(deciamps_down(ramp[phase]), cap_da) - counted[phase]
+                    )
+        if reading is not None and (
+            counted[0] == cap_da or counted[1] == cap_da or counted[2] == cap_da
+        ):
+            above = _counted_da(reading, 10**9)
+            over = excess[zone]
+            over[0] += above[0] - counted[0]
+            over[1] += above[1] - counted[1]
+            over[2] += above[2] - counted[2]
+    # A reserved connector's measured draw is its own share of the meter too.
+    for reserve in reserves:
+        reserve_zone = tree.index.get(reserve.zone_id)
+        if reserve_zone is not None and reserve.measured_current_a is not None:
+            direct = measured[reserve_zone]
+            for phase in range(3):
+                if reserve.measured_current_a[phase] > 0:
+                    direct[phase] += min(
+                        deciamps_down(reserve.measured_current_a[phase]),
+                        deciamps_down(reserve.current_a[phase]),
+                    )
+    return _Draws(_roll_up(measured, tree), _roll_up(excess, tree), _roll_up(ramping, tree))
+
+
+def _claims(
+    sessions: list[Session],
+    zone_of: list[int | None],
+    tree: ZoneTree,
+    settings: SiteSettings,
+    now_s: float,
+) -> _Claims:
+    """Bound each session by its floor, its connector and its demand, or set it aside at 0."""
+    claims = _Claims()
+    zone_voltage_v = [tree.voltage_v(zone, settings.nominal_voltage_v) for zone in range(len(tree))]
     floor_da = {count: deciamps_up(settings.floor_a(count)) for count in (1, 2, 3)}
     phases_of: dict[tuple[PhaseWiring, int | None, CurrentType], tuple[int, ...]] = {}
     constraints_of: dict[tuple[int, tuple[int, ...]], tuple[int, ...]] = {}
-    measured = [[0, 0, 0] for _ in range(zone_count)]
-    # Sampled above the setpoint in force: current the EVs are about to give back.
-    excess = [[0, 0, 0] for _ in range(zone_count)]
-    ramping = [[0, 0, 0] for _ in range(zone_count)]
-    zone_of: list[int | None] = []
-    voltage_of: list[float] = []
-    connector_max_da: list[int] = []
-    idle_since: list[float | None] = []
     optimising = settings.optimisation_enabled
-    all_claims: list[Claim] = []
-    vip_claims: list[Claim] = []
-    other_claims: list[Claim] = []
-    for position, session in enumerate(sessions):
+    all_claims, vip_claims, other_claims = claims.by_position, claims.vip, claims.other
+    for position, (session, zone) in enumerate(zip(sessions, zone_of, strict=True)):
         connector = session.connector
-        zone = tree.index.get(connector.zone_id)
         shape = (connector.wiring, session.ev_phases, connector.current_type)
         phases = phases_of.get(shape)
         if phases is None:
@@ -142,37 +252,9 @@ def allocate(site: SiteSnapshot) -> Allocation:
                 cached = constraint_indexes(chain, phases)
                 constraints_of[(zone, phases)] = cached
             constraints = cached
-            # A raised setpoint the EV may be ramping up to (``ramp_current_a``)
-            # is not counted as drawn: the EV may still be on its sample. It is
-            # only what a ramp hold may explain (see ``capacity.other_loads_da``).
-            reading = session.measured_current_a
-            ramp = session.ramp_current_a
-            if reading is not None or ramp is not None:
-                cap_da = _setpoint_cap_da(session)
-                counted = _counted_da(reading, cap_da)
-                direct = measured[zone]
-                direct[0] += counted[0]
-                direct[1] += counted[1]
-                direct[2] += counted[2]
-                if ramp is not None:
-                    ramping_direct = ramping[zone]
-                    for phase in range(3):
-                        if ramp[phase] > 0:
-                            ramping_direct[phase] += max(
-                                0, min(deciamps_down(ramp[phase]), cap_da) - counted[phase]
-                            )
-                if reading is not None and (
-                    counted[0] == cap_da or counted[1] == cap_da or counted[2] == cap_da
-                ):
-                    above = _counted_da(reading, 10**9)
-                    over = excess[zone]
-                    over[0] += above[0] - counted[0]
-                    over[1] += above[1] - counted[1]
-                    over[2] += above[2] - counted[2]
         max_da = deciamps_down(connector_max_current_a(session, voltage_v))
-        zone_of.append(zone)
-        voltage_of.append(voltage_v)
-        connector_max_da.append(max_da)
+        claims.voltage_v.append(voltage_v)
+        claims.connector_max_da.append(max_da)
         claim = Claim(
             position,
             connector.key,
@@ -186,7 +268,7 @@ def allocate(site: SiteSnapshot) -> Allocation:
         all_claims.append(claim)
         draw_a = measured_draw_a(session, phases)
         since_s, suspended = idle_state(session, draw_a, now_s=now_s, settings=settings)
-        idle_since.append(since_s)
+        claims.idle_since_s.append(since_s)
         if zone is None:
             claim.set_reason(Reason.INVALID_INPUT)
         elif suspended:
@@ -203,104 +285,118 @@ def allocate(site: SiteSnapshot) -> Allocation:
                 claim.cap_da = demand_da
                 claim.cap_reason = Reason.EV_DEMAND
             (vip_claims if session.vip else other_claims).append(claim)
+    claims.phase_labels = {
+        phases: tuple(_PHASES[phase] for phase in phases) for phases in phases_of.values()
+    }
+    return claims
 
-    # A reserved connector's measured draw is its own share of the meter too.
-    for reserve in site.reserves:
-        reserve_zone = tree.index.get(reserve.zone_id)
-        if reserve_zone is not None and reserve.measured_current_a is not None:
-            direct = measured[reserve_zone]
-            for phase in range(3):
-                if reserve.measured_current_a[phase] > 0:
-                    direct[phase] += min(
-                        deciamps_down(reserve.measured_current_a[phase]),
-                        deciamps_down(reserve.current_a[phase]),
-                    )
 
-    # Capacity of each zone phase, then what is left after reserves.
-    measured_below = _roll_up(measured, tree)
-    excess_below = _roll_up(excess, tree)
-    ramping_below = _roll_up(ramping, tree)
-    capacities: list[ZoneCapacity] = [
+def _zone_capacities(tree: ZoneTree, draws: _Draws, settings: SiteSettings) -> list[ZoneCapacity]:
+    """Each zone phase's available current (SPEC §3.2), from its limit and its meters."""
+    return [
         zone_capacity(
             zone_input,
-            measured_below[position],
+            draws.measured[position],
             settings.production_mode,
-            excess_below_da=excess_below[position],
-            ramping_below_da=ramping_below[position],
+            excess_below_da=draws.excess[position],
+            ramping_below_da=draws.ramping[position],
             chain_has_production_meter=any(
                 tree.zones[ancestor].has_production_meter for ancestor in tree.chains[position]
             ),
         )
         for position, zone_input in enumerate(tree.zones)
     ]
-    reserved_direct = [[0, 0, 0] for _ in range(zone_count)]
-    for reserve in site.reserves:
+
+
+def _reserved(reserves: Iterable[Reserve], tree: ZoneTree) -> list[list[int]]:
+    """The current reserved below each zone phase: held back before any session gets a share."""
+    reserved_direct = [[0, 0, 0] for _ in range(len(tree))]
+    for reserve in reserves:
         reserve_zone = tree.index.get(reserve.zone_id)
         if reserve_zone is None:
             raise ValueError(f"reserve {reserve.key!r} is in unknown zone {reserve.zone_id}")
         for phase in range(3):
             reserved_direct[reserve_zone][phase] += deciamps_up(reserve.current_a[phase])
-    reserved = _roll_up(reserved_direct, tree)
-    headroom = [
-        max(0, capacities[zone].available_da[phase] - reserved[zone][phase])
-        for zone in range(zone_count)
-        for phase in range(3)
-    ]
+    return _roll_up(reserved_direct, tree)
 
-    signature = capacity_signature([zone.zone_id for zone in tree.zones], capacities)
-    ranking, reranked = update_ranking(
+
+def _rank(
+    sessions: list[Session], site: SiteSnapshot, tree: ZoneTree, capacities: list[ZoneCapacity]
+) -> tuple[Ranking, bool]:
+    """Rank sessions for shedding, keeping the last ranking unless capacity or sessions changed."""
+    settings = site.settings
+    return update_ranking(
         sessions,
         settings.priority,
         site.previous_ranking,
-        now_s=now_s,
-        capacity_signature=signature,
+        now_s=site.now_s,
+        capacity_signature=capacity_signature([zone.zone_id for zone in tree.zones], capacities),
         capacity_changed=site.capacity_changed,
         rerank_interval_s=settings.rerank_interval_s,
     )
-    rank_of = {key: rank for rank, key in enumerate(ranking.keys)}
 
-    # VIP sessions first, each class in ranking order.
-    vip_claims.sort(key=lambda claim: rank_of[claim.key])
-    other_claims.sort(key=lambda claim: rank_of[claim.key])
+
+def _fair_shares(
+    claims: _Claims,
+    rank_of: dict[str, int],
+    capacities: list[ZoneCapacity],
+    reserved: list[list[int]],
+    tree: ZoneTree,
+) -> Grid:
+    """Admit and water-fill VIP sessions first, then the others, each class in ranking order."""
+    claims.vip.sort(key=lambda claim: rank_of[claim.key])
+    claims.other.sort(key=lambda claim: rank_of[claim.key])
+    headroom = [
+        max(0, capacities[zone].available_da[phase] - reserved[zone][phase])
+        for zone in range(len(tree))
+        for phase in range(3)
+    ]
     imbalance_limits = {
         position: deciamps_down(zone.phase_imbalance_limit_a)
         for position, zone in enumerate(tree.zones)
         if zone.phase_imbalance_limit_a is not None
     }
     grid = Grid(headroom, imbalance_limits, [capacity.meter_lost for capacity in capacities])
-    fill(admit(vip_claims, grid), grid)
-    fill(admit(other_claims, grid), grid)
+    fill(admit(claims.vip, grid), grid)
+    fill(admit(claims.other, grid), grid)
+    return grid
 
+
+def _hold_within_deadband(
+    claims: _Claims, sessions: list[Session], grid: Grid, settings: SiteSettings
+) -> tuple[list[int | None], set[int]]:
+    """Keep last setpoints that moved less than the deadband, so stations are not flooded."""
     last_da = [
         None if session.last_setpoint_a is None else deciamps_down(session.last_setpoint_a)
         for session in sessions
     ]
     held = apply_deadband(
-        vip_claims + other_claims,
+        claims.vip + claims.other,
         last_da,
-        connector_max_da,
+        claims.connector_max_da,
         grid,
         deciamps_down(settings.deadband_a),
     )
+    return last_da, held
 
-    # Outputs.
-    allocated_direct = [[0, 0, 0] for _ in range(zone_count)]
-    sessions_direct = [[0, 0, 0] for _ in range(zone_count)]  # [sessions, charging, unused]
-    results: list[SessionAllocation] = []
+
+def _setpoints(
+    sessions: list[Session],
+    claims: _Claims,
+    last_da: list[int | None],
+    held: set[int],
+    rank_of: dict[str, int],
+    tree: ZoneTree,
+) -> tuple[SessionAllocation, ...]:
+    """Each session's setpoint with its reason, the limit behind it and whether to send it."""
     zone_ids = [zone.zone_id for zone in tree.zones]
-    labels = {phases: tuple(_PHASES[phase] for phase in phases) for phases in phases_of.values()}
-    for session, claim in zip(sessions, all_claims, strict=True):
+    labels = claims.phase_labels
+    voltage_of = claims.voltage_v
+    idle_since = claims.idle_since_s
+    results: list[SessionAllocation] = []
+    for session, claim in zip(sessions, claims.by_position, strict=True):
         position = claim.position
         value_da = claim.value_da
-        zone = zone_of[position]
-        if zone is not None:
-            counts = sessions_direct[zone]
-            counts[0] += 1
-            if value_da > 0:
-                counts[1] += 1
-                direct = allocated_direct[zone]
-                for phase in claim.phases:
-                    direct[phase] += value_da
         setpoint_a = value_da / DECIAMPS_PER_AMP
         setpoint_w = None
         connector = session.connector
@@ -326,7 +422,31 @@ def allocate(site: SiteSnapshot) -> Allocation:
                 idle_since[position],
             )
         )
+    return tuple(results)
 
+
+def _zone_figures(
+    claims: _Claims,
+    zone_of: list[int | None],
+    capacities: list[ZoneCapacity],
+    reserved: list[list[int]],
+    draws: _Draws,
+    tree: ZoneTree,
+) -> tuple[ZoneAllocation, ...]:
+    """What each zone has, gives and keeps free: the figures operators read."""
+    zone_count = len(tree)
+    allocated_direct = [[0, 0, 0] for _ in range(zone_count)]
+    sessions_direct = [[0, 0, 0] for _ in range(zone_count)]  # [sessions, charging, unused]
+    for claim, zone in zip(claims.by_position, zone_of, strict=True):
+        if zone is not None:
+            counts = sessions_direct[zone]
+            counts[0] += 1
+            value_da = claim.value_da
+            if value_da > 0:
+                counts[1] += 1
+                direct = allocated_direct[zone]
+                for phase in claim.phases:
+                    direct[phase] += value_da
     allocated = _roll_up(allocated_direct, tree)
     counted = _roll_up(sessions_direct, tree)
     zones: list[ZoneAllocation] = []
@@ -358,17 +478,10 @@ def allocate(site: SiteSnapshot) -> Allocation:
                 held_meter_current_a=(
                     None if capacity.held_meter_da is None else _per_phase(capacity.held_meter_da)
                 ),
-                ramping=any(ramping_below[position]),
+                ramping=any(draws.ramping[position]),
             )
         )
-
-    return Allocation(
-        now_s=now_s,
-        sessions=tuple(results),
-        zones=tuple(zones),
-        ranking=ranking,
-        reranked=reranked,
-    )
+    return tuple(zones)
 
 
 _floor = math.floor
