@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpResponseRedirect
 
 
@@ -18,6 +19,11 @@ def validation_messages(exc: ValidationError) -> list[str]:
     ]
 
 
+def form_values(form, names) -> dict:
+    """The cleaned values of the fields ``names`` that the form shows (what a service sets)."""
+    return {name: form.cleaned_data[name] for name in names if name in form.cleaned_data}
+
+
 def formset_written_by_service(formset) -> None:
     """Mark an inline formset as saved by a service (the admin's history reads these)."""
     formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
@@ -28,8 +34,22 @@ class ServiceAdminMixin:
 
     ``save_model``, ``delete_model``, ``delete_queryset`` and the actions call
     services; when one refuses, the admin's transaction is rolled back and the
-    page it came from is shown again with the reasons.
+    page it came from is shown again with the reasons. An admin that deletes
+    says how in :meth:`service_delete`; a bulk delete is all or nothing.
     """
+
+    def service_delete(self, request, obj) -> None:
+        """Delete one object through its app's service."""
+        raise NotImplementedError(f"{type(self).__name__} deletes through no service")
+
+    def delete_model(self, request, obj):
+        self.service_delete(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        # All or nothing: one object the service refuses keeps every one of them.
+        with transaction.atomic():
+            for obj in queryset:
+                self.service_delete(request, obj)
 
     def _refused(self, request, exc: ValidationError, redirect_to: str) -> HttpResponseRedirect:
         for line in validation_messages(exc):
@@ -53,3 +73,21 @@ class ServiceAdminMixin:
             return super().changelist_view(request, extra_context)
         except ValidationError as exc:
             return self._refused(request, exc, request.get_full_path())
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For what evce records (device log, what stations report): shown, never edited by hand.
+
+    ``deletable`` lets staff delete rows by hand (records whose retention is theirs).
+    """
+
+    deletable = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return self.deletable and super().has_delete_permission(request, obj)

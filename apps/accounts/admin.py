@@ -1,11 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
-from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
 from apps.accounts.services import USER_SETTINGS, user_create, user_delete, user_update
-from evce_site.admin import ServiceAdminMixin
+from evce_site.admin import ServiceAdminMixin, form_values
 
 
 @admin.register(User)
@@ -27,9 +26,7 @@ class EvceUserAdmin(ServiceAdminMixin, UserAdmin):
     )
 
     def save_model(self, request, obj, form, change):
-        values = {
-            name: form.cleaned_data[name] for name in USER_SETTINGS if name in form.cleaned_data
-        }
+        values = form_values(form, USER_SETTINGS)
         if change:
             user_update(User(pk=obj.pk), by=request.user, **values)
             return
@@ -41,10 +38,5 @@ class EvceUserAdmin(ServiceAdminMixin, UserAdmin):
         )
         obj.pk = created.pk
 
-    def delete_model(self, request, obj):
+    def service_delete(self, request, obj):
         user_delete(obj, by=request.user)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            for user in queryset:
-                user_delete(user, by=request.user)

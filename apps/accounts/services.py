@@ -11,7 +11,12 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.devicelog.models import EventCategory
-from apps.devicelog.services import device_log_write, fields_assign
+from apps.devicelog.services import (
+    device_log_write,
+    fields_assign,
+    object_save_logged,
+    settings_only,
+)
 
 # What an administrator sets on an account (the password has its own workflow).
 USER_SETTINGS = (
@@ -35,9 +40,7 @@ def _log(event: str, message: str, by, data: dict | None = None) -> None:
 @transaction.atomic
 def user_create(*, username: str, password: str | None, by=None, **values: Any) -> User:
     """Create an account; ``password`` None gives one that cannot log in with a password."""
-    unknown = set(values) - set(USER_SETTINGS)
-    if unknown:
-        raise TypeError(f"not user settings: {', '.join(sorted(unknown))}")
+    settings_only(values, USER_SETTINGS, what="user settings")
     user = User(username=username, **values)
     if password is None:
         user.set_unusable_password()
@@ -61,21 +64,19 @@ def user_create(*, username: str, password: str | None, by=None, **values: Any) 
 @transaction.atomic
 def user_update(user: User, *, by=None, **values: Any) -> User:
     """Change an account's settings; only what really changes is saved and logged."""
-    unknown = set(values) - set(USER_SETTINGS)
-    if unknown:
-        raise TypeError(f"not user settings: {', '.join(sorted(unknown))}")
+    settings_only(values, USER_SETTINGS, what="user settings")
     current = User.objects.select_for_update().get(pk=user.pk)
     changes = fields_assign(current, values)
-    if changes:
-        current.full_clean()
-        current.save()
-        _log(
-            "user_updated",
-            _("User %(name)s changed: %(fields)s.")
-            % {"name": current.username, "fields": ", ".join(changes)},
-            by,
-            {"username": current.username, "changes": changes},
-        )
+    object_save_logged(
+        current,
+        changes,
+        category=EventCategory.SECURITY,
+        event="user_updated",
+        message=_("User %(name)s changed: %(fields)s.")
+        % {"name": current.username, "fields": ", ".join(changes)},
+        user=by,
+        data={"username": current.username, "changes": changes},
+    )
     return current
 
 

@@ -128,27 +128,19 @@ class Outbox:
         matches = call is not None and call.unique_id == frame.unique_id
         action = call.action if matches else ""
         if isinstance(frame, protocol.CallResult):
-            ocpp_log.record(
-                self.identity,
-                IN,
-                protocol.CALLRESULT,
-                unique_id=frame.unique_id,
-                action=action,
-                payload=frame.payload,
-            )
+            kind, payload = protocol.CALLRESULT, frame.payload
         else:
-            ocpp_log.record(
-                self.identity,
-                IN,
+            kind, payload = (
                 protocol.CALLERROR,
-                unique_id=frame.unique_id,
-                action=action,
-                payload={
+                {
                     "errorCode": frame.code,
                     "errorDescription": frame.description,
                     "errorDetails": frame.details,
                 },
             )
+        ocpp_log.record(
+            self.identity, IN, kind, unique_id=frame.unique_id, action=action, payload=payload
+        )
         if not matches:
             logger.info(
                 "Answer %s from %s matches no outstanding CALL", frame.unique_id, self.identity

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -56,6 +56,66 @@ def fields_assign(obj, values: Mapping[str, Any]) -> dict[str, list[Any]]:
             changes[name] = [_loggable(old), _loggable(value)]
             setattr(obj, name, value)
     return changes
+
+
+def settings_only(values: Mapping[str, Any], allowed: Collection[str], *, what: str) -> None:
+    """Refuse with ``TypeError`` any name a writer does not set (a programming error)."""
+    unknown = set(values) - set(allowed)
+    if unknown:
+        raise TypeError(f"not {what}: {', '.join(sorted(unknown))}")
+
+
+def object_save_logged(obj, changes: Mapping[str, Any], *, created: bool = False, **entry) -> bool:
+    """Validate and save ``obj`` when it is new or has ``changes``, and log it once.
+
+    ``entry`` holds the arguments of :func:`device_log_write`. An object that
+    is neither new nor changed is left alone (no query, no entry); ``False``
+    then. ``ValidationError`` from ``full_clean`` saves and logs nothing.
+    """
+    if not (created or changes):
+        return False
+    obj.full_clean()
+    obj.save()
+    device_log_write(**entry)
+    return True
+
+
+def configuration_saved_entry(
+    *, kind: str, label: str, changes: Mapping[str, Any], created: bool, user=None
+) -> dict[str, Any]:
+    """The device-log entry of a created or changed configuration object.
+
+    The event is ``<kind>_created`` or ``<kind>_updated``; the message names
+    ``label`` and the fields that changed, the data holds them as ``[old, new]``.
+    """
+    return {
+        "category": EventCategory.CONFIGURATION,
+        "event": f"{kind}_{'created' if created else 'updated'}",
+        "message": f"{label} {'created' if created else 'changed: ' + ', '.join(changes)}.",
+        "user": user,
+        "data": {"changes": changes},
+    }
+
+
+def configuration_save_logged(
+    obj, changes: Mapping[str, Any], *, created: bool, kind: str, label: str, user=None, **entry
+) -> bool:
+    """:func:`object_save_logged` with the entry of :func:`configuration_saved_entry`."""
+    saved = configuration_saved_entry(
+        kind=kind, label=label, changes=changes, created=created, user=user
+    )
+    return object_save_logged(obj, changes, created=created, **saved, **entry)
+
+
+def configuration_deleted_log(*, kind: str, label: str, user=None, **entry) -> None:
+    """The entry of a deleted configuration object: event ``<kind>_deleted``."""
+    device_log_write(
+        category=EventCategory.CONFIGURATION,
+        event=f"{kind}_deleted",
+        message=f"{label} deleted.",
+        user=user,
+        **entry,
+    )
 
 
 def _loggable(value: Any) -> Any:

@@ -1,5 +1,4 @@
 from django.contrib import admin, messages
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -14,7 +13,7 @@ from apps.meters.services import (
     meter_read_once,
     meter_save,
 )
-from evce_site.admin import ServiceAdminMixin
+from evce_site.admin import ReadOnlyAdmin, ServiceAdminMixin, form_values
 from evce_site.admin_display import hot_state_display
 
 
@@ -43,13 +42,8 @@ class MeterModelAdmin(ServiceAdminMixin, admin.ModelAdmin):
         )
         obj.pk = model.pk
 
-    def delete_model(self, request, obj):
+    def service_delete(self, request, obj):
         meter_model_delete(obj, user=request.user)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            for model in queryset:
-                meter_model_delete(model, user=request.user)
 
 
 @admin.register(Meter)
@@ -75,21 +69,14 @@ class MeterAdmin(ServiceAdminMixin, admin.ModelAdmin):
     )
 
     def save_model(self, request, obj, form, change):
-        values = {
-            name: form.cleaned_data[name] for name in METER_SETTINGS if name in form.cleaned_data
-        }
+        values = form_values(form, METER_SETTINGS)
         meter, _created = meter_save(
             Meter(pk=obj.pk) if change else None, user=request.user, **values
         )
         obj.pk = meter.pk
 
-    def delete_model(self, request, obj):
+    def service_delete(self, request, obj):
         meter_delete(obj, user=request.user)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            for meter in queryset:
-                meter_delete(meter, user=request.user)
 
     @hot_state_display(description=_("state"))
     def live_state(self, meter: Meter) -> str:
@@ -123,7 +110,7 @@ class MeterAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(MeterRecord)
-class MeterRecordAdmin(admin.ModelAdmin):
+class MeterRecordAdmin(ReadOnlyAdmin):
     list_display = (
         "meter",
         "at",
@@ -135,9 +122,4 @@ class MeterRecordAdmin(admin.ModelAdmin):
     )
     list_filter = ("meter",)
     date_hierarchy = "at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+    deletable = True

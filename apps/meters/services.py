@@ -26,7 +26,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.devicelog.models import EventCategory, EventLevel
-from apps.devicelog.services import device_log_write, fields_assign
+from apps.devicelog.services import (
+    configuration_deleted_log,
+    configuration_save_logged,
+    device_log_write,
+    fields_assign,
+    object_save_logged,
+    settings_only,
+)
 from apps.meters.modbus.builtin import BUILTIN_MODELS
 from apps.meters.modbus.client import (
     BlockingMeterSession,
@@ -119,11 +126,11 @@ def meter_model_import(data: str | bytes | dict, *, user=None) -> tuple[MeterMod
     changes = fields_assign(
         model, {"description": payload["description"], "register_map": payload["registers"]}
     )
-    if not (created or changes):
-        return model, False  # the same model again: nothing to write
-    model.full_clean()
-    model.save()
-    device_log_write(
+    # The same model again writes nothing.
+    object_save_logged(
+        model,
+        changes,
+        created=created,
         category=EventCategory.CONFIGURATION,
         event="meter_model_imported",
         message=f"Meter model {model.name} {'created' if created else 'updated'} from JSON.",
@@ -157,24 +164,13 @@ def meter_save(meter: Meter | None, *, user=None, **values: Any) -> tuple[Meter,
     ``ValidationError`` (nothing saved) on a bad value; a change that changes
     nothing writes nothing.
     """
-    unknown = set(values) - set(METER_SETTINGS)
-    if unknown:
-        raise TypeError(f"not meter settings: {', '.join(sorted(unknown))}")
+    settings_only(values, METER_SETTINGS, what="meter settings")
     created = meter is None
     current = Meter() if created else Meter.objects.select_for_update().get(pk=meter.pk)
     changes = fields_assign(current, values)
-    if created or changes:
-        current.full_clean()
-        current.save()
-        device_log_write(
-            category=EventCategory.CONFIGURATION,
-            event="meter_created" if created else "meter_updated",
-            message=f"Meter {current.name} created."
-            if created
-            else f"Meter {current.name} changed: {', '.join(changes)}.",
-            user=user,
-            data={"changes": changes},
-        )
+    configuration_save_logged(
+        current, changes, created=created, kind="meter", label=f"Meter {current.name}", user=user
+    )
     return current, created
 
 
@@ -192,14 +188,8 @@ def meter_delete(meter: Meter, *, user=None) -> None:
         raise ValidationError(
             f"Meter {current.name} is used by {', '.join(sorted(users))}: detach it first."
         )
-    name = current.name
     current.delete()
-    device_log_write(
-        category=EventCategory.CONFIGURATION,
-        event="meter_deleted",
-        message=f"Meter {name} deleted.",
-        user=user,
-    )
+    configuration_deleted_log(kind="meter", label=f"Meter {current.name}", user=user)
 
 
 @transaction.atomic
@@ -213,16 +203,16 @@ def meter_model_save(
     changes = fields_assign(
         current, {"name": name, "description": description, "register_map": register_map}
     )
-    if model is None or changes:
-        current.full_clean()
-        current.save()
-        device_log_write(
-            category=EventCategory.CONFIGURATION,
-            event="meter_model_saved",
-            message=f"Meter model {current.name} {'created' if model is None else 'changed'}.",
-            user=user,
-            data={"changes": {k: v for k, v in changes.items() if k != "register_map"}},
-        )
+    object_save_logged(
+        current,
+        changes,
+        created=model is None,
+        category=EventCategory.CONFIGURATION,
+        event="meter_model_saved",
+        message=f"Meter model {current.name} {'created' if model is None else 'changed'}.",
+        user=user,
+        data={"changes": {k: v for k, v in changes.items() if k != "register_map"}},
+    )
     return current
 
 
@@ -234,14 +224,8 @@ def meter_model_delete(model: MeterModel, *, user=None) -> None:
         raise ValidationError(f"{current.name!r} is a built-in model and cannot be deleted")
     if current.meters.exists():
         raise ValidationError(f"Meter model {current.name} is used by meters: change them first.")
-    name = current.name
     current.delete()
-    device_log_write(
-        category=EventCategory.CONFIGURATION,
-        event="meter_model_deleted",
-        message=f"Meter model {name} deleted.",
-        user=user,
-    )
+    configuration_deleted_log(kind="meter_model", label=f"Meter model {current.name}", user=user)
 
 
 def meter_connection(meter: Meter) -> Connection:

@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -34,13 +33,8 @@ class AuthGroupAdmin(ServiceAdminMixin, admin.ModelAdmin):
         else:
             obj.pk = auth_group_create(user=request.user, **values).pk
 
-    def delete_model(self, request, obj):
+    def service_delete(self, request, obj):
         auth_group_delete(group=obj, user=request.user)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            for group in queryset:
-                auth_group_delete(group=group, user=request.user)
 
 
 @admin.register(Card)

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from apps.devicelog.models import EventCategory
-from apps.devicelog.services import device_log_write
+from apps.devicelog.services import device_log_write, fields_assign
 from apps.rfid.models import AuthGroup, Card, OfflineStrategy, OnlineMode
 from apps.rfid.signals import auth_groups_changed, cards_changed
 
@@ -175,11 +175,7 @@ def card_update(
         "comment": comment,
         "parent_id_tag": parent_id_tag,
     }
-    changes: dict[str, list[Any]] = {}
-    for field, value in requested.items():
-        if value is not None and getattr(current, field) != value:
-            changes[field] = [getattr(current, field), value]
-            setattr(current, field, value)
+    changes = fields_assign(current, {f: v for f, v in requested.items() if v is not None})
 
     old_groups = set(current.groups.all())
     new_groups = old_groups if groups is None else set(groups)
@@ -424,11 +420,7 @@ def auth_group_update(
         "offline_strategy": offline_strategy,
         "plug_and_charge_id_tag": plug_and_charge_id_tag,
     }
-    changes: dict[str, list[Any]] = {}
-    for field, value in requested.items():
-        if value is not None and getattr(current, field) != value:
-            changes[field] = [getattr(current, field), value]
-            setattr(current, field, value)
+    changes = fields_assign(current, {f: v for f, v in requested.items() if v is not None})
     if changes:
         current.full_clean()
         current.save(update_fields=list(changes))

@@ -6,8 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
-from apps.devicelog.models import EventCategory
-from apps.devicelog.services import device_log_write, fields_assign
+from apps.devicelog.services import configuration_save_logged, fields_assign, settings_only
 from apps.siteconfig.models import SiteSettings
 
 # Fields no interface sets (secrets have their own workflow).
@@ -22,20 +21,11 @@ def site_settings_update(*, user=None, **values: Any) -> SiteSettings:
     change through the model signals of :mod:`apps.energy.receivers`.
     """
     allowed = {f.name for f in SiteSettings._meta.concrete_fields} - _NOT_SETTINGS
-    unknown = set(values) - allowed
-    if unknown:
-        raise TypeError(f"not site settings: {', '.join(sorted(unknown))}")
+    settings_only(values, allowed, what="site settings")
     site = SiteSettings.load()
     site = SiteSettings.objects.select_for_update().get(pk=site.pk)
     changes = fields_assign(site, values)
-    if changes:
-        site.full_clean()
-        site.save()
-        device_log_write(
-            category=EventCategory.CONFIGURATION,
-            event="site_settings_updated",
-            message=f"Site settings changed: {', '.join(changes)}.",
-            user=user,
-            data={"changes": changes},
-        )
+    configuration_save_logged(
+        site, changes, created=False, kind="site_settings", label="Site settings", user=user
+    )
     return site

@@ -257,24 +257,16 @@ def _apply_station(
     try:
         if station is None:
             station = station_create(identity=data["identity"], user=applier.user)
-        if station.state != StationState.INSTALLED:
-            station_install(
-                station,
-                connectors=specs,
-                replace_connectors=True,
-                authorization_key=data["authorization_key"],
-                user=applier.user,
-                **settings,
-            )
-        else:
-            station_update(
-                station,
-                connectors=specs,
-                replace_connectors=True,
-                authorization_key=data["authorization_key"],
-                user=applier.user,
-                **settings,
-            )
+        # A station not installed yet is installed by the file; one installed is updated.
+        write = station_update if station.state == StationState.INSTALLED else station_install
+        write(
+            station,
+            connectors=specs,
+            replace_connectors=True,
+            authorization_key=data["authorization_key"],
+            user=applier.user,
+            **settings,
+        )
     except ValidationError as exc:
         applier.add_errors(path, exc)
         return

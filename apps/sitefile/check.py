@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from decimal import Decimal, InvalidOperation
@@ -195,6 +195,21 @@ class Checker:
             return None
         return value
 
+    def integers(
+        self,
+        node: dict,
+        path: str,
+        bounds: Iterable[tuple[str, int, int]],
+        into: dict[str, Any],
+        names: Mapping[str, str] | None = None,
+    ) -> None:
+        """Check the whole numbers of ``bounds`` (key, minimum, maximum); put the good ones
+        in ``into``, under ``names[key]`` where given."""
+        for key, low, high in bounds:
+            value = self.integer(node, key, path, minimum=low, maximum=high)
+            if value is not None:
+                into[names[key] if names else key] = value
+
     def amps(
         self, node: dict, key: str, path: str, *, minimum: str = "0", maximum: str = "10000"
     ) -> Decimal | None:
@@ -328,7 +343,7 @@ def _check_site(check: Checker, node: Any, plan: Plan) -> tuple[int, int]:
         value = check.choice(site, key, "site", choices)
         if value is not None:
             values[SITE_KEYS[key]] = value
-    for key, low, high in (
+    site_integers = (
         ("nominal_voltage_v", 100, 400),
         ("meter_poll_interval_ms", 250, 10000),
         ("meter_lost_after_polls", 1, 100),
@@ -336,10 +351,8 @@ def _check_site(check: Checker, node: Any, plan: Plan) -> tuple[int, int]:
         ("meter_value_sample_interval_s", 1, 3600),
         ("max_zones", 1, 1000),
         ("max_zone_levels", 1, 10),
-    ):
-        value = check.integer(site, key, "site", minimum=low, maximum=high)
-        if value is not None:
-            values[SITE_KEYS[key]] = value
+    )
+    check.integers(site, "site", site_integers, values, SITE_KEYS)
     optimisation = site.get("optimisation")
     if optimisation is not None and check.mapping(
         optimisation, "site.optimisation", OPTIMISATION_KEYS
@@ -431,17 +444,15 @@ def _check_meters(check: Checker, node: Any, plan: Plan, model_names: set[str]) 
             "host": host or "",
             "serial_device": serial or "",
         }
-        for key, low, high in (
+        meter_integers = (
             ("port", 1, 65535),
             ("unit_id", 1, 255),
             ("baudrate", 1200, 921600),
             ("bytesize", 7, 8),
             ("stopbits", 1, 2),
             ("timeout_ms", 50, 30000),
-        ):
-            value = check.integer(meter, key, path, minimum=low, maximum=high)
-            if value is not None:
-                values[key] = value
+        )
+        check.integers(meter, path, meter_integers, values)
         parity = check.choice(meter, "parity", path, ("N", "E", "O"))
         if parity is not None:
             values["parity"] = parity

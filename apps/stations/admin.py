@@ -2,7 +2,6 @@ from datetime import UTC, datetime
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -19,21 +18,14 @@ from apps.stations.services import (
     station_refuse,
     station_update,
 )
-from evce_site.admin import ServiceAdminMixin, formset_written_by_service, validation_messages
+from evce_site.admin import (
+    ReadOnlyAdmin,
+    ServiceAdminMixin,
+    form_values,
+    formset_written_by_service,
+    validation_messages,
+)
 from evce_site.admin_display import hot_state_display
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """For what stations report: shown to support staff, never edited by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ConnectorInline(admin.TabularInline):
@@ -165,9 +157,7 @@ class StationAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return (*fields, "identity") if obj is not None else fields
 
     def save_model(self, request, obj, form, change):
-        values = {
-            name: form.cleaned_data[name] for name in STATION_SETTINGS if name in form.cleaned_data
-        }
+        values = form_values(form, STATION_SETTINGS)
         if change:
             station_update(Station(pk=obj.pk), user=request.user, **values)
         else:
@@ -202,14 +192,8 @@ class StationAdmin(ServiceAdminMixin, admin.ModelAdmin):
         )
         formset_written_by_service(formset)
 
-    def delete_model(self, request, obj):
+    def service_delete(self, request, obj):
         station_delete(obj, user=request.user)
-
-    def delete_queryset(self, request, queryset):
-        # All or nothing: one station that cannot go keeps every one of them.
-        with transaction.atomic():
-            for station in queryset:
-                station_delete(station, user=request.user)
 
     def _each(self, request, queryset, service, done_message) -> None:
         """Run ``service`` on each station; refusals are shown per station, the others go on."""

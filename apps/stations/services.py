@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from ocpp.v16.enums import ChargePointErrorCode, ChargePointStatus, Reason
 
 from apps.devicelog.models import EventCategory, EventLevel
-from apps.devicelog.services import device_log_write, fields_assign
+from apps.devicelog.services import device_log_write, fields_assign, settings_only
 from apps.rfid.models import AuthGroup, Card
 from apps.rfid.services import announce_groups_changed
 from apps.stations import signals
@@ -242,9 +242,7 @@ def station_update(
     that changes nothing writes nothing. A new authentication group reaches
     the station after commit.
     """
-    unknown = set(settings) - set(STATION_SETTINGS)
-    if unknown:
-        raise TypeError(f"not station settings: {', '.join(sorted(unknown))}")
+    settings_only(settings, STATION_SETTINGS, what="station settings")
     with transaction.atomic():
         current = Station.objects.select_for_update().get(pk=station.pk)
         old_group_id = current.auth_group_id

@@ -1,5 +1,4 @@
 from django.contrib import admin, messages
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -20,12 +19,8 @@ from apps.zones.services import (
     zone_reduction_set,
     zone_update,
 )
-from evce_site.admin import ServiceAdminMixin, formset_written_by_service
+from evce_site.admin import ServiceAdminMixin, form_values, formset_written_by_service
 from evce_site.admin_display import hot_state_display
-
-
-def _values(form, names) -> dict:
-    return {name: form.cleaned_data[name] for name in names if name in form.cleaned_data}
 
 
 class SubZoneInline(admin.TabularInline):
@@ -87,7 +82,7 @@ class ZoneAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return "; ".join(str(p) for p in parts)
 
     def save_model(self, request, obj, form, change):
-        values = _values(form, ZONE_SETTINGS)
+        values = form_values(form, ZONE_SETTINGS)
         if change:
             zone_update(Zone(pk=obj.pk), user=request.user, **values)
         else:
@@ -106,20 +101,15 @@ class ZoneAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 continue
             if not sub_form.has_changed():
                 continue
-            values = {**_values(sub_form, ZONE_SETTINGS), "parent": form.instance}
+            values = {**form_values(sub_form, ZONE_SETTINGS), "parent": form.instance}
             if sub_zone is None:
                 zone_create(user=request.user, **values)
             else:
                 zone_update(sub_zone, user=request.user, **values)
         formset_written_by_service(formset)
 
-    def delete_model(self, request, obj):
+    def service_delete(self, request, obj):
         zone_delete(obj, user=request.user)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            for zone in queryset:
-                zone_delete(zone, user=request.user)
 
 
 class TouSlotInline(admin.TabularInline):
@@ -139,7 +129,7 @@ class TouPeriodAdmin(ServiceAdminMixin, admin.ModelAdmin):
         period, _created = tou_period_save(
             TouPeriod(pk=obj.pk) if change else None,
             user=request.user,
-            **_values(form, TOU_PERIOD_SETTINGS),
+            **form_values(form, TOU_PERIOD_SETTINGS),
         )
         obj.pk = period.pk
 
@@ -160,13 +150,8 @@ class TouPeriodAdmin(ServiceAdminMixin, admin.ModelAdmin):
         for formset in formsets:
             formset_written_by_service(formset)
 
-    def delete_model(self, request, obj):
+    def service_delete(self, request, obj):
         tou_period_delete(obj, user=request.user)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            for period in queryset:
-                tou_period_delete(period, user=request.user)
 
 
 @admin.register(ExternalInput)
@@ -180,17 +165,12 @@ class ExternalInputAdmin(ServiceAdminMixin, admin.ModelAdmin):
         entry, _created = external_input_save(
             ExternalInput(pk=obj.pk) if change else None,
             user=request.user,
-            **_values(form, EXTERNAL_INPUT_SETTINGS),
+            **form_values(form, EXTERNAL_INPUT_SETTINGS),
         )
         obj.pk = entry.pk
 
-    def delete_model(self, request, obj):
+    def service_delete(self, request, obj):
         external_input_delete(obj, user=request.user)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            for entry in queryset:
-                external_input_delete(entry, user=request.user)
 
 
 @admin.register(EbmsReduction)

@@ -18,7 +18,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.devicelog.models import EventCategory, EventLevel
-from apps.devicelog.services import device_log_write, fields_assign
+from apps.devicelog.services import (
+    configuration_deleted_log,
+    configuration_save_logged,
+    configuration_saved_entry,
+    device_log_write,
+    fields_assign,
+    settings_only,
+)
 from apps.meters.modbus.client import MeterError
 from apps.meters.services import meter_connection, poll_session
 from apps.siteconfig.models import SiteSettings
@@ -220,73 +227,37 @@ EXTERNAL_INPUT_SETTINGS = (
 )
 
 
-def _settings(values: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
-    unknown = set(values) - set(allowed)
-    if unknown:
-        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
-    return values
-
-
-def _save_logged(obj, changes: dict, *, created: bool, kind: str, label: str, user) -> None:
-    """Validate and save a changed configuration object, with its device-log entry.
-
-    The allocator hears of the change through the model signals of
-    :mod:`apps.energy.receivers` (a re-allocation after commit).
-    """
-    if not (created or changes):
-        return
-    obj.full_clean()
-    obj.save()
-    _log_saved(
-        kind=kind,
-        label=label,
-        changes=changes,
+def _zone_save_logged(zone: Zone, changes: dict, *, created: bool, user) -> None:
+    # The allocator hears of the change through the model signals of
+    # apps.energy.receivers (a re-allocation after commit).
+    configuration_save_logged(
+        zone,
+        changes,
         created=created,
+        kind="zone",
+        label=f"Zone {zone.name}",
         user=user,
-        zone_name=obj.name if isinstance(obj, Zone) else "",
-    )
-
-
-def _log_saved(
-    *, kind: str, label: str, changes: dict, created: bool, user, zone_name: str = ""
-) -> None:
-    device_log_write(
-        category=EventCategory.CONFIGURATION,
-        event=f"{kind}_{'created' if created else 'updated'}",
-        message=f"{label} {'created' if created else 'changed: ' + ', '.join(changes)}.",
-        zone_name=zone_name,
-        user=user,
-        data={"changes": changes},
-    )
-
-
-def _log_deleted(kind: str, label: str, user, zone_name: str = "") -> None:
-    device_log_write(
-        category=EventCategory.CONFIGURATION,
-        event=f"{kind}_deleted",
-        message=f"{label} deleted.",
-        zone_name=zone_name,
-        user=user,
+        zone_name=zone.name,
     )
 
 
 @transaction.atomic
 def zone_create(*, user=None, **values: Any) -> Zone:
     """Create a zone; ``ValidationError`` (nothing saved) when it breaks an electrical rule."""
+    settings_only(values, ZONE_SETTINGS, what="zone settings")
     zone = Zone()
-    changes = fields_assign(zone, _settings(values, ZONE_SETTINGS))
-    _save_logged(zone, changes, created=True, kind="zone", label=f"Zone {zone.name}", user=user)
+    changes = fields_assign(zone, values)
+    _zone_save_logged(zone, changes, created=True, user=user)
     return zone
 
 
 @transaction.atomic
 def zone_update(zone: Zone, *, user=None, **values: Any) -> Zone:
     """Change a zone's settings; only what really changes is saved and logged."""
+    settings_only(values, ZONE_SETTINGS, what="zone settings")
     current = Zone.objects.select_for_update().get(pk=zone.pk)
-    changes = fields_assign(current, _settings(values, ZONE_SETTINGS))
-    _save_logged(
-        current, changes, created=False, kind="zone", label=f"Zone {current.name}", user=user
-    )
+    changes = fields_assign(current, values)
+    _zone_save_logged(current, changes, created=False, user=user)
     return current
 
 
@@ -302,9 +273,10 @@ def zone_delete(zone: Zone, *, user=None) -> None:
         raise ValidationError(
             _("Zone %(name)s has sub-zones: move or delete them first.") % {"name": current.name}
         )
-    name = current.name
     current.delete()
-    _log_deleted("zone", f"Zone {name}", user, zone_name=name)
+    configuration_deleted_log(
+        kind="zone", label=f"Zone {current.name}", user=user, zone_name=current.name
+    )
 
 
 @transaction.atomic
@@ -321,9 +293,10 @@ def tou_period_save(
     ``slots`` and ``zones`` replace the period's when given. Returns the
     period and whether it was created.
     """
+    settings_only(values, TOU_PERIOD_SETTINGS, what="time-of-use period settings")
     created = period is None
     current = TouPeriod() if created else TouPeriod.objects.select_for_update().get(pk=period.pk)
-    changes = fields_assign(current, _settings(values, TOU_PERIOD_SETTINGS))
+    changes = fields_assign(current, values)
     old_slots = [] if created else [(s.start, s.end) for s in current.slots.order_by("start")]
     if slots is not None and sorted(slots) != old_slots:
         changes["slots"] = [[f"{s:%H:%M}-{e:%H:%M}" for s, e in v] for v in (old_slots, slots)]
@@ -342,12 +315,14 @@ def tou_period_save(
     if "zones" in changes:
         current.zones.set(list(zones or ()))
     if created or changes:
-        _log_saved(
-            kind="tou_period",
-            label=f"Time-of-use period {current.name}",
-            changes=changes,
-            created=created,
-            user=user,
+        device_log_write(
+            **configuration_saved_entry(
+                kind="tou_period",
+                label=f"Time-of-use period {current.name}",
+                changes=changes,
+                created=created,
+                user=user,
+            )
         )
     return current, created
 
@@ -356,7 +331,7 @@ def tou_period_save(
 def tou_period_delete(period: TouPeriod, *, user=None) -> None:
     name = period.name
     TouPeriod.objects.filter(pk=period.pk).delete()
-    _log_deleted("tou_period", f"Time-of-use period {name}", user)
+    configuration_deleted_log(kind="tou_period", label=f"Time-of-use period {name}", user=user)
 
 
 @transaction.atomic
@@ -364,12 +339,13 @@ def external_input_save(
     entry: ExternalInput | None, *, user=None, **values: Any
 ) -> tuple[ExternalInput, bool]:
     """Create (``entry`` None) or change an external input's configuration (not its state)."""
+    settings_only(values, EXTERNAL_INPUT_SETTINGS, what="external input settings")
     created = entry is None
     current = (
         ExternalInput() if created else ExternalInput.objects.select_for_update().get(pk=entry.pk)
     )
-    changes = fields_assign(current, _settings(values, EXTERNAL_INPUT_SETTINGS))
-    _save_logged(
+    changes = fields_assign(current, values)
+    configuration_save_logged(
         current,
         changes,
         created=created,
@@ -384,4 +360,4 @@ def external_input_save(
 def external_input_delete(entry: ExternalInput, *, user=None) -> None:
     label = f"External input {entry.number} ({entry.name})"
     ExternalInput.objects.filter(pk=entry.pk).delete()
-    _log_deleted("external_input", label, user)
+    configuration_deleted_log(kind="external_input", label=label, user=user)

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.meters.state import MeterStatus, meters_hot_state_set
+from tests.admin_pages import change_page
 from tests.meters.factories import MeterFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +29,7 @@ def test_a_failing_meter_shows_its_failures_and_whether_its_values_still_count(
         "error": "no answer from unit 1",
     }
     meters_hot_state_set({meter.pk: record})
-    page = admin_client.get(reverse("admin:meters_meter_change", args=[meter.pk])).content.decode()
+    page = change_page(admin_client, meter)
     assert "error, 2 failed polls, values 2." in page
     assert "(31.5 A / 20.0 A / 12.2 A) — usable — no answer from unit 1" in page
 
@@ -39,5 +40,5 @@ def test_a_failing_meter_shows_its_failures_and_whether_its_values_still_count(
 
 def test_a_meter_never_read_says_so(admin_client, hot_state):
     meter = MeterFactory()
-    page = admin_client.get(reverse("admin:meters_meter_change", args=[meter.pk])).content.decode()
+    page = change_page(admin_client, meter)
     assert "not_connected — not usable" in page

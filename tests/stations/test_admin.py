@@ -7,38 +7,28 @@ from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.urls import reverse
 
 from apps.central_system import hotstate
-from apps.energy import state
-from apps.energy.allocator import Ranking
 from apps.rfid.models import StationAuthState
 from apps.siteconfig.models import SiteSettings
+from tests.admin_pages import allocation_results_store, change_page
 from tests.stations.factories import StationFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def _page(admin_client, station) -> str:
-    response = admin_client.get(reverse("admin:stations_station_change", args=[station.pk]))
-    assert response.status_code == 200
-    return response.content.decode()
-
-
 def test_the_setpoint_and_a_refused_profile_are_shown(admin_client, hot_state):
     station = StationFactory(identity="CP-SHOWN")
-    assert "no session" in _page(admin_client, station)
+    assert "no session" in change_page(admin_client, station)
     session = {"setpoint_a": 12.5, "setpoint_w": None, "reason": "fair_share"}
-    state.save_results(
-        Ranking(keys=(), ranked_at_s=0.0),
-        {
+    allocation_results_store(
+        sessions={
             "CP-SHOWN/1": {**session, "delivery": "Rejected (TxProfile and ChargePointMaxProfile)"},
             "CP-SHOWN/2": {**session, "delivery": "Accepted"},
             "OTHER/1": {**session, "delivery": None},
-        },
-        {},
+        }
     )
-    page = _page(admin_client, station)
+    page = change_page(admin_client, station)
     assert "#1: 12.5 A (fair_share) — not applied: Rejected (TxProfile and" in page
     assert "#2: 12.5 A (fair_share);" not in page and "#2: 12.5 A (fair_share)" in page
     assert "OTHER" not in page
@@ -52,16 +42,15 @@ def test_refused_configuration_keys_are_shown(admin_client, hot_state):
         list_entries={"A": {"status": "Accepted"}},
         rejected_keys={"LocalPreAuthorize": "Rejected"},
     )
-    page = _page(admin_client, station)
+    page = change_page(admin_client, station)
     assert "local list version 3, 1 cards" in page
     assert "refused: LocalPreAuthorize (Rejected)" in page
 
 
 def test_the_limiting_zone_phase_of_a_setpoint_is_shown(admin_client, hot_state):
     station = StationFactory(identity="CP-LIMITED")
-    state.save_results(
-        Ranking(keys=(), ranked_at_s=0.0),
-        {
+    allocation_results_store(
+        sessions={
             "CP-LIMITED/1": {
                 "setpoint_a": 16.0,
                 "setpoint_w": None,
@@ -70,19 +59,18 @@ def test_the_limiting_zone_phase_of_a_setpoint_is_shown(admin_client, hot_state)
                 "limiting_phase": 2,
                 "delivery": "Accepted",
             }
-        },
-        {},
+        }
     )
-    assert "#1: 16 A (zone_limit, zone 4 L2)" in _page(admin_client, station)
+    assert "#1: 16 A (zone_limit, zone 4 L2)" in change_page(admin_client, station)
 
 
 def test_the_connection_follows_the_online_rule(admin_client, hot_state):
     station = StationFactory(identity="CP-LINK")
-    assert "offline (not connected)" in _page(admin_client, station)
+    assert "offline (not connected)" in change_page(admin_client, station)
     async_to_sync(hotstate.connection_open)("CP-LINK", "specific.p!l", remote_addr="10.1.2.3")
-    page = _page(admin_client, station)
+    page = change_page(admin_client, station)
     assert "online — last message" in page and "10.1.2.3" in page
     window_s = 2 * SiteSettings.load().heartbeat_interval_s
     with mock.patch("apps.stations.selectors.time") as clock:  # silent since it connected
         clock.time.return_value = time.time() + window_s + 5
-        assert "offline (silent)" in _page(admin_client, station)
+        assert "offline (silent)" in change_page(admin_client, station)

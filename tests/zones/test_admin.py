@@ -5,29 +5,19 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
-from django.urls import reverse
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from apps.energy import state
-from apps.energy.allocator import Ranking
+from tests.admin_pages import allocation_results_store, change_page
 from tests.zones.factories import ZoneFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def _page(admin_client, zone) -> str:
-    response = admin_client.get(reverse("admin:zones_zone_change", args=[zone.pk]))
-    assert response.status_code == 200
-    return response.content.decode()
-
-
 def test_the_last_allocations_figures_are_shown(admin_client, hot_state):
     zone = ZoneFactory(name="Car park")
-    assert "not allocated yet" in _page(admin_client, zone)
-    state.save_results(
-        Ranking(keys=(), ranked_at_s=0.0),
-        {},
-        {
+    assert "not allocated yet" in change_page(admin_client, zone)
+    allocation_results_store(
+        zones={
             zone.pk: {
                 "limit_a": 63.0,
                 "meter_lost": False,
@@ -38,9 +28,9 @@ def test_the_last_allocations_figures_are_shown(admin_client, hot_state):
                 "session_count": 2,
                 "at_s": 1_700_000_000.0,
             }
-        },
+        }
     )
-    page = _page(admin_client, zone)
+    page = change_page(admin_client, zone)
     assert "limit 63 A; other loads 10.0 / 12.5 / 8.0 A; available 53.0 / 50.5 / 55.0 A" in page
     assert "allocated 32.0 / 32.0 / 32.0 A; reserved 0.0 / 0.0 / 0.0 A; 2 sessions" in page
     assert "computed 2023-11-1" in page
@@ -49,4 +39,4 @@ def test_the_last_allocations_figures_are_shown(admin_client, hot_state):
 def test_the_page_opens_while_redis_is_down(admin_client):
     zone = ZoneFactory()
     with mock.patch("apps.zones.admin.zone_figures", side_effect=RedisConnectionError("down")):
-        assert "unavailable" in _page(admin_client, zone)
+        assert "unavailable" in change_page(admin_client, zone)
