@@ -21,6 +21,13 @@ from dataclasses import replace
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from ocpp.v16.enums import (
+    Action,
+    ChargingProfilePurposeType,
+    ChargingProfileStatus,
+    ClearChargingProfileStatus,
+    MessageTrigger,
+)
 
 from apps.central_system import command_loop, commands, hotstate
 from apps.central_system.services import last_sample_id
@@ -128,7 +135,8 @@ class Run:
     def _record(self, delivery: Delivery, result: str) -> None:
         value_a = delivery.value_a
         if delivery.kind == "clear_live":
-            if result in ("Accepted", "Unknown"):  # Unknown: there was nothing to clear
+            # Unknown: there was nothing to clear
+            if result in (ClearChargingProfileStatus.accepted, ClearChargingProfileStatus.unknown):
                 self.accepted += 1
                 key = delivery.ref.key
                 self.profiles[key] = replace(
@@ -138,7 +146,7 @@ class Run:
             else:
                 self._update(delivery, lambda slot: slot.unanswered(value_a))
             return
-        if result == "Accepted":
+        if result == ChargingProfileStatus.accepted:
             self.accepted += 1
             self._update(
                 delivery,
@@ -293,11 +301,11 @@ async def _deliver_wave(wave: list[Delivery]) -> list[str]:
         delivery.sent_at_s, delivery.answered_at_s = sent_at_s, outcome.at_s
         if isinstance(outcome.result, Exception):
             return f"error: {outcome.result}"
-        status = str(outcome.result.get("status", "Unknown"))
+        status = str(outcome.result.get("status", ClearChargingProfileStatus.unknown))
         if (
-            status != "Accepted"
+            status != ChargingProfileStatus.accepted
             and delivery.kind == "live"
-            and delivery.action == "SetChargingProfile"
+            and delivery.action == Action.set_charging_profile
         ):
             status = await _retry_as_station_max(delivery, status)
             delivery.answered_at_s = time.time()
@@ -326,16 +334,17 @@ async def _retry_as_station_max(delivery: Delivery, status: str) -> str:
     try:
         answer = await commands.call(
             delivery.ref.identity,
-            "SetChargingProfile",
+            Action.set_charging_profile,
             payload,
             timeout_s=DELIVERY_TIMEOUT_S,
         )
     except commands.CommandError as exc:
         return f"error: {exc}"
+    if answer.get("status") == ChargingProfileStatus.accepted:
+        return ChargingProfileStatus.accepted
     return (
-        "Accepted"
-        if answer.get("status") == "Accepted"
-        else f"{status} (TxProfile and ChargePointMaxProfile)"
+        f"{status} ({ChargingProfilePurposeType.tx_profile}"
+        f" and {ChargingProfilePurposeType.charge_point_max_profile})"
     )
 
 
@@ -349,7 +358,7 @@ def ask_for_samples_after_ramp(deliveries: list[Delivery], results: list[str]) -
     raised = [
         d.ref
         for d, result in zip(deliveries, results, strict=True)
-        if d.kind == "live" and d.raises and result == "Accepted"
+        if d.kind == "live" and d.raises and result == ChargingProfileStatus.accepted
     ]
     if raised:
         command_loop.run_later(float(settings.EV_RAMP_S), lambda: ask_for_samples(raised))
@@ -361,7 +370,9 @@ async def ask_for_samples(refs: list[ConnectorRef]) -> None:
         [
             (
                 ref.identity,
-                *commands.trigger_message("MeterValues", connector_id=ref.connector_id),
+                *commands.trigger_message(
+                    MessageTrigger.meter_values, connector_id=ref.connector_id
+                ),
             )
             for ref in refs
         ],

@@ -14,7 +14,9 @@ import math
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
+from ocpp.v16.enums import Action, ChargingProfilePurposeType
 
+from apps.central_system import commands
 from apps.energy import profiles, state
 from apps.energy.allocator import Allocation, Reason, allocate
 from apps.energy.allocator.envelope import Slot
@@ -38,7 +40,7 @@ class Delivery:
     payload: dict
     kind: str  # "live" | "fallback" | "clear_live"
     value_a: float = 0.0
-    action: str = "SetChargingProfile"
+    action: str = Action.set_charging_profile
     sent_entry: dict = field(default_factory=dict)
     raises_envelope: bool = False
     raises: bool = False
@@ -130,15 +132,15 @@ def plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[De
     for change in changes:
         if change.kind == "clear_live":
             ref = context.held[change.key]
+            action, payload = commands.clear_charging_profile(
+                connector_id=ref.connector_id, purpose=ChargingProfilePurposeType.tx_profile
+            )
             deliveries.append(
                 Delivery(
                     ref=ref,
                     kind="clear_live",
-                    action="ClearChargingProfile",
-                    payload={
-                        "connectorId": ref.connector_id,
-                        "chargingProfilePurpose": "TxProfile",
-                    },
+                    action=action,
+                    payload=payload,
                     priority=change.priority,
                 )
             )
