@@ -205,22 +205,19 @@ def _log_reduction_changes(zone_name: str, before: dict | None, active: list) ->
         return
     previous = {r["description"] for r in before.get("reductions", [])}
     current = {r.description for r in active}
-    for description in sorted(current - previous):
-        device_log_write(
-            category=EventCategory.LOAD_MANAGEMENT,
-            event="reduction_applied",
-            message=f"Zone {zone_name}: {description} applies.",
-            zone_name=zone_name,
-            data={"reduction": description},
-        )
-    for description in sorted(previous - current):
-        device_log_write(
-            category=EventCategory.LOAD_MANAGEMENT,
-            event="reduction_ended",
-            message=f"Zone {zone_name}: {description} no longer applies.",
-            zone_name=zone_name,
-            data={"reduction": description},
-        )
+    changes = (
+        ("reduction_applied", "applies", current - previous),
+        ("reduction_ended", "no longer applies", previous - current),
+    )
+    for event, applies, descriptions in changes:
+        for description in sorted(descriptions):
+            device_log_write(
+                category=EventCategory.LOAD_MANAGEMENT,
+                event=event,
+                message=f"Zone {zone_name}: {description} {applies}.",
+                zone_name=zone_name,
+                data={"reduction": description},
+            )
 
 
 def update_transactions(context: SnapshotContext, allocation: Allocation) -> None:
