@@ -364,7 +364,7 @@ def _end_dip_holds_shown_by_samples(
     Such a sample shows any EV dip, so the fall of the meter that is left
     belongs to the building (see ``allocator.capacity.other_loads_da``). Which
     samples those are is marked once the stations answered the request for
-    one (``control._ask_for_samples_after_dip``); until then the hold stands.
+    one (``delivery.ask_for_samples_after_dip``); until then the hold stands.
     """
     marks = state.hold_marks()
     result = []

@@ -8,16 +8,16 @@ import time
 import pytest
 from asgiref.sync import async_to_sync
 
-from apps.energy import control, profiles
+from apps.energy import delivery, planning, profiles
 from apps.energy.snapshot import ConnectorRef
 from tests.stations.factories import StationFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def _live(station, *, current_a: float) -> control.Delivery:
+def _live(station, *, current_a: float) -> planning.Delivery:
     now_s = time.time()
-    return control.Delivery(
+    return planning.Delivery(
         ref=ConnectorRef(f"{station.identity}/1", station.pk, station.identity, 1, "AC", 7),
         payload=profiles.live_profile(
             1,
@@ -41,9 +41,9 @@ def test_an_accepted_increase_asks_for_a_fresh_sample(make_station, redis_url, m
     refused.raises = True
     asked: list = []
     monkeypatch.setattr(
-        control.command_loop, "run_later", lambda delay_s, make: asked.append((delay_s, make))
+        delivery.command_loop, "run_later", lambda delay_s, make: asked.append((delay_s, make))
     )
-    control._ask_for_samples_after_ramp(
+    delivery.ask_for_samples_after_ramp(
         [raised, renewed, refused], ["Accepted", "Accepted", "Rejected"]
     )
     assert len(asked) == 1 and asked[0][0] == 3.0

@@ -15,7 +15,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from apps.central_system import hotstate as cs_hotstate
-from apps.energy import control, state
+from apps.energy import control, delivery, planning, state
 from apps.energy.allocator import Reason, allocate
 from apps.energy.allocator.envelope import ConnectorProfiles, Slot
 from apps.energy.allocator.transition import Raise, admit_raises
@@ -114,7 +114,7 @@ def test_a_refused_decrease_keeps_the_connector_counted_at_what_it_still_draws(h
     b_item = allocation.session(f"{b.identity}/1")
     assert b_item.setpoint_a == 0 and b_item.reason is Reason.NO_CAPACITY
     # A is asked again for what evce wanted of it.
-    deliveries = control._plan_deliveries(context, allocation)
+    deliveries = planning.plan_deliveries(context, allocation)
     retry = [d for d in deliveries if d.ref.key == f"{a.identity}/1" and d.kind == "live"]
     assert [d.value_a for d in retry] == [16.0]
 
@@ -131,13 +131,13 @@ def test_an_idle_connectors_fallback_is_lowered_before_a_session_is_raised(hot_s
     context = build_snapshot()
     allocation = allocate(context.snapshot)
     assert allocation.session(f"{s1.identity}/1").setpoint_a == 32
-    deliveries = {(d.ref.key, d.kind): d for d in control._plan_deliveries(context, allocation)}
+    deliveries = {(d.ref.key, d.kind): d for d in planning.plan_deliveries(context, allocation)}
     lower = deliveries[(f"{s2.identity}/1", "fallback")]
     assert lower.value_a == 0
     raise_ = deliveries[(f"{s1.identity}/1", "live")]
 
     # Until S2's station confirms, and its EV had time to follow, S1 may not take it.
-    run = control._Run(context, allocation, fence=None)
+    run = delivery.Run(context, allocation, fence=None)
     budget = run._budgeted(time.time())
     wanted = [Raise(raise_.ref.key, raise_.value_a, raise_.floor_a, settled_a=16.0)]
     available = {z.zone_id: z.available_a for z in allocation.zones}

@@ -15,7 +15,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from apps.energy import control, state
+from apps.energy import delivery, journal, planning, state
 from apps.energy.allocator import allocate
 from apps.energy.allocator.envelope import ConnectorProfiles, Slot
 from apps.energy.snapshot import build_snapshot
@@ -149,7 +149,7 @@ def test_a_held_session_is_asked_at_once_for_less_when_it_would_get_less(hot_sta
 
     context = build_snapshot()
     allocation = allocate(context.snapshot)
-    deliveries = control._plan_deliveries(context, allocation)
+    deliveries = planning.plan_deliveries(context, allocation)
 
     assert key_a in context.held
     asked = [d.value_a for d in deliveries if d.ref.key == key_a and d.kind == "live"]
@@ -182,7 +182,7 @@ def test_a_dip_hold_ends_only_on_samples_taken_after_it_began(meter_simulator, h
     assert still.zone(zone.pk).other_loads_a == (4.0, 4.0, 4.0)
 
     # The stations answered the request for samples; the samples they send then show no dip.
-    async_to_sync(control._ask_for_samples_after_dip)([], context.holds_begun)
+    async_to_sync(delivery.ask_for_samples_after_dip)([], context.holds_begun)
     for key in keys:
         _sample(_tx(key), 18.0, later)
     meters_poll(now=later)
@@ -194,5 +194,5 @@ def test_a_dip_hold_ends_only_on_samples_taken_after_it_began(meter_simulator, h
 def _run(now):
     context = build_snapshot(now=now)
     allocation = allocate(context.snapshot)
-    control._store_results(context, allocation, results_by_key={})
+    journal.store_results(context, allocation, results_by_key={})
     return context, allocation

@@ -15,7 +15,7 @@ from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from apps.central_system import hotstate as cs_hotstate
-from apps.energy import control, state
+from apps.energy import journal, state
 from apps.energy.allocator import Allocation, allocate
 from apps.energy.snapshot import build_snapshot
 from apps.meters.services import meters_poll
@@ -97,7 +97,7 @@ def _allocate(now: datetime) -> Allocation:
     """One run of the control loop's computing part, its figures stored for the next."""
     context = build_snapshot(now=now)
     allocation = allocate(context.snapshot)
-    control._store_results(context, allocation, results_by_key={})
+    journal.store_results(context, allocation, results_by_key={})
     return allocation
 
 

@@ -48,7 +48,7 @@ from apps.energy.allocator.transition import (
 from .strategies import Decoder
 
 RESPONSE_S = 5.0
-RETRY_S = 10.0  # as ``apps.energy.control.RETRY_S``
+RETRY_S = 10.0  # as ``apps.energy.planning.RETRY_S``
 TICK_S = 1.0
 TICKS = 14
 OUTCOMES = ("accepted", "refused", "late", "lost")
@@ -248,7 +248,7 @@ class Loop:
         """What the control loop keeps of an allocation for the next run."""
 
     def held_connectors(self, snapshot, held, held_sessions) -> list[HeldConnector]:
-        """What to ask again of connectors that did not follow, as ``control`` does it.
+        """What to ask again of connectors that did not follow, as ``planning`` does it.
 
         The last attempt every ``RETRY_S``; less at once when a session would
         get less now than it was last asked for.
@@ -301,7 +301,7 @@ class Loop:
                 live = self.records[key].live_for(tx, self.now_s)
                 held.append((key, tx, fallback, live))
                 if tx is not None:
-                    # What it would get if it followed (see ``control._wanted_of_held``).
+                    # What it would get if it followed (see ``planning._wanted_of_held``).
                     held_sessions[key] = replace(
                         self.session(key, tx),
                         drawing_cap_a=self.records[key].lowest_a(self.now_s, tx),
