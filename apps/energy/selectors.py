@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ocpp.v16.enums import ChargingProfileStatus
+
 from apps.energy import state
 from apps.energy.allocator import Phase, PhaseAmps, Reason, ZoneAllocation
 from apps.energy.allocator.envelope import ConnectorProfiles
@@ -78,7 +80,7 @@ class ConnectorSetpoint:
     @property
     def applied(self) -> bool:
         """False when the station refused or did not answer the profile of the last run."""
-        return self.delivery in (None, "Accepted")
+        return self.delivery in (None, ChargingProfileStatus.accepted)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 
 from kombu.exceptions import KombuError
-from ocpp.v16.enums import ChargingProfilePurposeType
+from ocpp.v16.enums import Action, ChargingProfilePurposeType
 from redis.exceptions import LockError, RedisError
 
 from apps.central_system import commands
@@ -160,7 +160,7 @@ def fallback_commands(station: Station) -> list[Command]:
             power_w = None if item.power_w is None else item.power_w * wanted_a / item.current_a
         fallbacks.append(
             commands.Command(
-                "SetChargingProfile",
+                Action.set_charging_profile,
                 profiles.fallback_profile(
                     connector_id,
                     current_a=current_a,
