@@ -7,3 +7,11 @@ class DashboardConfig(AppConfig):
 
     name = "apps.dashboard"
     verbose_name = _("Dashboard")
+
+    def ready(self) -> None:
+        # The admin's login page counts failures and locks like /login/ (SPEC §1).
+        from django.contrib import admin
+
+        from apps.dashboard.forms import AdminLoginForm
+
+        admin.site.login_form = AdminLoginForm

@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.password_validation import password_validators_help_text_html
-from django.utils.translation import gettext_lazy as _
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from apps.accounts.services import LoginRefused
+from apps.dashboard.login import refusal_message, site_login
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The Django admin's login, through the same lockout and security events as /login/."""
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if username is not None and password:
+            try:
+                self.user_cache = site_login(username, password, self.request)
+            except LoginRefused as refused:
+                raise ValidationError(refusal_message(refused), code=refused.reason.value) from None
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
 
 
 class LoginForm(forms.Form):
-    username = forms.CharField(label=_("User name"), max_length=150)
-    password = forms.CharField(label=_("Password"), strip=False, widget=forms.PasswordInput)
+    username = forms.CharField(label=gettext_lazy("User name"), max_length=150)
+    password = forms.CharField(
+        label=gettext_lazy("Password"), strip=False, widget=forms.PasswordInput
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -19,16 +42,16 @@ class LoginForm(forms.Form):
 
 class PasswordChangeForm(forms.Form):
     old_password = forms.CharField(
-        label=_("Current password"), strip=False, widget=forms.PasswordInput
+        label=gettext_lazy("Current password"), strip=False, widget=forms.PasswordInput
     )
     new_password = forms.CharField(
-        label=_("New password"),
+        label=gettext_lazy("New password"),
         strip=False,
         widget=forms.PasswordInput,
         help_text=password_validators_help_text_html,
     )
     new_password_again = forms.CharField(
-        label=_("New password again"), strip=False, widget=forms.PasswordInput
+        label=gettext_lazy("New password again"), strip=False, widget=forms.PasswordInput
     )
 
     def clean(self):

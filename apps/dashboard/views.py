@@ -8,15 +8,13 @@ from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.accounts.services import LoginRefusal, LoginRefused, user_login, user_password_change
+from apps.accounts.services import LoginRefused, user_password_change
 from apps.dashboard.forms import LoginForm, PasswordChangeForm
+from apps.dashboard.login import refusal_message, remote_addr, site_login
 from apps.dashboard.selectors import zone_rows
-from apps.siteconfig.models import SiteSettings
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -35,26 +33,6 @@ def ui_user_required(view):
     return wrapper
 
 
-def _remote_addr(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
-def _refusal_message(refused: LoginRefused) -> str:
-    if refused.reason == LoginRefusal.LOCKED:
-        seconds = 0
-        if refused.locked_until is not None:
-            seconds = max(1, int((refused.locked_until - timezone.now()).total_seconds() + 0.999))
-        return _("Too many failed logins: this account is locked. Try again in %(s)d seconds.") % {
-            "s": seconds
-        }
-    if refused.reason == LoginRefusal.NO_UI_ACCESS:
-        return _(
-            "This account is for the building management system: it reaches the REST API "
-            "only and cannot log in to the web interface."
-        )
-    return _("Wrong user name or password.")
-
-
 @require_http_methods(["GET", "POST"])
 def login_view(request):
     next_url = request.POST.get("next") or request.GET.get("next") or ""
@@ -62,17 +40,10 @@ def login_view(request):
         next_url = ""
     form = LoginForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        site = SiteSettings.load()
         try:
-            user = user_login(
-                username=form.cleaned_data["username"],
-                password=form.cleaned_data["password"],
-                max_attempts=site.login_max_attempts,
-                lock_s=site.login_lock_s,
-                remote_addr=_remote_addr(request),
-            )
+            user = site_login(form.cleaned_data["username"], form.cleaned_data["password"], request)
         except LoginRefused as refused:
-            form.add_error(None, _refusal_message(refused))
+            form.add_error(None, refusal_message(refused))
         else:
             login(request, user, backend=MODEL_BACKEND)
             return redirect(next_url or "dashboard:home")
@@ -95,7 +66,7 @@ def password_change_view(request):
                 request.user,
                 old_password=form.cleaned_data["old_password"],
                 new_password=form.cleaned_data["new_password"],
-                remote_addr=_remote_addr(request),
+                remote_addr=remote_addr(request),
             )
         except ValidationError as exc:
             for field, messages in exc.message_dict.items():

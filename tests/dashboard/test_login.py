@@ -169,3 +169,20 @@ def test_the_user_menu_switches_the_language(client):
     page = client.get("/").content.decode()
     assert '<html lang="fr">' in page
     assert "/admin/" in page  # admins get the link to the administration
+
+
+def test_the_admin_login_counts_failures_and_locks_like_the_ui(client):
+    site_settings_update(login_max_attempts=2, login_lock_s=60)
+    AdminFactory(username="ada")
+    form = {"username": "ada", "password": "bad", "next": "/admin/"}
+    assert "Wrong user name" in client.post("/admin/login/", form).content.decode()
+    assert "locked" in client.post("/admin/login/", form).content.decode()
+    refused = client.post("/admin/login/", {**form, "password": STRONG_PASSWORD})
+    assert "locked" in refused.content.decode()
+    assert client.get("/admin/").status_code == 302
+    assert len(_events("login_locked")) == 1 and len(_events("login_failed")) == 3
+
+    User.objects.filter(username="ada").update(locked_until=timezone.now())
+    assert client.post("/admin/login/", {**form, "password": STRONG_PASSWORD}).status_code == 302
+    assert client.get("/admin/").status_code == 200
+    assert [e.username for e in _events("login_succeeded")] == ["ada"]
