@@ -14,8 +14,9 @@ from django.core.management import call_command
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **env}
+def _manage(*args: str, **env: str | None) -> subprocess.CompletedProcess:
+    """``manage.py`` in a child process; ``None`` removes a variable from its environment."""
+    full_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,

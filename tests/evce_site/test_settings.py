@@ -80,6 +80,8 @@ def test_secrets_can_come_from_files(tmp_path):
         EVCE_DATA_DIR=str(tmp_path),
         EVCE_SECRET_KEY_FILE=str(key),
         DATABASE_URL_FILE=str(database),
+        EVCE_SECRET_KEY=None,  # the file replaces what the test run may have set
+        DATABASE_URL=None,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].split() == [
