@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 
@@ -29,3 +30,13 @@ def _refuse_if_locked(user) -> None:
     locked_until = getattr(user, "locked_until", None)
     if locked_until is not None and locked_until > timezone.now():
         raise exceptions.AuthenticationFailed(_("This account is locked for a while."))
+
+
+class BasicScheme(OpenApiAuthenticationExtension):
+    """Describes evce's HTTP Basic in the schema as plain HTTP Basic."""
+
+    target_class = BasicAuthentication
+    name = "basicAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "basic"}

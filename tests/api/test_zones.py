@@ -101,7 +101,7 @@ def test_a_zone_shows_its_ebms_reduction(ebms, hot_state):
     assert reduction["valid_until"] == until.isoformat().replace("+00:00", "Z")
 
 
-@pytest.mark.parametrize("path", ["/api/v2/zones/999/", "/api/v2/zones/abc/"])
+@pytest.mark.parametrize("path", ["/api/v2/zones/999/", "/api/v2/stations/CP-X/"])
 def test_an_unknown_zone_is_404_in_the_error_shape(ebms, hot_state, path):
     response = ebms.get(path)
 
