@@ -300,6 +300,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two resources have a field "type": name their enumerations.
+    "ENUM_NAME_OVERRIDES": {
+        "ZoneTypeEnum": ["static", "dynamic"],
+        "ReductionTypeEnum": ["percentage", "current"],
+    },
 }
 
 # --- Logging -----------------------------------------------------------------------

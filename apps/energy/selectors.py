@@ -365,9 +365,9 @@ def zone_statuses(*, zone_id: int | None = None, now: datetime | None = None) ->
     figures = zones_figures()
     meters = meter_states([zone.meter_id for zone in zones if zone.meter_id is not None])
     reductions: dict[int, EbmsReduction] = {}
-    for reduction in EbmsReduction.objects.filter(
-        zone__in=zones, cleared_at=None, created_at__lte=now, valid_until__gt=now
-    ).order_by("created_at"):
+    for reduction in (
+        EbmsReduction.objects.filter(zone__in=zones).in_force(now).order_by("created_at")
+    ):
         reductions[reduction.zone_id] = reduction  # the latest wins, as the service keeps one
     voltage_v = float(SiteSettings.load().nominal_voltage_v)
     result = []
