@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "apps.central_system",
     "apps.energy",
     "apps.sitefile",
+    "apps.dashboard",
     "apps.simulator",
 ]
 
@@ -109,6 +110,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.dashboard.middleware.SessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -128,6 +130,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "apps.dashboard.context_processors.status_bar",
             ],
         },
     },
@@ -237,8 +240,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
-SESSION_COOKIE_AGE = 6000  # default inactivity timeout; the site setting overrides it
+LOGIN_URL = "dashboard:login"
+# Default inactivity timeout; the site setting overrides it for every logged-in
+# session (apps.dashboard.middleware.SessionTimeoutMiddleware).
+SESSION_COOKIE_AGE = 6000
 SESSION_SAVE_EVERY_REQUEST = True
 
 # --- HTTPS-only deployments -----------------------------------------------------
@@ -267,6 +272,8 @@ USE_TZ = True
 # --- Static files and uploads ---------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
+# Project-wide assets, third-party ones vendored under static/vendor/ (no CDN).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -5,6 +5,8 @@ from evce_site.health import health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", health, name="health"),
     path("api/v2/", include("apps.api.urls")),
+    path("", include("apps.dashboard.urls")),
 ]

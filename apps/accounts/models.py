@@ -14,6 +14,10 @@ class Role(models.TextChoices):
     EBMS = "ebms", _("Building management system")
 
 
+# The roles that may log in to the web UI; ebms reaches the REST API only (SPEC §1).
+UI_ROLES = frozenset({Role.ADMIN, Role.OPERATOR})
+
+
 class EvceUserManager(UserManager):
     def create_superuser(self, username, email=None, password=None, **extra_fields):
         extra_fields.setdefault("role", Role.ADMIN)
@@ -64,3 +68,7 @@ class User(AbstractUser):
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
+
+    @property
+    def may_use_ui(self) -> bool:
+        return self.role in UI_ROLES

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 
 from apps.siteconfig.models import SiteSettings
 from apps.stations import presence
-from apps.stations.models import Station, Transaction
+from apps.stations.models import Connector, Station, StationState, Transaction
 
 
 def station_by_identity(identity: str) -> Station | None:
@@ -131,3 +131,45 @@ def stations_online(*, now: float | None = None) -> dict[str, float]:
             now_s, heartbeat_interval_s=heartbeat_s
         )
     }
+
+
+FAULTED = "Faulted"
+
+
+@dataclass(frozen=True, slots=True)
+class StationCounts:
+    """The installed stations split as the status bar shows them (SPEC §7).
+
+    ``online`` + ``offline`` = ``total``; ``faulted`` counts the online
+    stations that report Faulted for the station or any connector (what an
+    offline station last said is stale, so it counts as offline only).
+    """
+
+    total: int
+    online: int
+    offline: int
+    faulted: int
+
+
+def station_counts(*, now: float | None = None) -> StationCounts:
+    """Online, offline and faulted installed stations, by the one online rule."""
+    installed = dict(
+        Station.objects.filter(state=StationState.INSTALLED).values_list("identity", "status")
+    )
+    online = set(stations_online(now=now)) & set(installed)
+    faulted_connectors = set(
+        Connector.objects.filter(station__identity__in=online, status=FAULTED).values_list(
+            "station__identity", flat=True
+        )
+    )
+    faulted = {
+        identity
+        for identity in online
+        if installed[identity] == FAULTED or identity in faulted_connectors
+    }
+    return StationCounts(
+        total=len(installed),
+        online=len(online),
+        offline=len(installed) - len(online),
+        faulted=len(faulted),
+    )

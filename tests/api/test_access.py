@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Role, User
+from tests.accounts.factories import STRONG_PASSWORD, UserFactory
 from tests.api.conftest import basic_client, token_client
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +74,40 @@ def test_an_operator_may_not_write(operator, hot_state):
 
     assert response.status_code == 403
     assert response.json()["code"] == "permission_denied"
+
+
+def test_wrong_basic_passwords_lock_the_account_as_on_the_web_ui(hot_state):
+    from apps.devicelog.models import DeviceLogEntry
+    from apps.siteconfig.models import SiteSettings
+
+    attempts = SiteSettings.load().login_max_attempts
+    user = UserFactory(role=Role.EBMS)
+    wrong, right = APIClient(), APIClient()
+    wrong.credentials(HTTP_AUTHORIZATION=_basic(user.username, "wrong"))
+    right.credentials(HTTP_AUTHORIZATION=_basic(user.username, STRONG_PASSWORD))
+    assert right.get("/api/v2/zones/").status_code == 200
+
+    for _attempt in range(attempts):
+        assert wrong.get("/api/v2/zones/").status_code == 401
+
+    user.refresh_from_db()
+    assert user.locked_until is not None
+    response = right.get("/api/v2/zones/")
+    assert response.status_code == 401 and "locked" in response.json()["detail"]
+    assert DeviceLogEntry.objects.filter(event="login_locked").count() == 1
+    # A building management system polls: a success is not a security event.
+    assert not DeviceLogEntry.objects.filter(event="login_succeeded").exists()
+
+
+def test_a_success_clears_the_count_of_wrong_passwords(hot_state):
+    user = UserFactory(role=Role.EBMS, failed_login_count=2)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=_basic(user.username, STRONG_PASSWORD))
+
+    assert client.get("/api/v2/zones/").status_code == 200
+    user.refresh_from_db()
+    assert user.failed_login_count == 0
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()

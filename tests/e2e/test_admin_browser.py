@@ -7,41 +7,6 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Chromium from the system package, driven by Playwright.
-
-    Module-scoped: Playwright's sync API keeps an event loop running in the main
-    thread while it is open, which other tests' ``asyncio.run`` cannot share.
-    """
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield instance
-        instance.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    page = context.new_page()
-    yield page
-    context.close()
-
-
 def test_admin_login_and_demo_site(demo_stack, page):
     username, password = demo_stack.credentials()
     page.goto(f"{demo_stack.base_url}/admin/")

@@ -12,10 +12,12 @@ from apps.siteconfig.models import SiteSettings
 from apps.stations.selectors import (
     StationPresence,
     online_identities,
+    station_counts,
     station_is_online,
     station_presence,
     stations_online,
 )
+from tests.stations.factories import ConnectorFactory, DiscoveredStationFactory, StationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +92,20 @@ def test_a_station_without_a_connection_record_is_offline(hot_state):
     async_to_sync(hotstate.connection_close)("CP-GONE", "specific.p!g")
     assert not station_presence("CP-GONE").connected
     assert online_identities(["CP-GONE"]) == set()
+
+
+def test_station_counts_split_installed_stations_by_the_online_rule(hot_state):
+    StationFactory(identity="CP-OK")
+    faulted_connector = StationFactory(identity="CP-FAULT")
+    ConnectorFactory(station=faulted_connector, connector_id=1, status="Faulted")
+    StationFactory(identity="CP-FAULT0", status="Faulted")
+    StationFactory(identity="CP-OFF", status="Faulted")  # stale: counts as offline only
+    DiscoveredStationFactory(identity="CP-NEW")  # not installed: not counted
+    for identity in ("CP-OK", "CP-FAULT", "CP-FAULT0", "CP-NEW"):
+        _connect(identity, f"specific.p!{identity}")
+
+    counts = station_counts()
+    assert (counts.total, counts.online, counts.offline, counts.faulted) == (4, 3, 1, 2)
+
+    beyond = time.time() + 2 * SiteSettings.load().heartbeat_interval_s + 1
+    assert station_counts(now=beyond).offline == 4

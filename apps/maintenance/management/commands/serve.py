@@ -82,7 +82,8 @@ class Command(BaseCommand):
         host = "127.0.0.1" if options["bind"] in ("0.0.0.0", "::") else options["bind"]
         lan = _lan_address()
         self.stdout.write(self.style.SUCCESS("\nevce is running."))
-        self.stdout.write(f"  Dashboard / admin : http://{host}:{settings.HTTP_PORT}/admin/")
+        self.stdout.write(f"  Dashboard         : http://{host}:{settings.HTTP_PORT}/")
+        self.stdout.write(f"  Admin (support)   : http://{host}:{settings.HTTP_PORT}/admin/")
         self.stdout.write(f"  OCPP 1.6-J        : ws://{lan}:{settings.OCPP_PORT}/<box identity>")
         self.stdout.write(f"  API documentation : http://{host}:{settings.HTTP_PORT}/api/v2/docs/")
         if credentials is not None:
