@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from rest_framework.authtoken.models import Token
 
 from apps.accounts.models import User
 from apps.devicelog.models import EventCategory, EventLevel
@@ -272,3 +273,34 @@ def user_password_change(
         data={"username": current.username},
     )
     return current
+
+
+@transaction.atomic
+def user_token_renew(user: User, *, by=None) -> str:
+    """A new REST API token for ``user`` (the previous one stops working); the key, once.
+
+    The key itself is never logged: the device log says who got a token, and from whom.
+    """
+    Token.objects.filter(user=user).delete()
+    token = Token.objects.create(user=user)
+    _log(
+        "api_token_created",
+        _("New API token for %(name)s.") % {"name": user.username},
+        by,
+        {"username": user.username},
+    )
+    return token.key
+
+
+@transaction.atomic
+def user_token_revoke(user: User, *, by=None) -> bool:
+    """Revoke ``user``'s REST API token; False when there was none."""
+    deleted, _by_model = Token.objects.filter(user=user).delete()
+    if deleted:
+        _log(
+            "api_token_revoked",
+            _("API token of %(name)s revoked.") % {"name": user.username},
+            by,
+            {"username": user.username},
+        )
+    return bool(deleted)
