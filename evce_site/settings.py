@@ -84,7 +84,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "apps.accounts",
     "apps.siteconfig",
     "apps.devicelog",
@@ -280,19 +282,36 @@ MEDIA_ROOT = DATA_DIR / "uploads"
 MEDIA_URL = "/media/"
 
 # --- API ---------------------------------------------------------------------------
+# SPEC §9: a token or HTTP Basic (the token first, so that a missing credential
+# answers 401 with a challenge); every role reads, ebms and admin write.
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "apps.api.authentication.TokenAuthentication",
+        "apps.api.authentication.BasicAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.api.permissions.ApiRole"],
+    "DEFAULT_PAGINATION_CLASS": "apps.api.pagination.OffsetPagination",
+    "EXCEPTION_HANDLER": "apps.api.exceptions.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "evce EBMS API",
     "DESCRIPTION": "Building / energy management interface of evce.",
     "VERSION": "2.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The description of the API is public; the resources need a user.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    # Swagger UI and ReDoc from evce's own static files: sites often have no internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Two resources have a field "type": name their enumerations.
+    "ENUM_NAME_OVERRIDES": {
+        "ZoneTypeEnum": ["static", "dynamic"],
+        "ReductionTypeEnum": ["percentage", "current"],
+    },
 }
 
 # --- Logging -----------------------------------------------------------------------

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from rest_framework.authtoken.models import Token
 
 from apps.accounts.models import User
 from apps.devicelog.models import EventCategory, EventLevel
@@ -134,6 +135,30 @@ def user_login(
     return user
 
 
+def user_api_login(
+    *,
+    username: str,
+    password: str,
+    max_attempts: int,
+    lock_s: int,
+    remote_addr: str | None = None,
+    now: datetime | None = None,
+) -> User:
+    """Check HTTP Basic credentials of the REST API with the same lockout as the web UI.
+
+    Failures and locks are counted and logged as for :func:`user_login`; a
+    success is not logged (a building management system polls every few
+    seconds) and every role may use the API.
+    """
+    now = now or timezone.now()
+    user, refusal = _login_checked(
+        username, password, max_attempts, lock_s, remote_addr, now, api=True
+    )
+    if refusal is not None:
+        raise LoginRefused(refusal, locked_until=user.locked_until if user else None)
+    return user
+
+
 @transaction.atomic
 def _login_checked(
     username: str,
@@ -142,6 +167,8 @@ def _login_checked(
     lock_s: int,
     remote_addr: str | None,
     now: datetime,
+    *,
+    api: bool = False,
 ) -> tuple[User | None, LoginRefusal | None]:
     # The count and the log are written whatever the outcome: the caller raises after commit.
     user = User.objects.select_for_update().filter(username=username).first()
@@ -200,6 +227,11 @@ def _login_checked(
             refusal = LoginRefusal.LOCKED
         user.save(update_fields=["failed_login_count", "locked_until"])
         return user, refusal
+    if api:  # written only when there is a count or an old lock to clear
+        User.objects.filter(pk=user.pk).exclude(failed_login_count=0, locked_until=None).update(
+            failed_login_count=0, locked_until=None
+        )
+        return user, None
     user.failed_login_count = 0
     user.save(update_fields=["failed_login_count", "locked_until"])
     if not user.may_use_ui:
@@ -241,3 +273,34 @@ def user_password_change(
         data={"username": current.username},
     )
     return current
+
+
+@transaction.atomic
+def user_token_renew(user: User, *, by=None) -> str:
+    """A new REST API token for ``user`` (the previous one stops working); the key, once.
+
+    The key itself is never logged: the device log says who got a token, and from whom.
+    """
+    Token.objects.filter(user=user).delete()
+    token = Token.objects.create(user=user)
+    _log(
+        "api_token_created",
+        _("New API token for %(name)s.") % {"name": user.username},
+        by,
+        {"username": user.username},
+    )
+    return token.key
+
+
+@transaction.atomic
+def user_token_revoke(user: User, *, by=None) -> bool:
+    """Revoke ``user``'s REST API token; False when there was none."""
+    deleted, _by_model = Token.objects.filter(user=user).delete()
+    if deleted:
+        _log(
+            "api_token_revoked",
+            _("API token of %(name)s revoked.") % {"name": user.username},
+            by,
+            {"username": user.username},
+        )
+    return bool(deleted)

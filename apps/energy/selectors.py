@@ -14,11 +14,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db.models import Count, OuterRef, Subquery
+from django.utils import timezone
 from ocpp.v16.enums import ChargingProfileStatus
 
 from apps.energy import state
 from apps.energy.allocator import Phase, PhaseAmps, Reason, ZoneAllocation
 from apps.energy.allocator.envelope import ConnectorProfiles
+from apps.meters.selectors import meter_states
+from apps.siteconfig.models import SiteSettings
+from apps.stations import presence
+from apps.stations.models import Connector, MeterSample, Station, Transaction
+from apps.stations.selectors import StationPresence
+from apps.zones.models import EbmsReduction, Zone
 
 
 def _at(epoch_s: float | None) -> datetime | None:
@@ -260,3 +268,266 @@ def station_setpoints(identity: str, *, now_s: float | None = None) -> dict[int,
         item.connector_id: item
         for item in connector_setpoints(station_identity=identity, now_s=now_s).values()
     }
+
+
+# --- what the REST API shows: zones and stations with their live figures ---------------
+
+
+def _phase_list(values: PhaseAmps) -> tuple[float, float, float]:
+    return (round(values[0], 1), round(values[1], 1), round(values[2], 1))
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneStatus:
+    """A zone's configuration with its live figures (SPEC §9 ``zones``).
+
+    Per-phase figures are (L1, L2, L3); before the first allocation that saw
+    the zone they are zeros and ``computed_at`` is None. ``meter_current_a`` /
+    ``meter_power_w`` are the zone meter's last usable reading (None: a static
+    zone, or its meter is lost or never read). ``ebms_reduction`` is the
+    reduction in force from the database, so a write shows at once;
+    ``reductions`` are those the last allocation applied.
+    """
+
+    zone: Zone
+    stations_count: int
+    figures: ZoneFigures | None
+    meter_current_a: tuple[float, float, float] | None
+    meter_power_w: tuple[float | None, float | None, float | None] | None
+    setpoint_power_w: float
+    ebms_reduction: EbmsReduction | None
+
+    @property
+    def zone_type(self) -> str:
+        return "dynamic" if self.zone.is_dynamic else "static"
+
+    @property
+    def degraded(self) -> bool:
+        return self.figures is not None and self.figures.allocation.meter_lost
+
+    @property
+    def sessions_count(self) -> int:
+        return 0 if self.figures is None else self.figures.allocation.session_count
+
+    def _per_phase(self, name: str) -> tuple[float, float, float]:
+        if self.figures is None:
+            return (0.0, 0.0, 0.0)
+        return _phase_list(getattr(self.figures.allocation, name))
+
+    @property
+    def available_current_a(self) -> tuple[float, float, float]:
+        return self._per_phase("available_a")
+
+    @property
+    def allocated_current_a(self) -> tuple[float, float, float]:
+        return self._per_phase("allocated_a")
+
+    @property
+    def reserved_current_a(self) -> tuple[float, float, float]:
+        return self._per_phase("reserved_a")
+
+    @property
+    def local_current_a(self) -> tuple[float, float, float]:
+        return self._per_phase("production_a")
+
+    @property
+    def reductions(self) -> tuple[ZoneReductionFigure, ...]:
+        return () if self.figures is None else self.figures.reductions
+
+
+def _subtree_station_counts(zones: list[Zone]) -> dict[int, int]:
+    """Stations in each zone and all the zones below it (zones are few: one pass each)."""
+    own = dict(
+        Station.objects.filter(zone__isnull=False)
+        .values("zone_id")
+        .annotate(n=Count("pk"))
+        .values_list("zone_id", "n")
+    )
+    parents = {zone.pk: zone.parent_id for zone in zones}
+    counts = dict.fromkeys(parents, 0)
+    for zone_id, n in own.items():
+        seen: set[int] = set()
+        node: int | None = zone_id
+        while node is not None and node in parents and node not in seen:
+            seen.add(node)
+            counts[node] += n
+            node = parents[node]
+    return counts
+
+
+def zone_statuses(*, zone_id: int | None = None, now: datetime | None = None) -> list[ZoneStatus]:
+    """Every zone (or one) with its live figures, in name order; a few queries for all."""
+    now = now or timezone.now()
+    zones = list(Zone.objects.order_by("name"))
+    counts = _subtree_station_counts(zones)
+    if zone_id is not None:
+        zones = [zone for zone in zones if zone.pk == zone_id]
+    figures = zones_figures()
+    meters = meter_states([zone.meter_id for zone in zones if zone.meter_id is not None])
+    reductions: dict[int, EbmsReduction] = {}
+    for reduction in (
+        EbmsReduction.objects.filter(zone__in=zones).in_force(now).order_by("created_at")
+    ):
+        reductions[reduction.zone_id] = reduction  # the latest wins, as the service keeps one
+    voltage_v = float(SiteSettings.load().nominal_voltage_v)
+    result = []
+    for zone in zones:
+        meter = meters.get(zone.meter_id) if zone.meter_id is not None else None
+        currents = meter.usable_currents_a(now) if meter is not None else None
+        powers = None
+        if currents is not None:
+            powers = tuple(
+                None if (kw := meter.values.get(f"power_l{n}_kw")) is None else float(kw) * 1000
+                for n in (1, 2, 3)
+            )
+        zone_figures_ = figures.get(zone.pk)
+        allocated_a = zone_figures_.allocation.allocated_a if zone_figures_ else (0.0, 0.0, 0.0)
+        result.append(
+            ZoneStatus(
+                zone=zone,
+                stations_count=counts.get(zone.pk, 0),
+                figures=zone_figures_,
+                meter_current_a=None if currents is None else _phase_list(currents),
+                meter_power_w=powers,
+                setpoint_power_w=round(sum(allocated_a) * voltage_v, 1),
+                ebms_reduction=reductions.get(zone.pk),
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorStatus:
+    """A connector with its live setpoint and what it draws (SPEC §9 ``connectors``).
+
+    ``setpoint`` is None when the connector has no session the last allocation
+    saw. ``current_a`` (L1, L2, L3 of the connector's own phases) and
+    ``power_w`` come from the last meter sample of the ongoing session.
+    """
+
+    connector: Connector
+    setpoint: ConnectorSetpoint | None
+    transaction: Transaction | None
+    current_a: tuple[float | None, float | None, float | None] | None
+    power_w: float | None
+    voltage_v: float
+
+    @property
+    def setpoint_current_a(self) -> float | None:
+        return None if self.setpoint is None else round(self.setpoint.setpoint_a, 1)
+
+    @property
+    def setpoint_power_w(self) -> float | None:
+        if self.setpoint is None:
+            return None
+        if self.setpoint.setpoint_w is not None:
+            return float(self.setpoint.setpoint_w)
+        phases = len(self.setpoint.phases) or 1
+        return round(self.setpoint.setpoint_a * phases * self.voltage_v, 1)
+
+    @property
+    def energy_wh(self) -> int | None:
+        return None if self.transaction is None else self.transaction.energy_wh
+
+
+@dataclass(frozen=True, slots=True)
+class StationStatus:
+    """A station with its connection and its connectors' live figures (SPEC §9 ``stations``)."""
+
+    station: Station
+    presence: StationPresence
+    online: bool
+    connectors: tuple[ConnectorStatus, ...]
+
+    @property
+    def last_seen(self) -> datetime | None:
+        seen = _at(self.presence.last_seen_s)
+        return seen or self.station.last_seen_at
+
+
+def _last_samples(transactions: list[Transaction]) -> dict[int, MeterSample]:
+    """The latest meter sample of each transaction, in two queries."""
+    if not transactions:
+        return {}
+    latest = (
+        MeterSample.objects.filter(transaction_id=OuterRef("pk"))
+        .order_by("-sampled_at", "-pk")
+        .values("pk")[:1]
+    )
+    sample_ids = [
+        sample_id
+        for sample_id in Transaction.objects.filter(pk__in=[t.pk for t in transactions])
+        .annotate(last_sample_id=Subquery(latest))
+        .values_list("last_sample_id", flat=True)
+        if sample_id is not None
+    ]
+    return {s.transaction_id: s for s in MeterSample.objects.filter(pk__in=sample_ids)}
+
+
+def station_statuses(
+    *, identity: str | None = None, now_s: float | None = None
+) -> list[StationStatus]:
+    """Every station (or the one with box identity ``identity``) with live figures.
+
+    In identity order; a fixed number of queries and Redis round trips
+    whatever the number of stations.
+    """
+    now_s = time.time() if now_s is None else now_s
+    stations = Station.objects.select_related("auth_group").prefetch_related("connectors")
+    if identity is not None:
+        stations = stations.filter(identity__iexact=identity)
+    stations = list(stations.order_by("identity"))
+    if not stations:
+        return []
+    identities = [station.identity for station in stations]
+    seen = presence.last_seen_many(identities)
+    site = SiteSettings.load()
+    heartbeat_s = float(site.heartbeat_interval_s)
+    setpoints = connector_setpoints(
+        station_identity=identities[0] if identity is not None else None, now_s=now_s
+    )
+    sessions = {
+        (tx.station_id, tx.connector_id): tx
+        for tx in Transaction.objects.filter(
+            station__in=stations, stopped_at__isnull=True
+        ).order_by("started_at", "pk")
+    }
+    samples = _last_samples(list(sessions.values()))
+    voltage_v = float(site.nominal_voltage_v)
+    result = []
+    for station in stations:
+        connection = StationPresence(
+            station.identity,
+            connected=station.identity in seen,
+            last_seen_s=seen.get(station.identity),
+        )
+        connectors = []
+        for connector in station.connectors.all():
+            tx = sessions.get((station.pk, connector.connector_id))
+            sample = samples.get(tx.pk) if tx is not None else None
+            setpoint = setpoints.get(f"{station.identity}/{connector.connector_id}")
+            if setpoint is not None and tx is not None and setpoint.transaction_id != tx.pk:
+                setpoint = None  # the allocation saw an earlier session
+            connectors.append(
+                ConnectorStatus(
+                    connector=connector,
+                    setpoint=setpoint,
+                    transaction=tx,
+                    current_a=(
+                        None
+                        if sample is None
+                        else (sample.current_l1_a, sample.current_l2_a, sample.current_l3_a)
+                    ),
+                    power_w=None if sample is None else sample.power_w,
+                    voltage_v=voltage_v,
+                )
+            )
+        result.append(
+            StationStatus(
+                station=station,
+                presence=connection,
+                online=connection.is_online(now_s, heartbeat_interval_s=heartbeat_s),
+                connectors=tuple(connectors),
+            )
+        )
+    return result

@@ -374,11 +374,29 @@ class ExternalInput(models.Model):
             raise ValidationError({missing: _("A Modbus input needs a device and a bit address.")})
 
 
-class EbmsReduction(models.Model):
-    """A limit set on a zone by a building management system, valid until a time.
+class ValidityMode(models.TextChoices):
+    """How long an EBMS reduction lasts (SPEC §9)."""
 
-    Either a percentage of the zone maximum or an absolute current. It expires
-    by itself at ``valid_until`` or when cleared.
+    ABSOLUTE = "absolute", _("Until a given time")
+    DURATION = "duration", _("For a duration")
+    NONE = "none", _("Until cleared")
+
+
+class EbmsReductionQuerySet(models.QuerySet):
+    def in_force(self, now) -> EbmsReductionQuerySet:
+        """Reductions active at ``now``: set, not cleared, not expired."""
+        return self.filter(cleared_at=None, created_at__lte=now).filter(
+            Q(valid_until__isnull=True) | Q(valid_until__gt=now)
+        )
+
+
+class EbmsReduction(models.Model):
+    """A limit set on a zone by a building management system.
+
+    Either a percentage of the zone maximum or an absolute current (at most
+    the zone maximum). It lasts until ``valid_until`` (given, or the time it
+    was set plus ``duration_s``), or with no end (``validity_mode`` none)
+    until it is cleared; a new one replaces it.
     """
 
     zone = models.ForeignKey(Zone, on_delete=models.CASCADE, related_name="ebms_reductions")
@@ -399,12 +417,22 @@ class EbmsReduction(models.Model):
         validators=current_validators,
     )
     description = models.CharField(_("description"), max_length=200, blank=True)
+    validity_mode = models.CharField(
+        _("validity"), max_length=8, choices=ValidityMode.choices, default=ValidityMode.ABSOLUTE
+    )
+    duration_s = models.PositiveIntegerField(
+        _("duration (s)"), null=True, blank=True, validators=[MinValueValidator(1)]
+    )
     created_at = models.DateTimeField(_("set at"))
-    valid_until = models.DateTimeField(_("valid until"))
+    valid_until = models.DateTimeField(
+        _("valid until"), null=True, blank=True, help_text=_("Empty: until cleared.")
+    )
     cleared_at = models.DateTimeField(_("cleared at"), null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+    objects = EbmsReductionQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("EBMS reduction")
@@ -418,22 +446,49 @@ class EbmsReduction(models.Model):
                 name="ebms_reduction_percent_xor_current",
             ),
             models.CheckConstraint(
-                condition=Q(valid_until__gt=models.F("created_at")),
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gt=models.F("created_at")),
                 name="ebms_reduction_valid_after_set",
+            ),
+            models.CheckConstraint(
+                condition=(Q(validity_mode="none") & Q(valid_until__isnull=True))
+                | (~Q(validity_mode="none") & Q(valid_until__isnull=False)),
+                name="ebms_reduction_end_matches_mode",
             ),
         ]
 
     def __str__(self) -> str:
         limit = f"{self.percent} %" if self.percent is not None else f"{self.current_a} A"
+        if self.valid_until is None:
+            return f"{self.zone}: {limit} until cleared"
         return f"{self.zone}: {limit} until {self.valid_until:%Y-%m-%d %H:%M}"
 
     def clean(self) -> None:
+        errors: dict[str, str] = {}
         if (self.percent is None) == (self.current_a is None):
-            raise ValidationError(
-                {"percent": _("Give either a percentage or a current, not both.")}
-            )
-        if self.created_at and self.valid_until and self.valid_until <= self.created_at:
-            raise ValidationError({"valid_until": _("The validity must end after it starts.")})
+            errors["percent"] = _("Give either a percentage or a current, not both.")
+        elif (
+            self.current_a is not None
+            and self.zone_id is not None
+            and self.current_a > self.zone.max_current_a
+        ):
+            errors["current_a"] = _("cannot exceed the zone maximum of %(max)s A") % {
+                "max": _amps(Decimal(self.zone.max_current_a))
+            }
+        if self.validity_mode == ValidityMode.NONE:
+            if self.valid_until is not None:
+                errors["valid_until"] = _("A reduction until cleared has no end time.")
+        elif self.valid_until is None:
+            errors["valid_until"] = _("Give the end of the validity.")
+        elif self.created_at and self.valid_until <= self.created_at:
+            errors["valid_until"] = _("The validity must end after it starts.")
+        if self.validity_mode == ValidityMode.DURATION and not self.duration_s:
+            errors["duration_s"] = _("Give the duration in seconds.")
+        if errors:
+            raise ValidationError(errors)
 
     def is_active(self, now) -> bool:
-        return self.cleared_at is None and self.created_at <= now < self.valid_until
+        return (
+            self.cleared_at is None
+            and self.created_at <= now
+            and (self.valid_until is None or now < self.valid_until)
+        )

@@ -107,9 +107,7 @@ def active_reductions(now: datetime | None = None) -> dict[int, list[ActiveReduc
                     f"External input {entry.number} ({entry.name})",
                 )
             )
-    reductions = EbmsReduction.objects.filter(
-        cleared_at=None, created_at__lte=now, valid_until__gt=now
-    )
+    reductions = EbmsReduction.objects.in_force(now)
     for reduction in reductions:
         result[reduction.zone_id].append(
             ActiveReduction(
@@ -121,6 +119,20 @@ def active_reductions(now: datetime | None = None) -> dict[int, list[ActiveReduc
             )
         )
     return dict(result)
+
+
+def zone_by_id(zone_id: int) -> Zone | None:
+    return Zone.objects.filter(pk=zone_id).first()
+
+
+def zone_reduction_in_force(zone: Zone, now: datetime | None = None) -> EbmsReduction | None:
+    """The EBMS reduction active on ``zone`` (the service keeps at most one)."""
+    return (
+        EbmsReduction.objects.filter(zone=zone)
+        .in_force(now or timezone.now())
+        .order_by("-created_at")
+        .first()
+    )
 
 
 def _float(value: Decimal | None) -> float | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +29,15 @@ from apps.devicelog.services import (
 from apps.meters.modbus.client import MeterError
 from apps.meters.services import meter_connection, poll_session
 from apps.siteconfig.models import SiteSettings
-from apps.zones.models import EbmsReduction, ExternalInput, InputKind, TouPeriod, TouSlot, Zone
+from apps.zones.models import (
+    EbmsReduction,
+    ExternalInput,
+    InputKind,
+    TouPeriod,
+    TouSlot,
+    ValidityMode,
+    Zone,
+)
 from apps.zones.signals import zone_limits_changed
 from evce_site.hotstate import key, redis_client
 
@@ -146,27 +154,52 @@ def _log_input_readable(
 def zone_reduction_set(
     *,
     zone: Zone,
-    valid_until: datetime,
+    valid_until: datetime | None = None,
+    duration_s: int | None = None,
+    validity_mode: str | None = None,
     percent: Decimal | None = None,
     current_a: Decimal | None = None,
     description: str = "",
     user=None,
 ) -> EbmsReduction:
-    """Set a building-management limit on a zone (replaces the previous one)."""
+    """Set a building-management limit on a zone, replacing the previous one.
+
+    ``validity_mode`` (SPEC §9): ``absolute`` until ``valid_until``,
+    ``duration`` for ``duration_s`` from now, ``none`` until cleared. Left
+    out, it follows from what is given (``valid_until``, else ``duration_s``,
+    else none). Bad values raise ``ValidationError`` and change nothing.
+    """
     now = timezone.now()
-    EbmsReduction.objects.filter(zone=zone, cleared_at=None, valid_until__gt=now).update(
-        cleared_at=now
-    )
+    if validity_mode is None:
+        validity_mode = (
+            ValidityMode.ABSOLUTE
+            if valid_until is not None
+            else ValidityMode.DURATION
+            if duration_s is not None
+            else ValidityMode.NONE
+        )
+    if validity_mode not in ValidityMode.values:
+        raise ValidationError({"validity_mode": _("Unknown validity mode.")})
+    if validity_mode == ValidityMode.DURATION:
+        if valid_until is not None:
+            raise ValidationError({"valid_until": _("A duration gives the end time itself.")})
+        if duration_s is not None and duration_s > 0:
+            valid_until = now + timedelta(seconds=duration_s)
+    elif duration_s is not None:
+        raise ValidationError({"duration_s": _("Only a reduction for a duration has one.")})
     reduction = EbmsReduction(
         zone=zone,
         percent=percent,
         current_a=current_a,
         description=description,
+        validity_mode=validity_mode,
+        duration_s=duration_s,
         created_at=now,
         valid_until=valid_until,
         created_by=user if getattr(user, "pk", None) else None,
     )
     reduction.full_clean()
+    EbmsReduction.objects.filter(zone=zone).in_force(now).update(cleared_at=now)
     reduction.save()
     device_log_write(
         category=EventCategory.LOAD_MANAGEMENT,
@@ -177,7 +210,9 @@ def zone_reduction_set(
         data={
             "percent": str(percent) if percent is not None else None,
             "current_a": str(current_a) if current_a is not None else None,
-            "valid_until": valid_until.isoformat(),
+            "validity_mode": validity_mode,
+            "valid_until": valid_until.isoformat() if valid_until else None,
+            "description": description,
         },
     )
     transaction.on_commit(lambda: zone_limits_changed.send(sender=Zone, reason="reduction"))
@@ -186,10 +221,9 @@ def zone_reduction_set(
 
 @transaction.atomic
 def zone_reduction_clear(*, zone: Zone, user=None) -> int:
+    """Clear the zone's reduction in force; returns how many were cleared (0 or 1)."""
     now = timezone.now()
-    cleared = EbmsReduction.objects.filter(zone=zone, cleared_at=None, valid_until__gt=now).update(
-        cleared_at=now
-    )
+    cleared = EbmsReduction.objects.filter(zone=zone).in_force(now).update(cleared_at=now)
     if cleared:
         device_log_write(
             category=EventCategory.LOAD_MANAGEMENT,

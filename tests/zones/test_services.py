@@ -210,3 +210,30 @@ def test_ebms_reduction_refuses_bad_values_and_changes_nothing():
         )
     assert not EbmsReduction.objects.exists()
     assert not DeviceLogEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_ebms_reduction_validity_modes():
+    """A duration ends by itself; "none" lasts until cleared; the selector sees both."""
+    zone = Zone.objects.create(name="Main", max_current_a=100)
+    timed = zone_reduction_set(zone=zone, duration_s=600, percent=Decimal("70"))
+    assert timed.validity_mode == "duration" and timed.valid_until is not None
+    later = timed.created_at + timedelta(seconds=601)
+    assert zone.pk not in active_reductions(later)
+
+    endless = zone_reduction_set(zone=zone, percent=Decimal("40"))
+    assert endless.validity_mode == "none" and endless.valid_until is None
+    assert active_reductions(later + timedelta(days=400))[zone.pk][0].percent == 40.0
+    assert zone_reduction_clear(zone=zone) == 1
+    assert zone.pk not in active_reductions()
+
+
+@pytest.mark.django_db
+def test_ebms_reduction_current_stays_within_the_zone_maximum():
+    zone = Zone.objects.create(name="Main", max_current_a=63)
+    with pytest.raises(ValidationError) as error:
+        zone_reduction_set(zone=zone, current_a=Decimal("64"))
+    assert "current_a" in error.value.message_dict
+    with pytest.raises(ValidationError):
+        zone_reduction_set(zone=zone, validity_mode="duration", percent=Decimal("50"))
+    assert not EbmsReduction.objects.exists()

@@ -1,0 +1,22 @@
+"""``/api/v2/``: one router mounts every app's resources; the schema and its viewers."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from apps.stations.api.views import StationViewSet
+from apps.zones.api.views import ZoneViewSet
+
+router = DefaultRouter(trailing_slash="/?")
+router.include_root_view = False
+router.register("zones", ZoneViewSet, basename="zone")
+router.register("stations", StationViewSet, basename="station")
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("", include(router.urls)),
+]

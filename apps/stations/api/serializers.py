@@ -1,0 +1,129 @@
+"""Stations and connectors as the API shows them (SPEC §9): read from ``StationStatus``."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.energy.allocator import CurrentType, PhaseWiring, Reason
+
+OCPP_STATUSES = [
+    "available",
+    "preparing",
+    "charging",
+    "suspendedevse",
+    "suspendedev",
+    "finishing",
+    "reserved",
+    "unavailable",
+    "faulted",
+]
+AVAILABILITIES = ["operative", "inoperative"]
+
+
+def _choice(choices: list[str], **kwargs) -> serializers.ChoiceField:
+    return serializers.ChoiceField(choices=choices, **kwargs)
+
+
+class AlarmSerializer(serializers.Serializer):
+    priority = serializers.ChoiceField(choices=["high"])
+    category = serializers.CharField(help_text="The OCPP error code of a faulted connector.")
+
+
+def _lower(value: str) -> str | None:
+    return value.lower() if value else None
+
+
+class ConnectorSerializer(serializers.Serializer):
+    connector_id = serializers.IntegerField(source="connector.connector_id")
+    current_type = serializers.SerializerMethodField()
+    fixed_setpoint = serializers.SerializerMethodField()
+    max_current_a = serializers.FloatField(source="connector.max_current_a", allow_null=True)
+    max_power_w = serializers.IntegerField(source="connector.max_power_w", allow_null=True)
+    phase_wiring = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField()
+    availability = serializers.SerializerMethodField()
+    setpoint_current_a = serializers.FloatField(allow_null=True)
+    setpoint_power_w = serializers.FloatField(allow_null=True)
+    setpoint_reason = serializers.SerializerMethodField()
+    current_a = serializers.ListField(
+        child=serializers.FloatField(allow_null=True),
+        min_length=3,
+        max_length=3,
+        allow_null=True,
+        help_text="Last sample of the session, per connector phase (A).",
+    )
+    power_w = serializers.FloatField(allow_null=True, help_text="Last sample of the session.")
+    energy_wh = serializers.IntegerField(allow_null=True, help_text="Energy of the session.")
+    transaction_id = serializers.IntegerField(source="transaction.pk", allow_null=True)
+
+    @extend_schema_field(_choice([t.value.lower() for t in CurrentType]))
+    def get_current_type(self, item) -> str:
+        return item.connector.current_type.lower()
+
+    def get_fixed_setpoint(self, item) -> bool:
+        return False  # evce allocates every connector
+
+    @extend_schema_field(_choice([w.value.lower() for w in PhaseWiring]))
+    def get_phase_wiring(self, item) -> str:
+        return item.connector.phase_wiring.lower()
+
+    @extend_schema_field(_choice(OCPP_STATUSES, allow_null=True))
+    def get_status(self, item) -> str | None:
+        return _lower(item.connector.status)
+
+    @extend_schema_field(_choice(AVAILABILITIES))
+    def get_availability(self, item) -> str:
+        return "inoperative" if item.connector.status == "Unavailable" else "operative"
+
+    @extend_schema_field(_choice([r.value for r in Reason], allow_null=True))
+    def get_setpoint_reason(self, item) -> str | None:
+        return None if item.setpoint is None else str(item.setpoint.reason)
+
+
+class StationSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="station.pk")
+    identity = serializers.CharField(source="station.identity")
+    station_type = serializers.SerializerMethodField()
+    name = serializers.CharField(source="station.name")
+    zone_id = serializers.IntegerField(source="station.zone_id", allow_null=True)
+    vip = serializers.BooleanField(source="station.vip")
+    vendor = serializers.CharField(source="station.vendor")
+    model = serializers.CharField(source="station.model")
+    serial = serializers.CharField(source="station.serial_number")
+    firmware = serializers.CharField(source="station.firmware_version")
+    ip_address = serializers.IPAddressField(source="station.ip_address", allow_null=True)
+    connected = serializers.BooleanField(source="online")
+    last_seen = serializers.DateTimeField(allow_null=True)
+    status = serializers.SerializerMethodField()
+    auth_online_mode = serializers.CharField(
+        source="station.auth_group.online_mode", allow_null=True, default=None
+    )
+    auth_offline_mode = serializers.CharField(
+        source="station.auth_group.offline_strategy", allow_null=True, default=None
+    )
+    cpo_url = serializers.SerializerMethodField()
+    accepted_by_cpo = serializers.SerializerMethodField()
+    alarm = serializers.SerializerMethodField()
+    connectors = ConnectorSerializer(many=True)
+
+    @extend_schema_field(_choice(["ocpp1.6"]))
+    def get_station_type(self, item) -> str:
+        return "ocpp1.6"
+
+    @extend_schema_field(_choice(OCPP_STATUSES, allow_null=True))
+    def get_status(self, item) -> str | None:
+        return _lower(item.station.status)
+
+    def get_cpo_url(self, item) -> str | None:
+        return None  # remote supervision is not built yet
+
+    def get_accepted_by_cpo(self, item) -> bool | None:
+        return None
+
+    @extend_schema_field(AlarmSerializer(allow_null=True))
+    def get_alarm(self, item) -> dict | None:
+        faulted = [c.connector for c in item.connectors if c.connector.status == "Faulted"]
+        if not faulted:
+            return None
+        return {"priority": "high", "category": faulted[0].error_code or "OtherError"}

@@ -1,0 +1,102 @@
+"""``/api/v2/stations`` and their connectors: connection and live setpoints."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from unittest import mock
+
+import pytest
+
+from apps.central_system import commands
+from apps.energy.control import rebalance_once
+from tests.api.test_zones import _all_accepted, _charging
+from tests.stations.factories import ConnectorFactory, DcConnectorFactory, StationFactory
+from tests.zones.factories import ZoneFactory
+
+pytestmark = pytest.mark.django_db
+
+STATION_FIELDS = {
+    "id",
+    "identity",
+    "station_type",
+    "name",
+    "zone_id",
+    "vip",
+    "vendor",
+    "model",
+    "serial",
+    "firmware",
+    "ip_address",
+    "connected",
+    "last_seen",
+    "status",
+    "auth_online_mode",
+    "auth_offline_mode",
+    "cpo_url",
+    "accepted_by_cpo",
+    "alarm",
+    "connectors",
+}
+CONNECTOR_FIELDS = {
+    "connector_id",
+    "current_type",
+    "fixed_setpoint",
+    "max_current_a",
+    "max_power_w",
+    "phase_wiring",
+    "status",
+    "availability",
+    "setpoint_current_a",
+    "setpoint_power_w",
+    "setpoint_reason",
+    "current_a",
+    "power_w",
+    "energy_wh",
+    "transaction_id",
+}
+
+
+def test_stations_list_every_field_of_the_spec(operator, hot_state):
+    station = StationFactory(identity="CP-A", vendor="Acme", status="Available")
+    ConnectorFactory(station=station, connector_id=1, status="Faulted", error_code="GroundFailure")
+    DcConnectorFactory(station=station, connector_id=2, status="Unavailable")
+
+    response = operator.get("/api/v2/stations/")
+
+    assert response.status_code == 200
+    (item,) = response.json()["results"]
+    assert set(item) == STATION_FIELDS
+    assert item["identity"] == "CP-A" and item["station_type"] == "ocpp1.6"
+    assert item["connected"] is False and item["status"] == "available"
+    assert item["alarm"] == {"priority": "high", "category": "GroundFailure"}
+    ac, dc = item["connectors"]
+    assert set(ac) == CONNECTOR_FIELDS
+    assert ac["current_type"] == "ac" and ac["phase_wiring"] == "tri123"
+    assert ac["status"] == "faulted" and ac["setpoint_current_a"] is None
+    assert dc["current_type"] == "dc" and dc["max_power_w"] == 50000
+    assert dc["availability"] == "inoperative"
+
+
+def test_a_charging_connector_shows_its_setpoint_and_reason(ebms, hot_state):
+    zone = ZoneFactory(max_current_a=Decimal("20"))
+    station, tx = _charging(zone)
+    with mock.patch.object(commands, "call_many", _all_accepted):
+        rebalance_once()
+
+    station_body = ebms.get(f"/api/v2/stations/{station.identity}/").json()
+    connector = ebms.get(f"/api/v2/stations/{station.identity}/connectors/1/").json()
+
+    assert station_body["connected"] is True and station_body["last_seen"] is not None
+    assert station_body["connectors"] == [connector]
+    assert connector["setpoint_current_a"] == 20.0
+    assert connector["setpoint_reason"] == "zone_limit"
+    assert connector["transaction_id"] == tx.pk
+
+
+def test_identities_are_case_insensitive_and_unknown_ones_404(ebms, hot_state):
+    station = StationFactory(identity="CP-B")
+    ConnectorFactory(station=station, connector_id=1)
+
+    assert ebms.get("/api/v2/stations/cp-b/").status_code == 200
+    assert ebms.get("/api/v2/stations/CP-X/").status_code == 404
+    assert ebms.get("/api/v2/stations/CP-B/connectors/7/").status_code == 404
