@@ -19,7 +19,7 @@ from ocpp.v16.enums import Action, ChargingProfilePurposeType
 from apps.central_system import commands
 from apps.energy import profiles, state
 from apps.energy.allocator import Allocation, Reason, allocate
-from apps.energy.allocator.envelope import Slot
+from apps.energy.allocator.envelope import ConnectorProfiles, Slot
 from apps.energy.allocator.transition import HeldConnector, IdleConnector, plan_changes
 from apps.energy.allocator.units import current_to_power_w
 from apps.energy.snapshot import ConnectorRef, SnapshotContext
@@ -194,7 +194,7 @@ def _wanted_of_held(context: SnapshotContext) -> dict[str, float]:
     return {item.key: item.setpoint_a for item in shadow.sessions if item.key in keys}
 
 
-def _asked_a(live: Slot | None, profiles_, now_s: float) -> float:
+def _asked_a(live: Slot | None, profiles_: ConnectorProfiles, now_s: float) -> float:
     """The least a held session was asked for last: its live attempt, else its envelope."""
     if live is not None and live.attempt_a is not None:
         return live.attempt_a

@@ -9,7 +9,7 @@ import pytest
 
 from apps.central_system import commands
 from apps.energy.control import rebalance_once
-from tests.api.test_zones import _all_accepted, _charging
+from tests.energy.helpers import all_accepted, charging_station
 from tests.stations.factories import ConnectorFactory, DcConnectorFactory, StationFactory
 from tests.zones.factories import ZoneFactory
 
@@ -79,8 +79,8 @@ def test_stations_list_every_field_of_the_spec(operator, hot_state):
 
 def test_a_charging_connector_shows_its_setpoint_and_reason(ebms, hot_state):
     zone = ZoneFactory(max_current_a=Decimal("20"))
-    station, tx = _charging(zone)
-    with mock.patch.object(commands, "call_many", _all_accepted):
+    station, tx = charging_station(zone)
+    with mock.patch.object(commands, "call_many", all_accepted):
         rebalance_once()
 
     station_body = ebms.get(f"/api/v2/stations/{station.identity}/").json()

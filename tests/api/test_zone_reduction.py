@@ -15,7 +15,7 @@ from apps.central_system import commands
 from apps.devicelog.models import DeviceLogEntry
 from apps.energy.control import rebalance_once
 from apps.zones.models import EbmsReduction
-from tests.api.test_zones import _all_accepted, _charging
+from tests.energy.helpers import all_accepted, charging_station
 from tests.zones.factories import ZoneFactory
 
 pytestmark = pytest.mark.django_db
@@ -84,10 +84,10 @@ def test_until_deleted_has_no_end_and_delete_ends_it(ebms):
 
 def test_a_reduction_lowers_the_setpoints_at_the_next_run(ebms, hot_state):
     zone = ZoneFactory(max_current_a=Decimal("20"))
-    station, _tx = _charging(zone)
+    station, _tx = charging_station(zone)
     ebms.put(_url(zone), {"value": 50, "type": "percentage", "validity_mode": "none"}, "json")
 
-    with mock.patch.object(commands, "call_many", _all_accepted):
+    with mock.patch.object(commands, "call_many", all_accepted):
         rebalance_once()
 
     connector = ebms.get(f"/api/v2/stations/{station.identity}/connectors/1/").json()

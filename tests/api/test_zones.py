@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from decimal import Decimal
 from unittest import mock
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from apps.central_system import commands
-from apps.central_system import hotstate as cs_hotstate
 from apps.energy.control import rebalance_once
-from tests.energy.helpers import confirm_fallbacks
-from tests.stations.factories import ConnectorFactory, StationFactory, TransactionFactory
+from tests.energy.helpers import all_accepted, charging_station
 from tests.zones.factories import EbmsReductionFactory, ZoneFactory
 
 pytestmark = pytest.mark.django_db
@@ -41,21 +37,6 @@ ZONE_FIELDS = {
 }
 
 
-async def _all_accepted(calls, *, timeout_s):
-    return [commands.Outcome({"status": "Accepted"}, time.time()) for _call in calls]
-
-
-def _charging(zone):
-    station = StationFactory(zone=zone)
-    ConnectorFactory(station=station, connector_id=1, max_current_a=Decimal("32"))
-    async_to_sync(cs_hotstate.connection_open)(
-        station.identity, f"specific.test!{station.identity}", remote_addr=None
-    )
-    tx = TransactionFactory(station=station, connector_id=1)
-    confirm_fallbacks([f"{station.identity}/1"])
-    return station, tx
-
-
 def test_zones_list_every_field_of_the_spec_paginated(ebms, hot_state):
     top = ZoneFactory(name="Building", max_current_a=Decimal("100"))
     ZoneFactory(name="Car park", parent=top, max_current_a=Decimal("63"))
@@ -76,8 +57,8 @@ def test_zones_list_every_field_of_the_spec_paginated(ebms, hot_state):
 def test_a_zone_shows_what_the_last_allocation_gave_it(ebms, hot_state):
     top = ZoneFactory(name="Building", max_current_a=Decimal("40"))
     zone = ZoneFactory(name="Car park", parent=top, max_current_a=Decimal("20"))
-    _charging(zone)
-    with mock.patch.object(commands, "call_many", _all_accepted):
+    charging_station(zone)
+    with mock.patch.object(commands, "call_many", all_accepted):
         rebalance_once()
 
     body = ebms.get(f"/api/v2/zones/{zone.pk}/").json()

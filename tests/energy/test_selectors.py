@@ -8,10 +8,8 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
-from asgiref.sync import async_to_sync
 
 from apps.central_system import commands
-from apps.central_system import hotstate as cs_hotstate
 from apps.energy import state
 from apps.energy.allocator import Phase, Ranking, Reason
 from apps.energy.allocator.envelope import ConnectorProfiles, Slot
@@ -23,33 +21,17 @@ from apps.energy.selectors import (
     zone_figures,
     zones_figures,
 )
-from tests.energy.helpers import confirm_fallbacks
-from tests.stations.factories import ConnectorFactory, StationFactory, TransactionFactory
+from tests.energy.helpers import all_accepted, charging_station
 from tests.zones.factories import ZoneFactory
 
 pytestmark = pytest.mark.django_db
 
 
-async def _all_accepted(calls, *, timeout_s):
-    return [commands.Outcome({"status": "Accepted"}, time.time()) for _call in calls]
-
-
-def _charging_station(zone):
-    station = StationFactory(zone=zone)
-    ConnectorFactory(station=station, connector_id=1, max_current_a=Decimal("32"))
-    async_to_sync(cs_hotstate.connection_open)(
-        station.identity, f"specific.test!{station.identity}", remote_addr=None
-    )
-    tx = TransactionFactory(station=station, connector_id=1)
-    confirm_fallbacks([f"{station.identity}/1"])
-    return station, tx
-
-
 def test_a_setpoint_limited_by_its_zone_reads_back_with_its_reason(hot_state):
     zone = ZoneFactory(max_current_a=Decimal("20"))
-    station, tx = _charging_station(zone)
+    station, tx = charging_station(zone)
     before = time.time()
-    with mock.patch.object(commands, "call_many", _all_accepted):
+    with mock.patch.object(commands, "call_many", all_accepted):
         rebalance_once()
     after = time.time()
 
