@@ -1,7 +1,7 @@
 """What is kept of a run of the control loop once its profiles are delivered.
 
 The setpoints with their reasons and the zone figures (hot state the next run
-and the selectors read), the zones' ramp and dip holds, the setpoint on each
+and the selectors read), the zones' dip holds, the setpoint on each
 transaction row, and a device-log entry for every change of state a facility
 manager asks about afterwards.
 """
@@ -67,8 +67,7 @@ def store_results(
             "production_lost": zone.production_lost,
             "other_loads_a": zone.other_loads_a,
             "held_meter_current_a": zone.held_meter_current_a,
-            # Where a ramp hold may start from: the last estimate made with no ramp.
-            **_ramp_free(zone, context.previous_zones.get(zone.zone_id), allocation.now_s),
+            "ramping_a": zone.ramping_a,
             **_dip_hold(
                 context,
                 zone.zone_id,
@@ -102,6 +101,24 @@ def store_results(
         for zone in allocation.zones
     }
     state.save_results(allocation.ranking, sessions, zones)
+
+
+def _dip_hold(context: SnapshotContext, zone_id: int, since_s: float | None) -> dict:
+    """A zone's dip hold: since when.
+
+    A fall of the meter that EV dips could explain is held back until every
+    session below the zone has sent a sample taken after it began. When a
+    hold begins, those stations are asked for a sample at once and the
+    control loop looks again shortly, and again when the hold expires by
+    itself, so that a building load that really fell is given to the EVs in
+    seconds.
+    """
+    if since_s is None:
+        return {"held_since_s": None}
+    before = context.previous_zones.get(zone_id) or {}
+    if before.get("held_since_s") != since_s:
+        context.holds_begun.append((zone_id, since_s))
+    return {"held_since_s": since_s}
 
 
 def _dip_hold(context: SnapshotContext, zone_id: int, since_s: float | None) -> dict:
