@@ -1,4 +1,4 @@
-"""No secret a command carries survives in what evce stores: OCPP log, command results, device log."""
+"""No secret a command carries survives in what evce stores (OCPP log, results, device log)."""
 
 from __future__ import annotations
 
@@ -134,9 +134,7 @@ def test_no_secret_survives_the_logging_path(make_station, redis_url):
             station.identity, command.action, "Rejected", {"payload": command.payload}
         )
     out = io.StringIO()
-    call_command(
-        "dumpdata", "stations", "central_system", "devicelog", "maintenance", stdout=out
-    )
+    call_command("dumpdata", "stations", "central_system", "devicelog", "maintenance", stdout=out)
     dump = out.getvalue()
     assert "AuthorizationKey" in dump and REDACTED in dump  # the rows are there...
     assert SECRET not in dump  # ...without the secret
