@@ -7,7 +7,10 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from apps.central_system.reservations import reservation_cancel
-from apps.central_system.station_security import station_key_rotate
+from apps.central_system.station_security import (
+    station_key_rotate,
+    station_security_profile_upgrade,
+)
 from apps.energy.selectors import station_setpoints
 from apps.stations.models import (
     Connector,
@@ -72,7 +75,7 @@ class StationAdmin(ServiceAdminMixin, admin.ModelAdmin):
     search_fields = ("identity", "name", "serial_number", "vendor", "model")
     inlines = [ConnectorInline]
     exclude = ("authorization_key_hash",)
-    actions = ["install", "refuse", "rotate_key"]
+    actions = ["install", "refuse", "rotate_key", "upgrade_to_profile_1", "upgrade_to_profile_2"]
     readonly_fields = (
         "state",
         "vendor",
@@ -272,6 +275,36 @@ class StationAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 % {"count": n}
             ),
         )
+
+    def _upgrade(self, request, queryset, profile: int) -> None:
+        def upgrade_one(station: Station) -> None:
+            status = station_security_profile_upgrade(station, profile, user=request.user)
+            if status != "Accepted":
+                raise ValidationError(
+                    _("not changed, the station answered %(status)s") % {"status": status}
+                )
+
+        self._each(
+            request,
+            queryset,
+            upgrade_one,
+            lambda n: (
+                ngettext(
+                    "%(count)d station moved to security profile %(profile)d.",
+                    "%(count)d stations moved to security profile %(profile)d.",
+                    n,
+                )
+                % {"count": n, "profile": profile}
+            ),
+        )
+
+    @admin.action(description=_("Raise the selected stations to security profile 1"))
+    def upgrade_to_profile_1(self, request, queryset):
+        self._upgrade(request, queryset, 1)
+
+    @admin.action(description=_("Raise the selected stations to security profile 2"))
+    def upgrade_to_profile_2(self, request, queryset):
+        self._upgrade(request, queryset, 2)
 
 
 @admin.register(Reservation)
