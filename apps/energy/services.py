@@ -197,12 +197,11 @@ def fallback_commands(station: Station) -> list[Command]:
 
 def _fallback_value_a(item, command: Command) -> float:
     """The current per phase a fallback profile lets the connector draw (DC power converted)."""
-    limit = command.payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0][
-        "limit"
-    ]
-    if item.power_w is None or not item.power_w:
-        return float(limit)
-    return item.current_a * float(limit) / item.power_w
+    schedule = command.payload["csChargingProfiles"]["chargingSchedule"]
+    limit = float(schedule["chargingSchedulePeriod"][0]["limit"])
+    if schedule["chargingRateUnit"] == "W" and item.power_w:
+        return item.current_a * limit / item.power_w
+    return limit
 
 
 def _connector_max_a(station: Station) -> dict[int, float]:

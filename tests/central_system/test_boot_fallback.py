@@ -11,7 +11,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from apps.energy.allocator import allocate
 from apps.energy.planning import plan_deliveries
 from apps.energy.snapshot import build_snapshot
-from tests.stations.factories import ConnectorFactory, StationFactory
+from tests.stations.factories import ConnectorFactory, DcConnectorFactory, StationFactory
 from tests.zones.factories import ZoneFactory
 
 pytestmark = pytest.mark.django_db
@@ -68,3 +68,31 @@ def test_the_loop_leaves_the_boot_fallback_to_the_boot(make_station, hot_state, 
         for key in keys:
             assert context.profiles[key].fallback.held
             assert context.profiles[key].fallback.confirmed_a is None
+
+
+def test_a_dc_fallback_is_recorded_in_amps(make_station, hot_state):
+    zone = ZoneFactory(max_current_a=Decimal("200"))
+    installed = StationFactory(zone=zone)
+    DcConnectorFactory(station=installed, connector_id=1)
+    key = f"{installed.identity}/1"
+
+    async def scenario():
+        cp = make_station(installed.identity)
+        await cp.open()
+        await cp.boot()
+        frames = []
+        for _ in range(5):
+            frame = await cp.receive()
+            frames.append(frame)
+            await cp.answer(frame, {"status": "Accepted"})
+        await asyncio.sleep(0.3)
+        context = await sync_to_async(build_snapshot)()
+        await cp.close()
+        return frames, context
+
+    frames, context = async_to_sync(scenario)()
+    [profile] = [f[3]["csChargingProfiles"] for f in frames if f[2] == "SetChargingProfile"]
+    assert profile["chargingSchedule"]["chargingRateUnit"] == "W"
+    # The slot holds amps per phase, as the control loop's own deliveries record them.
+    confirmed_a = context.profiles[key].fallback.confirmed_a
+    assert confirmed_a == pytest.approx(context.offline_a[key], abs=0.1)
