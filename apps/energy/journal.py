@@ -121,40 +121,6 @@ def _dip_hold(context: SnapshotContext, zone_id: int, since_s: float | None) -> 
     return {"held_since_s": since_s}
 
 
-def _dip_hold(context: SnapshotContext, zone_id: int, since_s: float | None) -> dict:
-    """A zone's dip hold: since when.
-
-    A fall of the meter that EV dips could explain is held back until every
-    session below the zone has sent a sample taken after it began. When a
-    hold begins, those stations are asked for a sample at once and the
-    control loop looks again shortly, and again when the hold expires by
-    itself, so that a building load that really fell is given to the EVs in
-    seconds.
-    """
-    if since_s is None:
-        return {"held_since_s": None}
-    before = context.previous_zones.get(zone_id) or {}
-    if before.get("held_since_s") != since_s:
-        context.holds_begun.append((zone_id, since_s))
-    return {"held_since_s": since_s}
-
-
-def _ramp_free(zone, before: dict | None, now_s: float) -> dict:
-    """Where a ramp hold may start from, and since when EVs have been ramping."""
-    before = before or {}
-    if zone.ramping or zone.other_loads_a is None:
-        return {
-            "ramp_free_other_loads_a": before.get("ramp_free_other_loads_a"),
-            "ramp_free_at_s": before.get("ramp_free_at_s"),
-            "ramp_started_at_s": before.get("ramp_started_at_s") or now_s,
-        }
-    return {
-        "ramp_free_other_loads_a": zone.other_loads_a,
-        "ramp_free_at_s": now_s,
-        "ramp_started_at_s": None,
-    }
-
-
 def _describe(item: SessionAllocation) -> str:
     where = (
         f" (zone {item.limiting_zone_id} L{int(item.limiting_phase)})"
