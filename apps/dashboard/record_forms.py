@@ -6,7 +6,10 @@ from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.forms.utils import flatatt
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -58,6 +61,27 @@ class DateRangeForm(forms.Form):
         return _day_start(last + timedelta(days=1)) if last else None
 
 
+class PlainSelect(forms.Select):
+    """A select rendered in Python: a thousand stations are a thousand options.
+
+    Django renders every option through its own template, which costs tens of
+    milliseconds per page for a large fleet; this builds the same markup directly.
+    """
+
+    def render(self, name, value, attrs=None, renderer=None):
+        attrs = self.build_attrs(self.attrs, {**(attrs or {}), "name": name})
+        selected = "" if value is None else str(value)
+        options = format_html_join(
+            "",
+            '<option value="{}"{}>{}</option>',
+            (
+                (key, mark_safe(" selected") if str(key) == selected else "", label)
+                for key, label in self.choices
+            ),
+        )
+        return format_html("<select{}>{}</select>", flatatt(attrs), options)
+
+
 class TransactionFilterForm(DateRangeForm):
     """The filters of ``/transactions/`` and the page cursor."""
 
@@ -74,6 +98,7 @@ class TransactionFilterForm(DateRangeForm):
         required=False,
         queryset=Station.objects.order_by("identity"),
         empty_label=gettext_lazy("all stations"),
+        widget=PlainSelect,
     )
     zone = forms.ModelChoiceField(
         label=gettext_lazy("Zone"),
