@@ -167,7 +167,11 @@ def populate(rows: int) -> None:
                 )
             )
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(sql, values)
+            # Times as Django stores them (SQLite keeps text: the format must match).
+            adapt = connection.ops.adapt_datetimefield_value
+            cursor.executemany(
+                sql, [(*v[:7], adapt(v[7]), adapt(v[8]) if v[8] else None, *v[9:]) for v in values]
+            )
         if first and first % 200_000 == 0:
             print(f"  {first} rows, {time.perf_counter() - started:.0f} s", flush=True)
     if connection.vendor == "postgresql":

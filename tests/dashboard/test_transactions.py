@@ -11,6 +11,7 @@ from asgiref.sync import async_to_sync
 from django.http import StreamingHttpResponse
 from django.test import AsyncClient
 
+from apps.stations import cdrs
 from apps.stations.cdrs import Cursor
 from apps.stations.models import Transaction
 from tests.accounts.factories import AdminFactory, UserFactory
@@ -115,6 +116,35 @@ def test_keyset_pages_cover_every_session_once_in_both_directions(operator):
     assert _ids(first) == [row.id for row in pages[0].rows]
     assert first.context["page"].newer is None
     assert f"older={pages[1].older.encode()}" in back.content.decode()
+
+
+@pytest.mark.parametrize("merge_max", [64, 1], ids=["merged per station", "one time walk"])
+def test_a_zone_pages_like_everything_else(operator, monkeypatch, merge_max):
+    monkeypatch.setattr(cdrs, "MERGE_MAX_STATIONS", merge_max)
+    zone = ZoneFactory()
+    inside = [StationFactory(zone=zone) for _ in range(3)]
+    outside = StationFactory()
+    sessions = [_finished(inside[i % 3], at=T0 + timedelta(minutes=i // 4)) for i in range(110)] + [
+        TransactionFactory(station=inside[0], started_at=T0 + timedelta(minutes=7))
+    ]
+    for i in range(30):
+        _finished(outside, at=T0 + timedelta(minutes=i))
+    expected = [s.pk for s in sorted(sessions, key=lambda s: (s.started_at, s.pk), reverse=True)]
+
+    seen, pages = [], []
+    response = operator.get("/transactions/", {"zone": zone.pk})
+    while True:
+        pages.append(response.context["page"])
+        seen += _ids(response)
+        if pages[-1].older is None:
+            break
+        older = pages[-1].older.encode()
+        response = operator.get("/transactions/", {"zone": zone.pk, "older": older})
+    assert seen == expected
+    back = operator.get("/transactions/", {"zone": zone.pk, "newer": pages[-1].newer.encode()})
+    assert _ids(back) == [row.id for row in pages[-2].rows]
+    ongoing = operator.get("/transactions/", {"zone": zone.pk, "show": "ongoing"})
+    assert _ids(ongoing) == [sessions[-1].pk]
 
 
 @pytest.mark.parametrize(
