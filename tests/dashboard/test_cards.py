@@ -273,3 +273,16 @@ def test_operators_and_admins_may_ebms_may_not(client, hot_state, url):
         assert client.get(url).status_code == status, (user.role, url)
     client.logout()
     assert client.get(url).status_code == 302
+
+
+def test_edit_pages_show_the_current_values(operator):
+    group = AuthGroupFactory(name="Staff", plug_and_charge_id_tag="FREE")
+    StationFactory(identity="CP-9", auth_group=group)
+    card = CardFactory(id_tag="SHOWN", comment="Blue van", groups=[group])
+    body = operator.get(f"/cards/{card.pk}/").content.decode()
+    assert 'value="SHOWN"' in body and 'value="Blue van"' in body
+    assert f'value="{group.pk}" id="id_groups_0" checked' in body
+    body = operator.get(f"/groups/{group.pk}/").content.decode()
+    assert 'value="FREE"' in body and "CP-9" in body
+    assert f'href="/cards/?group={group.pk}">1 card</a>' in body
+    assert operator.get("/groups/999/").status_code == 404
