@@ -4,7 +4,8 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -211,6 +212,16 @@ class Connector(models.Model):
             raise ValidationError({"max_power_w": _("A DC connector needs a maximum power.")})
 
 
+def transaction_time():
+    """When a CDR happened: its start, or its stop when the start never reached evce.
+
+    The sessions list and the CDR export sort and filter on it (with ``id`` as
+    the tie-breaker), so every record has a place in time; the indexes below
+    are on this very expression.
+    """
+    return Coalesce(F("started_at"), F("stopped_at"))
+
+
 class TransactionStatus(models.TextChoices):
     CHARGING = "Charging", _("Charging")
     SUSPENDED_EV = "SuspendedEV", _("Suspended by the EV")
@@ -280,6 +291,11 @@ class Transaction(models.Model):
             models.Index(
                 fields=["station"], condition=Q(stopped_at__isnull=True), name="tx_ongoing"
             ),
+            # Keyset pagination of the sessions list and the CDR export (SPEC §2.4):
+            # (time, id) overall, for a station and for a card.
+            models.Index(transaction_time(), F("id"), name="tx_time_id"),
+            models.Index(F("station"), transaction_time(), F("id"), name="tx_station_time_id"),
+            models.Index(F("id_tag"), transaction_time(), F("id"), name="tx_id_tag_time_id"),
         ]
         constraints = [
             # A StartTransaction repeated by a station after a reconnection must
