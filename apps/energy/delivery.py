@@ -121,6 +121,9 @@ class Run:
                     # An idle connector's fallback is what an EV nobody knows of draws.
                     ramps=d.raises or (d.kind == "fallback" and d.ref.key in self.context.idle),
                     min_step_a=self.context.snapshot.settings.deadband_a,
+                    ramp_from_a=self.profiles[d.ref.key].following_a(
+                        now_s, self.context.transaction_ids.get(d.ref.key)
+                    ),
                 )
                 for d in raises
             ],

@@ -542,7 +542,7 @@ def build_snapshot(
                 measured_current_a=measured,
                 drawing_cap_a=drawing_cap_a,
                 ramp_current_a=ramp_current_a,
-                station_limit_a=profiles.settled_a(now_s, transaction_id),
+                station_limit_a=profiles.following_a(now_s, transaction_id),
             )
         )
         context.refs[key] = replace(ref, transaction_id=tx.pk)

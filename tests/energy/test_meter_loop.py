@@ -225,7 +225,7 @@ class MeterLoop(Loop):
     def session(self, key: str, tx: int) -> Session:
         base = replace(
             super().session(key, tx),
-            station_limit_a=self.records[key].settled_a(self.now_s, self.tx(key)),
+            station_limit_a=self.records[key].following_a(self.now_s, self.tx(key)),
         )
         measured = self.measured(key, tx)
         history_tx, items = self.history.get(key, (None, []))

@@ -361,8 +361,8 @@ class Session:
       following though no sample shows it yet; ``None`` = no ramp. It is never
       subtracted from the meter: the EV may still be on its sampled value, so
       until a sample shows the ramp, the meter counts it as other load.
-    - ``station_limit_a``: what the station lets the EV draw once every change
-      sent has been followed (``None``: not known). Below the session's floor
+    - ``station_limit_a``: the lowest limit the station may hold the EV to now
+      (``ConnectorProfiles.following_a``; ``None``: not known). Below the session's floor
       the EV is not charging yet: below a meter, starting it needs room for
       its ramp on top of its setpoint for a few seconds (see ``allocate``).
     """

@@ -68,11 +68,13 @@ class Raise:
     raise is pointless (the EV would not charge), so it is not sent at all.
     ``priority``: lower goes first. ``settled_a``: what the connector is settled
     at now (``ConnectorProfiles.settled_a``); a grant not above it is no raise.
-    ``ramps``: its EV will ramp up to it from ``settled_a``, which a meter
-    sees before a sample does: in zones that read a meter the ramp is
-    budgeted on top of what the raise adds to the envelope (if anything:
-    a value an EV may still draw while following a decrease is a ramp too).
-    ``min_step_a``: a part that adds less than this is not worth a profile.
+    ``ramps``: its EV will ramp up to it from ``ramp_from_a`` (the limit it
+    follows now; ``settled_a`` if not given), which a meter sees
+    before a sample does: in zones that read a meter the ramp is budgeted on
+    top of what the raise adds to the envelope (if anything: a value an EV
+    may still draw while following a decrease is a ramp too).
+    ``min_step_a``: a part that adds less than this to what the EV follows
+    is not worth a profile.
     """
 
     key: str
@@ -83,6 +85,7 @@ class Raise:
     settled_a: float = 0.0
     ramps: bool = False
     min_step_a: float = 0.0
+    ramp_from_a: float | None = None
 
 
 class _Budget:
@@ -139,8 +142,8 @@ class _Budget:
             for phase in connector.phases
         )
 
-    def most_da(self, connector: Budgeted, envelope_da: int, settled_da: int) -> int | None:
-        """The highest value an EV ramping from ``settled_da`` may be given (``None``: none).
+    def most_da(self, connector: Budgeted, envelope_da: int, from_da: int) -> int | None:
+        """The highest value an EV ramping from ``from_da`` may be given (``None``: none).
 
         Above the envelope it takes what it adds to it, and where a meter
         reads, what it ramps by as well (see the module docstring).
@@ -155,10 +158,10 @@ class _Budget:
                 return None
             if not self.metered[zone]:
                 value_da = envelope_da + slack_da
-            elif settled_da + slack_da <= envelope_da:
-                value_da = settled_da + slack_da
+            elif from_da + slack_da <= envelope_da:
+                value_da = from_da + slack_da
             else:
-                value_da = max(envelope_da, (slack_da + envelope_da + settled_da) // 2)
+                value_da = max(envelope_da, (slack_da + envelope_da + from_da) // 2)
             most = value_da if most is None else min(most, value_da)
         return most
 
@@ -203,8 +206,11 @@ def admit_raises(
             continue
         current_da = envelope_da[item.key]
         settled_da = min(deciamps_down(item.settled_a), current_da)
+        from_da = settled_da
+        if item.ramp_from_a is not None:
+            from_da = min(from_da, deciamps_down(item.ramp_from_a))
         if item.ramps:
-            most_da = budget.most_da(connector, current_da, settled_da)
+            most_da = budget.most_da(connector, current_da, from_da)
         else:
             slack_da = budget.slack_da(connector)
             most_da = None if slack_da < 0 else current_da + slack_da
@@ -214,14 +220,14 @@ def admit_raises(
         value_da = min(wanted_da, most_da)
         if value_da < wanted_da and (
             value_da < deciamps_up(item.floor_a)
-            or value_da <= settled_da
-            or value_da - settled_da < deciamps_down(item.min_step_a)
+            or value_da <= from_da
+            or value_da - from_da < deciamps_down(item.min_step_a)
         ):
             continue  # a part too small to charge on or to be worth it, or no raise at all
         budget.add(
             connector,
             max(0, value_da - current_da),
-            max(0, value_da - settled_da) if item.ramps else 0,
+            max(0, value_da - from_da) if item.ramps else 0,
         )
         envelope_da[item.key] = max(current_da, value_da)
         granted[(item.key, item.kind)] = item.wanted_a if value_da == wanted_da else amps(value_da)

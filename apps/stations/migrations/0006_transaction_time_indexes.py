@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('rfid', '0003_station_auth_state'),
-        ('stations', '0003_metersample_current_unknown_phase_a'),
+        ('stations', '0005_reservation'),
     ]
 
     operations = [

@@ -425,6 +425,7 @@ class Loop:
                     self.records[c.key].settled_a(self.now_s, self.tx(c.key)),
                     ramps=self.ramps(c),
                     min_step_a=self.settings.deadband_a,
+                    ramp_from_a=self.records[c.key].following_a(self.now_s, self.tx(c.key)),
                 )
                 for c in raises
             ],
