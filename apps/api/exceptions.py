@@ -49,6 +49,14 @@ class StationConflict(exceptions.APIException):
     default_code = "station_offline"
 
 
+class StateConflict(exceptions.APIException):
+    """The object's state forbids the action (e.g. stopping a stopped session)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The current state forbids this action."
+    default_code = "state_conflict"
+
+
 class StationTimeout(exceptions.APIException):
     status_code = status.HTTP_504_GATEWAY_TIMEOUT
     default_detail = "The station did not answer in time."

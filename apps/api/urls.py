@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from apps.stations.api.transactions import TransactionExportView, TransactionViewSet
 from apps.stations.api.views import StationViewSet
 from apps.zones.api.views import ZoneViewSet
 
@@ -13,10 +14,13 @@ router = DefaultRouter(trailing_slash="/?")
 router.include_root_view = False
 router.register("zones", ZoneViewSet, basename="zone")
 router.register("stations", StationViewSet, basename="station")
+router.register("transactions", TransactionViewSet, basename="transaction")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    # Named as SPEC §9 spells it: a file, no trailing slash.
+    path("transactions/export.csv", TransactionExportView.as_view(), name="transaction-export"),
     path("", include(router.urls)),
 ]

@@ -1,33 +1,15 @@
-"""Remote actions through the API, to a station on the real OCPP WebSocket consumer.
-
-The API call runs on the test's thread (its database transaction), the
-station on the event loop: the command goes through the channel layer to the
-consumer holding the station's socket, exactly as in production.
-"""
+"""Remote actions through the API, to a station on the real OCPP WebSocket consumer."""
 
 from __future__ import annotations
 
-import asyncio
-from unittest import mock
-
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
 from rest_framework.test import APIClient
 
 from apps.devicelog.models import DeviceLogEntry
-from tests.central_system.conftest import FakeStation
+from tests.api.live_station import answered, request, with_station
 from tests.stations.factories import ConnectorFactory, StationFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _station_side(settings, redis_url, hot_state):
-    # As in the central-system tests: handlers on the test's thread, its connection kept.
-    settings.OCPP_DB_THREADS = 0
-    settings.STATION_COMMAND_TIMEOUT_S = 5.0
-    with mock.patch("channels.db.close_old_connections", lambda: None):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("station_side")]
 
 
 @pytest.fixture
@@ -36,41 +18,6 @@ def station(db):
     ConnectorFactory(station=station, connector_id=1)
     ConnectorFactory(station=station, connector_id=2)
     return station
-
-
-def request(client: APIClient, method: str, path: str, body=None):
-    """The API call, on the test's thread, while the station answers on the loop."""
-    return sync_to_async(getattr(client, method))(path, body, format="json")
-
-
-def with_station(identity: str, exchange):
-    """Connect a station, run ``exchange(cp)``, disconnect; return what it returned."""
-
-    async def scenario():
-        cp = FakeStation(identity)
-        await cp.open()
-        try:
-            return await exchange(cp)
-        finally:
-            await cp.close()
-
-    return async_to_sync(scenario)()
-
-
-def answered(client, method, path, body, *, expect: list, answer, identity: str):
-    """The API call; the station checks the CALL it gets and answers ``answer``."""
-
-    async def exchange(cp):
-        pending = asyncio.create_task(request(client, method, path, body))
-        frame = await cp.receive()
-        assert frame[0] == 2 and frame[2:] == expect
-        if isinstance(answer, dict):
-            await cp.answer(frame, answer)
-        elif answer is not None:
-            await cp.send_text(answer(frame[1]))
-        return await pending
-
-    return with_station(identity, exchange)
 
 
 def test_availability_round_trips_as_change_availability(operator, station):
