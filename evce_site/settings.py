@@ -248,6 +248,8 @@ for _network in METRICS_ALLOWED_IPS:
         ) from None
 
 # --- Authentication -------------------------------------------------------------
+# Password of ``manage.py user create`` (asked for when empty).
+USER_PASSWORD = env_secret("EVCE_USER_PASSWORD", "")
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "apps.accounts.validators.EvcePasswordValidator"},
