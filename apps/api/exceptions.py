@@ -8,7 +8,8 @@ messages. A service's ``ValidationError`` is bad input too: 400, never 500.
 
 A command to a station fails the way SPEC §9 says: 409 ``station_offline``,
 504 ``station_timeout``, 502 ``call_error`` with the station's ``error_code``
-and ``error_description``; an invalid OCPP payload is a 400.
+and ``error_description``; an invalid OCPP payload is a 400. Redis out of
+reach is a 503 ``unavailable``, not a 500.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
+from redis.exceptions import RedisError
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -108,9 +110,19 @@ def field_errors(detail: Any) -> dict[str, list[str]]:
     return out
 
 
+class HotStateUnavailable(exceptions.APIException):
+    """Redis (live figures, station connections) cannot be reached: try again shortly."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Live state is unavailable for a moment; try again."
+    default_code = "unavailable"
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, commands.CommandError):
         return _command_error(exc)
+    if isinstance(exc, RedisError):
+        exc = HotStateUnavailable()
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {NON_FIELD: exc.messages}
