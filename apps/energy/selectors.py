@@ -473,12 +473,20 @@ def station_statuses(
     whatever the number of stations.
     """
     now_s = time.time() if now_s is None else now_s
-    stations = Station.objects.select_related("auth_group").prefetch_related("connectors")
+    stations = Station.objects.select_related("auth_group")
     if identity is not None:
         stations = stations.filter(identity__iexact=identity)
     stations = list(stations.order_by("identity"))
     if not stations:
         return []
+    # Grouped by hand: a prefetch builds a queryset per station to hand them out.
+    stations_by_pk = {station.pk: station for station in stations}
+    connectors_of: dict[int, list[Connector]] = {pk: [] for pk in stations_by_pk}
+    for connector in Connector.objects.filter(station_id__in=list(connectors_of)).order_by(
+        "station_id", "connector_id"
+    ):
+        connector.station = stations_by_pk[connector.station_id]  # no query when asked
+        connectors_of[connector.station_id].append(connector)
     identities = [station.identity for station in stations]
     seen = presence.last_seen_many(identities)
     site = SiteSettings.load()
@@ -502,7 +510,7 @@ def station_statuses(
             last_seen_s=seen.get(station.identity),
         )
         connectors = []
-        for connector in station.connectors.all():
+        for connector in connectors_of[station.pk]:
             tx = sessions.get((station.pk, connector.connector_id))
             sample = samples.get(tx.pk) if tx is not None else None
             setpoint = setpoints.get(f"{station.identity}/{connector.connector_id}")
