@@ -195,3 +195,18 @@ def test_remote_stop_of_a_stopped_session_is_409(operator):
     response = operator.post(f"/api/v2/transactions/{record.pk}/remote-stop/")
 
     assert response.status_code == 409
+
+
+def test_a_time_range_pages_by_start_newest_first(ebms):
+    station = StationFactory()
+    # Stored out of order, as a station back online sends old sessions late.
+    starts = [DAY + timedelta(hours=h) for h in (5, 1, 9, 3, 7)]
+    records = {start: _stopped(station, start=start) for start in starts}
+
+    first = ebms.get("/api/v2/transactions/?from=2026-11-02&to=2026-11-02&limit=2").json()
+    second = ebms.get(first["next"]).json()
+    third = ebms.get(second["next"]).json()
+
+    seen = [item["id"] for page in (first, second, third) for item in page["results"]]
+    assert seen == [records[start].pk for start in sorted(starts, reverse=True)]
+    assert third["next"] is None
