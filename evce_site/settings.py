@@ -64,6 +64,13 @@ OCPP_TLS_KEY = env_str("EVCE_OCPP_TLS_KEY", "")
 # Threads running the OCPP handlers' database work: -1 = one on SQLite (a single
 # writer), four on PostgreSQL; 0 = Channels' shared thread.
 OCPP_DB_THREADS = env_int("EVCE_OCPP_DB_THREADS", -1, minimum=-1, maximum=64)
+# Stations on security profile 1 or 2 get a new AuthorizationKey once their key
+# is this many days old (checked hourly, while they are connected); 0 = never.
+STATION_KEY_ROTATION_DAYS = env_int("EVCE_STATION_KEY_ROTATION_DAYS", 0, minimum=0, maximum=3650)
+# How often reservations past their expiry are closed.
+RESERVATION_CHECK_PERIOD_S = env_float(
+    "EVCE_RESERVATION_CHECK_PERIOD_S", 30.0, minimum=1, maximum=3600
+)
 
 
 # --- Processes started by `manage.py serve` (and the Docker services) ------------

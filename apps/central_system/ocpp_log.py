@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from apps.central_system import hotstate
 from apps.central_system.db import in_db_thread
+from apps.central_system.redaction import redact, redact_text
 from apps.stations.models import OcppMessage
 
 logger = logging.getLogger(__name__)
@@ -39,9 +40,13 @@ def record(
     action: str = "",
     payload: Any = None,
 ) -> None:
-    """Queue one frame for the log (never blocks, never raises)."""
+    """Queue one frame for the log (never blocks, never raises); secrets are redacted."""
     if not isinstance(payload, dict):
         payload = {} if payload is None else {"value": payload}
+    elif isinstance(payload.get("raw"), str) and message_type not in (2, 3, 4):
+        payload = {**payload, "raw": redact_text(payload["raw"])}
+    else:
+        payload = redact(action, payload)
     _buffer.append(
         OcppMessage(
             station_identity=identity[:30],

@@ -40,6 +40,7 @@ from apps.energy.allocator import (
     Zone,
     connector_to_building_phases,
     offline_currents,
+    readings,
     reserve_for_connector,
 )
 from apps.energy.allocator.envelope import ConnectorProfiles
@@ -168,29 +169,6 @@ def _read_window(hot: dict[int, MeterState], now: datetime) -> tuple[float, floa
     return (min(starts), max(ends)) if starts else None
 
 
-RAMP_FREE_MAX_AGE_S = 60.0
-"""A ramp-free estimate older than this is not a basis for a ramp hold at all."""
-
-
-def _ramp_hold(figures: dict | None, now_s: float) -> PhaseCurrents | None:
-    """The last estimate of other loads made with no ramp under way, while it may stand.
-
-    It may stand from the first allocation that sees EVs ramping for
-    ``EV_RAMP_S`` plus the time a triggered sample takes
-    (:data:`RAMP_CONFIRM_S`): by then samples show the ramps. Later raises do
-    not extend it; only an allocation without ramps makes a new one.
-    """
-    figures = figures or {}
-    values, at_s = figures.get("ramp_free_other_loads_a"), figures.get("ramp_free_at_s")
-    if not values or len(values) != 3 or at_s is None or now_s - float(at_s) > RAMP_FREE_MAX_AGE_S:
-        return None
-    started_s = figures.get("ramp_started_at_s")
-    window_s = float(django_settings.EV_RAMP_S) + RAMP_CONFIRM_S
-    if started_s is not None and now_s - float(started_s) > window_s:
-        return None
-    return (float(values[0]), float(values[1]), float(values[2]))
-
-
 def build_zones(
     now: datetime,
     site: SiteSettingsRow,
@@ -244,7 +222,6 @@ def build_zones(
                 ),
                 previous_other_loads_a=previous_other,
                 held_meter_current_a=held_meter,
-                ramp_hold_other_loads_a=_ramp_hold(previous.get(row.pk), now.timestamp()),
             )
         )
     return tuple(zones)
@@ -298,30 +275,22 @@ def _installed_stations() -> list[Station]:
 def ramping_to_a(
     last: dict, sample: MeterSample | None, now_s: float, *, first_before_a: float
 ) -> float | None:
-    """The raised setpoint an EV is taken to be ramping up to, while no sample shows it.
+    """The raised setpoint an EV may be ramping up to though no sample shows it.
 
-    Stations report their current every few seconds: right after an increase
-    the last sample still shows the EV on its old setpoint while the meter
-    already sees it draw more. For ``EV_RAMP_S`` plus the time a triggered
-    sample takes to come (:data:`RAMP_CONFIRM_S`) the EV may be drawing its new
-    setpoint; after that, only a sample counts again. The allocator never
-    subtracts such a ramp from the meter, since the EV may as well still be
-    on its sample (:func:`apps.energy.allocator.capacity.other_loads_da`): the
-    ramp counts as other load until a sample shows it.
+    See :func:`apps.energy.allocator.readings.ramping_to_a`. The allocator
+    never subtracts such a ramp from the meter, since the EV may as well still
+    be on its sample: the ramp counts as other load until a sample shows it,
+    and raises keep room for it (``ZoneAllocation.ramping_a``,
+    ``transition.admit_raises``).
     """
-    history = last.get("history") or []
-    if not history:
-        return None
-    value_a, _sent_at_s, accepted_at_s = history[-1]
-    before_a = history[-2][0] if len(history) > 1 else first_before_a
-    if value_a <= before_a:
-        return None
-    ramp_s = float(django_settings.EV_RAMP_S)
-    if now_s - accepted_at_s > ramp_s + RAMP_CONFIRM_S:
-        return None
-    if sample is not None and sample.sampled_at.timestamp() >= accepted_at_s + ramp_s:
-        return None  # a sample taken once the EV had time to follow: it tells
-    return float(value_a)
+    return readings.ramping_to_a(
+        last.get("history") or [],
+        None if sample is None else sample.sampled_at.timestamp(),
+        now_s,
+        first_before_a=first_before_a,
+        ramp_s=float(django_settings.EV_RAMP_S),
+        confirm_s=RAMP_CONFIRM_S,
+    )
 
 
 def _ramp_phases(
@@ -573,6 +542,7 @@ def build_snapshot(
                 measured_current_a=measured,
                 drawing_cap_a=drawing_cap_a,
                 ramp_current_a=ramp_current_a,
+                station_limit_a=profiles.settled_a(now_s, transaction_id),
             )
         )
         context.refs[key] = replace(ref, transaction_id=tx.pk)

@@ -222,3 +222,22 @@ def test_unknown_station_or_connector_is_404_and_bad_fields_400(operator, statio
         format="json",
     )
     assert bad.status_code == 400 and "availability" in bad.json()["fields"]
+
+
+def test_the_log_of_a_raw_call_keeps_no_secret(admin, station):
+    payload = {"key": "AuthorizationKey", "value": "0123456789abcdef0123"}
+
+    response = answered(
+        admin,
+        "post",
+        f"/api/v2/stations/{station.identity}/ocpp/ChangeConfiguration/",
+        payload,
+        expect=["ChangeConfiguration", payload],  # the station gets the real key
+        answer={"status": "Accepted"},
+        identity=station.identity,
+    )
+
+    assert response.json() == {"status": "Accepted"}
+    entry = DeviceLogEntry.objects.get(event="station_command")
+    assert entry.data["payload"] == {"key": "AuthorizationKey", "value": "[redacted]"}
+    assert "0123456789abcdef" not in str(entry.data)
