@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any
 
 from django.utils import timezone
+from redis.exceptions import RedisError
 
+from apps.central_system import hotstate
 from apps.central_system.db import in_db_thread
 from apps.central_system.redaction import redact, redact_text
 from apps.stations.models import OcppMessage
@@ -97,3 +100,8 @@ async def flush() -> int:
 
 def _write(rows: list[OcppMessage]) -> None:
     OcppMessage.objects.bulk_create(rows, batch_size=500)
+    counts = Counter((row.direction, row.action or "none") for row in rows)
+    try:
+        hotstate.messages_count(dict(counts))
+    except (RedisError, OSError):  # counters for monitoring: the log itself is written
+        logger.warning("Could not count OCPP messages", exc_info=True)

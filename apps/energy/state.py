@@ -16,6 +16,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from apps.energy.allocator import Ranking
 from apps.energy.allocator.envelope import ConnectorProfiles
 from apps.energy.allocator.readings import lowest_in_force_a
@@ -280,3 +282,23 @@ def reset() -> None:
     from apps.energy.services import DIRTY, LOCK, QUEUED
 
     redis_client().delete(SENT, PROFILES, SESSIONS, ZONES, HOLDS, RANKING, DIRTY, QUEUED, LOCK)
+
+
+RUNS = key("energy", "runs")
+
+
+def run_record(duration_s: float) -> None:
+    """Count a control-loop run and its duration (``/metrics``); never fails the run."""
+    try:
+        pipe = redis_client().pipeline()
+        pipe.hincrby(RUNS, "count", 1)
+        pipe.hincrbyfloat(RUNS, "duration_s_sum", duration_s)
+        pipe.hset(RUNS, "last_duration_s", duration_s)
+        pipe.execute()
+    except (RedisError, OSError):  # figures for monitoring: not worth a failed run
+        return
+
+
+def run_stats() -> dict[str, float]:
+    """``count``, ``duration_s_sum`` and ``last_duration_s`` of the runs so far."""
+    return {name: float(value) for name, value in redis_client().hgetall(RUNS).items()}

@@ -1,7 +1,8 @@
-"""Reads of cards and authentication groups that the web UI and the admin share."""
+"""Reads of cards and authentication groups shared by the API, the pages and the admin."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
@@ -77,3 +78,23 @@ def auth_group_summary(group_id: int) -> GroupSummary | None:
         return None
     identities = list(found.stations.order_by("identity").values_list("identity", flat=True))
     return _summary(found, identities)
+
+
+def cards_listed(*, search: str | None = None, authorized: bool | None = None) -> QuerySet[Card]:
+    """Cards by id tag, their groups prefetched; ``search`` in the id tag or the comment."""
+    state = ""
+    if authorized is not None:
+        state = CardState.AUTHORIZED if authorized else CardState.BLOCKED
+    return cards_search(text=search or "", state=state)
+
+
+def card_by_id_tag(id_tag: str) -> Card | None:
+    """OCPP compares id tags case-insensitively: so does this."""
+    return Card.objects.prefetch_related("groups").filter(id_tag__iexact=id_tag).first()
+
+
+def auth_groups_by_name(names: Iterable[str]) -> tuple[list[AuthGroup], list[str]]:
+    """The groups of these names, and the names that name no group."""
+    wanted = list(dict.fromkeys(names))
+    found = {group.name: group for group in AuthGroup.objects.filter(name__in=wanted)}
+    return [found[n] for n in wanted if n in found], [n for n in wanted if n not in found]

@@ -117,7 +117,7 @@ def test_no_secret_survives_the_logging_path(make_station, redis_url):
         cp = make_station(station.identity)
         await cp.open()
         for command in BUILT.values():
-            assert commands._checked(command.action, command.payload) == command.payload
+            assert commands.checked_payload(command.action, command.payload) == command.payload
             pending = asyncio.create_task(commands.send(station.identity, command))
             frame = await cp.receive()
             assert frame[2] == command.action and frame[3] == command.payload  # sent in clear

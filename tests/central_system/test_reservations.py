@@ -56,7 +56,7 @@ def test_an_accepted_reservation_is_active(station):
     assert command.payload["reservationId"] == reservation.pk
     assert command.payload["connectorId"] == 1
     assert command.payload["parentIdTag"] == "FLEET"
-    assert commands._checked(command.action, command.payload) == command.payload
+    assert commands.checked_payload(command.action, command.payload) == command.payload
     assert (reservation.status, reservation.station_answer) == ("active", "Accepted")
 
 
