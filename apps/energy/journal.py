@@ -68,11 +68,16 @@ def store_results(
             "other_loads_a": zone.other_loads_a,
             "held_meter_current_a": zone.held_meter_current_a,
             "ramping_a": zone.ramping_a,
+            # The reading this run went by: what an estimate stands for once a hold ends.
+            "meter_current_a": inputs[zone.zone_id].meter_current_a,
             **_dip_hold(
                 context,
                 zone.zone_id,
                 state.held_since_s(
-                    context.previous_zones.get(zone.zone_id),
+                    # A hold that ended now: a fall still held is a new one.
+                    None
+                    if zone.zone_id in context.holds_ended
+                    else context.previous_zones.get(zone.zone_id),
                     zone.held_meter_current_a,
                     inputs[zone.zone_id].meter_current_a,
                     allocation.now_s,

@@ -91,6 +91,7 @@ class SnapshotContext:
     zone_chains: dict[int, tuple[int, ...]] = field(default_factory=dict)
     dip_hold_s: float = 0.0
     holds_begun: list[tuple[int, float]] = field(default_factory=list)  # (zone, since_s)
+    holds_ended: set[int] = field(default_factory=set)  # zones whose dip hold ended now
     transaction_ids: dict[str, int] = field(default_factory=dict)  # the active one
     held: dict[str, ConnectorRef] = field(default_factory=dict)  # reserved at their envelope
     # Held connectors with a session, as sessions: what they would get if they followed.
@@ -132,9 +133,12 @@ def _other_loads_hold(
 ) -> tuple[PhaseCurrents | None, PhaseCurrents | None]:
     """The last estimate of a zone's other loads and the meter level it stands for.
 
-    Passed on while a fall of the meter held back by that estimate is younger
-    than ``hold_s``: by then every station has sent a sample taken after the
-    fall, which shows any EV dip, so the fall belongs to the building.
+    The level is the one held back while a fall of the meter is younger than
+    ``hold_s``: by then every station has sent a sample taken after the fall,
+    which shows any EV dip, so that fall belongs to the building. Once a hold
+    ends (here, or by the samples, see :func:`_end_dip_holds_shown_by_samples`)
+    the estimate stands for the last meter reading instead (:func:`_rebased`):
+    a fall since then is a new one, which EVs dipping now could explain.
     """
     figures = figures or {}
     other, held = figures.get("other_loads_a"), figures.get("held_meter_current_a")
@@ -142,10 +146,21 @@ def _other_loads_hold(
         return None, None
     since_s = figures.get("held_since_s")
     if since_s is not None and now_s - float(since_s) > hold_s:
-        return None, None
+        return _rebased(figures)
     return (
         (float(other[0]), float(other[1]), float(other[2])),
         (float(held[0]), float(held[1]), float(held[2])),
+    )
+
+
+def _rebased(figures: dict) -> tuple[PhaseCurrents | None, PhaseCurrents | None]:
+    """The last estimate, standing for the last meter reading: a held fall is credited."""
+    other, meter = figures.get("other_loads_a"), figures.get("meter_current_a")
+    if not other or not meter or len(other) != 3 or len(meter) != 3:
+        return None, None
+    return (
+        (float(other[0]), float(other[1]), float(other[2])),
+        (float(meter[0]), float(meter[1]), float(meter[2])),
     )
 
 
@@ -327,6 +342,7 @@ def _end_dip_holds_shown_by_samples(
     previous: dict[int, dict],
     context: SnapshotContext,
     sample_ids: dict[str, int],
+    now_s: float,
 ) -> tuple[Zone, ...]:
     """A dip hold ends once every session below its zone has a sample taken after it began.
 
@@ -342,6 +358,8 @@ def _end_dip_holds_shown_by_samples(
         mark = marks.get(zone.zone_id) or {}
         after_id = mark.get("after_sample_id")
         since_s = figures.get("held_since_s")
+        if since_s is not None and now_s - float(since_s) > context.dip_hold_s:
+            context.holds_ended.add(zone.zone_id)  # expired: rebased in build_zones
         marked = since_s is not None and mark.get("since_s") == since_s
         if zone.held_meter_current_a is not None and marked and after_id is not None:
             below = [
@@ -354,7 +372,11 @@ def _end_dip_holds_shown_by_samples(
                 sample_ids.get(key, 0) > stations.get(context.refs[key].identity, after_id)
                 for key in below
             ):
-                zone = replace(zone, previous_other_loads_a=None, held_meter_current_a=None)
+                previous_other, held_meter = _rebased(figures)
+                zone = replace(
+                    zone, previous_other_loads_a=previous_other, held_meter_current_a=held_meter
+                )
+                context.holds_ended.add(zone.zone_id)
         result.append(zone)
     return tuple(result)
 
@@ -554,7 +576,7 @@ def build_snapshot(
         zone.zone_id: tuple(tree.zones[p].zone_id for p in tree.chains[position])
         for position, zone in enumerate(tree.zones)
     }
-    zones = _end_dip_holds_shown_by_samples(zones, previous_zones, context, sample_ids)
+    zones = _end_dip_holds_shown_by_samples(zones, previous_zones, context, sample_ids, now_s)
     context.snapshot = SiteSnapshot(
         now_s=now_s,
         zones=zones,

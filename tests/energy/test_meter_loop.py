@@ -102,6 +102,7 @@ class MeterLoop(Loop):
         # (hold since, samples asked at, stations yet to answer, their marks)
         self.asked: tuple[float, float, set[str], dict[str, int]] | None = None
         self.mark: tuple[float, dict[str, int]] | None = None  # (hold since, marks)
+        self.hold_ended = False
         self.steps = 0
 
     # What really happens -------------------------------------------------
@@ -271,16 +272,19 @@ class MeterLoop(Loop):
         """The zone with its reading, and the dip hold as the snapshot passes it on."""
         figures = self.figures
         previous = held = None
+        self.hold_ended = False
         if figures.get("other") and figures.get("held"):
             since_s = figures.get("since_s")
             hold_s = self.sample_interval_s + SAMPLE_TRANSIT_S
-            if since_s is None or self.now_s - since_s <= hold_s:
-                previous, held = figures["other"], figures["held"]
+            previous, held = figures["other"], figures["held"]
+            if since_s is not None and self.now_s - since_s > hold_s:
+                held, self.hold_ended = figures["meter"], True
         mark = self.mark
         if held is not None and mark is not None and mark[0] == figures.get("since_s"):
             keys = [s.connector.key for s in sessions]
             if all(self.sample_id(key) > mark[1].get(key, self.last_sample_id) for key in keys):
-                previous = held = None
+                # The fall held is shown: the estimate stands for the last reading.
+                held, self.hold_ended = figures["meter"], True
         zone = replace(
             self.zones[0],
             meter_current_a=self.reading or self.building_a,
@@ -302,12 +306,13 @@ class MeterLoop(Loop):
         if zone.held_meter_current_a is not None and any(
             h > m + HOLD_TOLERANCE_A for h, m in zip(zone.held_meter_current_a, meter, strict=True)
         ):
-            since_s = self.figures.get("since_s") or self.now_s
+            since_s = (None if self.hold_ended else self.figures.get("since_s")) or self.now_s
         if since_s is not None and since_s != self.figures.get("since_s"):
             self.ask_for_samples(since_s)
         self.figures = {
             "other": zone.other_loads_a,
             "held": zone.held_meter_current_a,
+            "meter": meter,
             "since_s": since_s,
         }
 
