@@ -133,8 +133,9 @@ def live(tmp_path_factory):
 
 def test_sessions_share_what_the_building_leaves(live):
     live.wait_for(lambda: all(o > 0 for o in live.offered_a()), 90, "all three sessions charging")
-    # 63 A − 10 A of building load, shared by three sessions.
-    live.wait_for(lambda: min(live.offered_a()) >= 15, 30, "the fair share")
+    # 63 A − 10 A of building load, shared by three sessions. Each raise leaves
+    # room for its EV's ramp until a sample shows it: a few rounds of raises.
+    live.wait_for(lambda: min(live.offered_a()) >= 15, 60, "the fair share")
     live.assert_within_limit_for(3, ZONE_MAX_A - 10)
 
 
