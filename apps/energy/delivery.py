@@ -392,12 +392,21 @@ async def _retry_as_station_max(delivery: Delivery, status: str) -> str:
     )
 
 
-def ask_for_samples_after_ramp(deliveries: list[Delivery], results: list[str]) -> None:
-    """Ask stations whose setpoint went up for a sample once their EV had time to follow.
+RAMP_FIRST_LOOK_S = 1.0
+"""Many EVs follow a raise within a second: a first sample is asked for then."""
 
-    Until a sample shows the EV on its new setpoint, its ramp is an estimate
-    (see :func:`apps.energy.snapshot.ramping_to_a`); waiting for the periodic
-    sample would leave that estimate standing for up to a sample interval.
+SAMPLE_TRANSIT_WAIT_S = 0.5
+"""How long after a station accepted a request for a sample the sample is looked for."""
+
+
+def ask_for_samples_after_ramp(deliveries: list[Delivery], results: list[str]) -> None:
+    """Ask stations whose setpoint went up for samples while their EV follows, then look again.
+
+    Until a sample shows the EV on its new setpoint, its ramp counts as
+    building load and raises keep room for it (``allocator.transition``):
+    the sooner samples show it, the sooner that room is given out. A sample
+    is asked for after a second, when many EVs have followed, and once every
+    EV had time to (``EV_RAMP_S``); the control loop looks again after each.
     """
     raised = [
         d.ref
@@ -406,9 +415,14 @@ def ask_for_samples_after_ramp(deliveries: list[Delivery], results: list[str]) -
     ]
     if raised:
         ramp_s = float(settings.EV_RAMP_S)
-        command_loop.run_later(ramp_s, lambda: ask_for_samples(raised))
-        # Once the samples show the ramps, what they kept free can be given out.
-        command_loop.run_later(ramp_s + SAMPLE_WAIT_S + 0.1, _request_again)
+        for delay_s in sorted({min(RAMP_FIRST_LOOK_S, ramp_s), ramp_s}):
+            command_loop.run_later(delay_s, lambda: _samples_then_look_again(raised))
+
+
+async def _samples_then_look_again(refs: list[ConnectorRef]) -> None:
+    await ask_for_samples(refs)
+    await asyncio.sleep(SAMPLE_TRANSIT_WAIT_S)
+    await _request_again()
 
 
 async def ask_for_samples(refs: list[ConnectorRef]) -> None:

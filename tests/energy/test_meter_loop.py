@@ -37,6 +37,7 @@ from apps.energy.allocator.readings import (
     ramping_to_a,
     sample_cap,
 )
+from apps.energy.delivery import RAMP_FIRST_LOOK_S
 from apps.energy.snapshot import RAMP_CONFIRM_S, SAMPLE_TRANSIT_S
 from apps.energy.state import HOLD_TOLERANCE_A
 from tests.energy.allocator.strategies import Decoder
@@ -183,9 +184,10 @@ class MeterLoop(Loop):
     def record(self, change, result: str) -> None:
         ramps = self.ramps(change)
         super().record(change, result)
-        if ramps and result == "accepted":
+        if ramps and result == "accepted" and change.kind == "live":
             # ``delivery.ask_for_samples_after_ramp``
-            self.triggers.append((self.now_s + RAMP_S, change.key))
+            for delay_s in sorted({min(RAMP_FIRST_LOOK_S, RAMP_S), RAMP_S}):
+                self.triggers.append((self.now_s + delay_s, change.key))
         if change.kind == "live" and result == "accepted":
             tx = self.truths[change.key].transaction_id
             previous_tx, items = self.history.get(change.key, (None, []))
