@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from apps.meters import state
+from apps.meters.models import MeterRecord
 from apps.meters.state import MeterStatus
 
 PhaseCurrents = tuple[float, float, float]
@@ -92,3 +93,21 @@ def meter_states(meter_ids: list[int]) -> dict[int, MeterState]:
     """The state of each meter in ``meter_ids`` (never-read ones included), one round trip."""
     records = state.meters_hot_state(meter_ids)
     return {i: MeterState.from_hot(i, records.get(i)) for i in meter_ids}
+
+
+@dataclass(frozen=True, slots=True)
+class MeterPoint:
+    """One stored reading of a meter's phase currents (None: that phase was not read)."""
+
+    at: datetime
+    current_a: tuple[float | None, float | None, float | None]
+
+
+def meter_history(meter_id: int, *, since: datetime, limit: int = 10_000) -> list[MeterPoint]:
+    """The meter's stored readings since ``since``, oldest first (for the zone charts)."""
+    rows = (
+        MeterRecord.objects.filter(meter_id=meter_id, at__gte=since)
+        .order_by("at")
+        .values_list("at", "current_l1_a", "current_l2_a", "current_l3_a")[:limit]
+    )
+    return [MeterPoint(at=at, current_a=(l1, l2, l3)) for at, l1, l2, l3 in rows]
