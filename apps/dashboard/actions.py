@@ -110,11 +110,13 @@ class RemoteActionForm(forms.Form):
                 self.add_error("connector_id", _("No session is ongoing on this connector."))
         if action == RemoteAction.START:
             id_tag = (data.get("id_tag") or "").strip()
+            card = Card.objects.filter(id_tag__iexact=id_tag).first() if id_tag else None
             if not id_tag:
                 self.add_error("id_tag", _("Choose the card to charge with."))
-            elif not Card.objects.filter(id_tag__iexact=id_tag).exists():
+            elif card is None:
                 self.add_error("id_tag", _("No card has this id tag."))
-            data["id_tag"] = id_tag
+            else:
+                data["id_tag"] = card.id_tag  # as the card is written, whatever was typed
         if action == RemoteAction.AVAILABILITY and not data.get("availability"):
             self.add_error("availability", _("Choose operative or inoperative."))
         if action == RemoteAction.DIAGNOSTICS and not data.get("location"):

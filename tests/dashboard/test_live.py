@@ -85,3 +85,26 @@ def test_a_status_change_and_a_control_loop_run_reach_an_operator(
         await feed.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_live_refreshes_do_not_keep_a_session_alive(client):
+    """The session timeout counts the user's requests, not the page refreshing itself."""
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+
+    from apps.siteconfig.services import site_settings_update
+
+    site_settings_update(session_timeout_s=300)
+    client.force_login(UserFactory(role="operator"))
+    client.get("/password/")
+    soon = timezone.now() + timedelta(seconds=30)
+    Session.objects.update(expire_date=soon)
+    session = Session.objects.get()
+    session_data = session.get_decoded()
+    session_data["_session_expiry"] = soon.isoformat()
+    Session.objects.filter(pk=session.pk).update(session_data=Session.objects.encode(session_data))
+    assert client.get("/password/", headers={"X-Evce-Live": "1"}).status_code == 200
+    assert abs((Session.objects.get().expire_date - soon).total_seconds()) < 1
+    assert client.get("/password/").status_code == 200
+    assert (Session.objects.get().expire_date - timezone.now()).total_seconds() > 290

@@ -268,7 +268,7 @@ def test_a_remote_start_with_a_card_needs_no_confirmation(operator, site):
     assert _act(operator, action="start", connector_id="2", id_tag="card-b").status_code == 302
     command = CommandResult.objects.get()
     assert command.action == "RemoteStartTransaction"
-    assert command.payload == {"idTag": "card-b", "connectorId": 2}
+    assert command.payload == {"idTag": "CARD-B", "connectorId": 2}
 
 
 def test_a_remote_stop_names_the_ongoing_session(operator, site):
