@@ -205,9 +205,7 @@ def main() -> None:
         )
         from apps.stations.selectors import LogCursor, OcppLogFilter, ocpp_log_page
 
-        middle = ocpp_log_page(
-            BUSY, OcppLogFilter(until=site["middle_at"]), size=1
-        ).rows[0]
+        middle = ocpp_log_page(BUSY, OcppLogFilter(until=site["middle_at"]), size=1).rows[0]
         cursor = LogCursor(at=middle.at, id=middle.pk).token()
         client = Client()
         client.force_login(site["user"])

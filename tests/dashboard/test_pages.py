@@ -329,3 +329,12 @@ def test_the_station_shows_each_answer_in_words(operator, site):
         "timeout: no answer in time",
     ):
         assert words in body
+
+
+@pytest.mark.parametrize("identity", ["CP-1", "A*B|C@D=E+F", "b.ay_1"])
+def test_station_links_are_what_reverse_gives(identity):
+    from django.urls import reverse
+
+    from apps.dashboard.selectors import station_url
+
+    assert station_url(identity) == reverse("dashboard:station", args=[identity])

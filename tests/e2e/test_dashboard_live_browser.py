@@ -116,6 +116,7 @@ def live(tmp_path_factory):
 
 def _log_in(live, page, path: str = "/") -> None:
     base = live.stack.base_url
+    page.set_viewport_size({"width": 1024, "height": 768})
     page.goto(f"{base}{path}")
     page.fill("#id_username", "olive")
     page.fill("#id_password", PASSWORD)
@@ -127,6 +128,13 @@ def _log_in(live, page, path: str = "/") -> None:
 
 def _not_reloaded(page) -> bool:
     return page.evaluate("window.__notReloaded === true")
+
+
+def _fits_the_screen(page) -> bool:
+    """No horizontal scrolling at 1024 px (wide tables scroll inside their box)."""
+    return page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
 
 
 def test_a_status_change_appears_within_2_s_without_reload(live, page):
@@ -186,6 +194,7 @@ def test_the_zone_chart_draws_the_meter_against_the_limit(live, page):
     )
     assert page.locator("#meter-chart polyline.l1").get_attribute("points").count(",") >= 2
     assert page.locator("#meter-chart line.limit").count() == 1
+    assert _fits_the_screen(page)
 
 
 def _answer(page, action: str, timeout_s: float = 10):
@@ -205,6 +214,7 @@ def test_a_remote_start_round_trips_to_the_station(live, page):
     start.locator("button[type=submit]").click()
     page.wait_for_url("**/stations/LV-2/#commands")
     assert "sent to the station" in page.locator("#remote-actions").inner_text()
+    assert _fits_the_screen(page)
     row = _answer(page, "RemoteStartTransaction")
     assert row.get_attribute("data-outcome") == "accepted"
     assert "accepted (Accepted)" in row.inner_text()
