@@ -29,6 +29,7 @@ from apps.stations.selectors import (
     LogCursor,
     OcppLogFilter,
     ocpp_log_actions,
+    ocpp_log_chunk,
     ocpp_log_page,
     station_by_identity,
 )
@@ -186,30 +187,27 @@ class _Echo:
 async def _log_csv_lines(identity: str, log_filter: OcppLogFilter):
     """The CSV, a chunk at a time: memory stays flat however long the log is."""
     writer = csv.writer(_Echo())
-    yield writer.writerow(
-        ["time_utc", "direction", "message_type", "message_id", "action", "payload"]
-    )
+    yield writer.writerow(CSV_COLUMNS)
     after = None
     while True:
-        page = await sync_to_async(ocpp_log_page)(
+        rows, after = await sync_to_async(ocpp_log_chunk)(
             identity, log_filter, after=after, size=CSV_CHUNK_ROWS
         )
         yield "".join(
             writer.writerow(
                 [
-                    row.at.isoformat(),
-                    row.direction,
-                    row.message_type,
-                    row.unique_id,
-                    row.action,
-                    json.dumps(row.payload, separators=(",", ":"), sort_keys=True),
+                    at.isoformat(),
+                    direction,
+                    message_type,
+                    unique_id,
+                    action,
+                    json.dumps(payload, separators=(",", ":"), sort_keys=True),
                 ]
             )
-            for row in page.rows
+            for at, _id, direction, message_type, unique_id, action, payload in rows
         )
-        if page.next_cursor is None:
+        if after is None:
             return
-        after = page.next_cursor
 
 
 @ui_user_required

@@ -229,6 +229,12 @@ def _ocpp_log(identity: str, log_filter: OcppLogFilter) -> QuerySet[OcppMessage]
     return rows.order_by("-at", "-id")
 
 
+def _after(rows: QuerySet[OcppMessage], after: LogCursor | None) -> QuerySet[OcppMessage]:
+    if after is None:
+        return rows
+    return rows.filter(Q(at__lt=after.at) | Q(at=after.at, id__lt=after.id))
+
+
 def ocpp_log_page(
     identity: str,
     log_filter: OcppLogFilter,
@@ -241,16 +247,29 @@ def ocpp_log_page(
     Keyset pagination on (time, id) along the (identity, time) index: a page
     deep in millions of rows costs what the first one does.
     """
-    rows = _ocpp_log(identity, log_filter)
-    if after is not None:
-        rows = rows.filter(Q(at__lt=after.at) | Q(at=after.at, id__lt=after.id))
-    page = list(rows[: size + 1])
+    page = list(_after(_ocpp_log(identity, log_filter), after)[: size + 1])
     more = len(page) > size
     page = page[:size]
     return OcppLogPage(
         rows=page,
         next_cursor=LogCursor(at=page[-1].at, id=page[-1].pk) if more and page else None,
     )
+
+
+#: The columns of :func:`ocpp_log_chunk`'s rows.
+OCPP_LOG_FIELDS = ("at", "id", "direction", "message_type", "unique_id", "action", "payload")
+
+
+def ocpp_log_chunk(
+    identity: str, log_filter: OcppLogFilter, *, after: LogCursor | None, size: int
+) -> tuple[list[tuple], LogCursor | None]:
+    """:func:`ocpp_log_page` as plain tuples (``OCPP_LOG_FIELDS``), for exports: no models."""
+    rows = list(
+        _after(_ocpp_log(identity, log_filter), after).values_list(*OCPP_LOG_FIELDS)[: size + 1]
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, (LogCursor(at=rows[-1][0], id=rows[-1][1]) if more and rows else None)
 
 
 def ocpp_log_actions() -> list[str]:
