@@ -30,7 +30,7 @@ from apps.energy.selectors import (
 from apps.energy.snapshot import station_offline_currents
 from apps.meters.selectors import MeterPoint, meter_history, meter_state
 from apps.rfid.models import Card, StationAuthState
-from apps.stations.models import Station, StationState, Transaction
+from apps.stations.models import PHASE_WIRING_LABELS, Station, StationState, Transaction
 from apps.zones.models import Zone
 
 # --- zones ---------------------------------------------------------------------------
@@ -149,31 +149,45 @@ def fleet_status(status: StationStatus) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StationRow:
-    """A station as the tables show it."""
+    """A station as the tables show it; the words are worked out once (a table has 1000)."""
 
     status: StationStatus
     fleet_status: str
+    status_label: str
     zone_name: str
+    url: str
+    wiring: str  # the connectors' phase wirings in words, "" when none
 
     @property
     def station(self) -> Station:
         return self.status.station
 
     @property
-    def url(self) -> str:
-        return station_url(self.status.station.identity)
-
-    @property
-    def status_label(self) -> str:
-        return str(FLEET_STATUSES.get(self.fleet_status, self.fleet_status))
-
-    @property
-    def phase_wirings(self) -> list[str]:
-        return sorted({item.connector.get_phase_wiring_display() for item in self.connectors})
-
-    @property
     def connectors(self) -> tuple[ConnectorStatus, ...]:
         return self.status.connectors
+
+
+def _station_row(status: StationStatus, zone_names: dict[int, str]) -> StationRow:
+    key = fleet_status(status)
+    return StationRow(
+        status=status,
+        fleet_status=key,
+        status_label=str(FLEET_STATUSES.get(key, key)),
+        zone_name=zone_names.get(status.station.zone_id or -1, ""),
+        url=station_url(status.station.identity),
+        wiring=", ".join(
+            sorted(
+                {
+                    str(
+                        PHASE_WIRING_LABELS.get(
+                            item.connector.phase_wiring, item.connector.phase_wiring
+                        )
+                    )
+                    for item in status.connectors
+                }
+            )
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,14 +287,7 @@ def overview(*, zone_id: int | None = None, now_s: float | None = None) -> Overv
     if zone_id is not None:
         inside = _subtree_ids(zones, zone_id)
         statuses = [status for status in statuses if status.station.zone_id in inside]
-    rows = [
-        StationRow(
-            status=status,
-            fleet_status=fleet_status(status),
-            zone_name=zone_names.get(status.station.zone_id or -1, ""),
-        )
-        for status in statuses
-    ]
+    rows = [_station_row(status, zone_names) for status in statuses]
     counts = dict.fromkeys(FLEET_STATUSES, 0)
     for row in rows:
         counts[row.fleet_status] = counts.get(row.fleet_status, 0) + 1
@@ -501,11 +508,7 @@ def station_detail(identity: str, *, now_s: float | None = None) -> StationDetai
         for item in status.connectors
     ]
     return StationDetail(
-        row=StationRow(
-            status=status,
-            fleet_status=fleet_status(status),
-            zone_name=zone_names.get(station.zone_id or -1, ""),
-        ),
+        row=_station_row(status, zone_names),
         online=status.online,
         connectors=connectors,
         sessions=[
