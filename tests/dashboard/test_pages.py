@@ -338,3 +338,12 @@ def test_station_links_are_what_reverse_gives(identity):
     from apps.dashboard.selectors import station_url
 
     assert station_url(identity) == reverse("dashboard:station", args=[identity])
+
+
+def test_a_session_can_be_stopped_from_the_global_view(operator, site):
+    body = _text(operator.get("/"))
+    row = body[body.index(f'data-session="{site["session"].pk}"') :]
+    row = row[: row.index("</tr>")]
+    assert 'action="/stations/BAY-1/actions/"' in row and 'value="stop"' in row
+    asked = _act(operator, action="stop", connector_id="1")
+    assert "Stop the charge on connector 1?" in _text(asked)
