@@ -3,7 +3,9 @@
 Each periodic task has an ``expires`` shorter than its period, so a tick that
 could not run in time is dropped instead of piling up behind the next one.
 The periods are settings (``EVCE_REBALANCE_PERIOD_S``, ``EVCE_METER_TICK_MS``,
-``EVCE_RETENTION_PERIOD_S``), read and checked in ``evce_site.settings``.
+``EVCE_RETENTION_PERIOD_S``, ``EVCE_RESERVATION_CHECK_PERIOD_S``), read and
+checked in ``evce_site.settings``; station keys are rotated only when
+``EVCE_STATION_KEY_ROTATION_DAYS`` is set.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evce_site.settings")
 
+# Stations due for a new key are looked for hourly (EVCE_STATION_KEY_ROTATION_DAYS).
+KEY_ROTATION_CHECK_S = 3600.0
+
 app = Celery("evce")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
@@ -25,7 +30,8 @@ def beat_schedule() -> dict[str, dict]:
     retention_s = settings.RETENTION_PERIOD_S
     rebalance_s = settings.REBALANCE_PERIOD_S
     meter_tick_s = settings.METER_TICK_MS / 1000
-    return {
+    reservation_s = settings.RESERVATION_CHECK_PERIOD_S
+    schedule = {
         "poll-meters": {
             "task": "apps.meters.tasks.poll_meters_task",
             "schedule": meter_tick_s,
@@ -41,7 +47,19 @@ def beat_schedule() -> dict[str, dict]:
             "schedule": retention_s,
             "options": {"expires": retention_s * 0.9},
         },
+        "expire-reservations": {
+            "task": "apps.central_system.tasks.reservations_expire_task",
+            "schedule": reservation_s,
+            "options": {"expires": reservation_s * 0.9},
+        },
     }
+    if settings.STATION_KEY_ROTATION_DAYS:
+        schedule["rotate-station-keys"] = {
+            "task": "apps.central_system.tasks.station_keys_rotate_task",
+            "schedule": KEY_ROTATION_CHECK_S,
+            "options": {"expires": KEY_ROTATION_CHECK_S * 0.9},
+        }
+    return schedule
 
 
 @app.on_after_configure.connect

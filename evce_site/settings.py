@@ -11,6 +11,7 @@ two equal.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -63,6 +64,13 @@ OCPP_TLS_KEY = env_str("EVCE_OCPP_TLS_KEY", "")
 # Threads running the OCPP handlers' database work: -1 = one on SQLite (a single
 # writer), four on PostgreSQL; 0 = Channels' shared thread.
 OCPP_DB_THREADS = env_int("EVCE_OCPP_DB_THREADS", -1, minimum=-1, maximum=64)
+# Stations on security profile 1 or 2 get a new AuthorizationKey once their key
+# is this many days old (checked hourly, while they are connected); 0 = never.
+STATION_KEY_ROTATION_DAYS = env_int("EVCE_STATION_KEY_ROTATION_DAYS", 0, minimum=0, maximum=3650)
+# How often reservations past their expiry are closed.
+RESERVATION_CHECK_PERIOD_S = env_float(
+    "EVCE_RESERVATION_CHECK_PERIOD_S", 30.0, minimum=1, maximum=3600
+)
 
 
 # --- Processes started by `manage.py serve` (and the Docker services) ------------
@@ -233,7 +241,22 @@ METER_TICK_MS = env_int("EVCE_METER_TICK_MS", 250, minimum=50, maximum=10000)
 # Period of the purge of expired OCPP logs and meter samples.
 RETENTION_PERIOD_S = env_float("EVCE_RETENTION_PERIOD_S", 3600.0, minimum=1, maximum=7 * 86400)
 
+# How long a remote action of the API waits for the station's answer (then 504).
+STATION_COMMAND_TIMEOUT_S = 30.0
+
+# Who may scrape /metrics without a token: addresses or networks (CIDR).
+METRICS_ALLOWED_IPS = env_list("EVCE_METRICS_ALLOWED_IPS", ["127.0.0.1"])
+for _network in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"EVCE_METRICS_ALLOWED_IPS: {_network!r} is not an IP address or network"
+        ) from None
+
 # --- Authentication -------------------------------------------------------------
+# Password of ``manage.py user create`` (asked for when empty).
+USER_PASSWORD = env_secret("EVCE_USER_PASSWORD", "")
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "apps.accounts.validators.EvcePasswordValidator"},
@@ -307,10 +330,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # Two resources have a field "type": name their enumerations.
+    # Fields of the same name with different choices ("type", "status"): name them.
     "ENUM_NAME_OVERRIDES": {
         "ZoneTypeEnum": ["static", "dynamic"],
         "ReductionTypeEnum": ["percentage", "current"],
+        "AvailabilityAnswerEnum": ["accepted", "scheduled", "rejected"],
+        "AcceptedAnswerEnum": ["accepted", "rejected"],
+        "UnlockAnswerEnum": ["unlocked", "unlockfailed", "notsupported"],
+        "OcppStatusEnum": "apps.stations.api.serializers.OCPP_STATUSES",
     },
 }
 

@@ -304,3 +304,21 @@ def user_token_revoke(user: User, *, by=None) -> bool:
             {"username": user.username},
         )
     return bool(deleted)
+
+
+@transaction.atomic
+def user_unlock(user: User, *, by=None) -> bool:
+    """Lift a login lock and forget the failed attempts; False when there was nothing to lift."""
+    current = User.objects.select_for_update().get(pk=user.pk)
+    if current.locked_until is None and current.failed_login_count == 0:
+        return False
+    current.locked_until = None
+    current.failed_login_count = 0
+    current.save(update_fields=["locked_until", "failed_login_count"])
+    _log(
+        "user_unlocked",
+        _("User %(name)s unlocked.") % {"name": current.username},
+        by,
+        {"username": current.username},
+    )
+    return True

@@ -78,7 +78,7 @@ async def call(
     ``CallError``; a status such as ``Rejected`` is the station's answer and
     comes back in the payload.
     """
-    payload = _checked(action, payload)
+    payload = checked_payload(action, payload)
     channel = await hotstate.connection_channel(identity)
     if channel is None:
         raise StationOffline(f"Station {identity} is not connected.")
@@ -127,7 +127,7 @@ async def call_many(
     checked: dict[int, dict[str, Any]] = {}
     for position, (_identity, action, payload) in enumerate(calls):
         try:
-            checked[position] = _checked(action, payload)
+            checked[position] = checked_payload(action, payload)
         except InvalidCommand as exc:
             outcomes[position] = exc
     channels = await hotstate.connection_channels(sorted({calls[i][0] for i in checked}))
@@ -212,7 +212,9 @@ def send_sync(
     return call_sync(identity, command.action, command.payload, timeout_s=timeout_s)
 
 
-def _checked(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+def checked_payload(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as it will be sent; ``InvalidCommand`` unless ``action`` is a CS→CP
+    action and the payload is valid against its OCPP 1.6 JSON schema."""
     if action not in protocol.CS_TO_CP_ACTIONS:
         raise InvalidCommand(f"{action} is not a command a central system sends.")
     plain = protocol.plain_json(payload)

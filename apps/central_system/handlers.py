@@ -14,10 +14,17 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from ocpp.v16.enums import ChargePointStatus, GenericStatus, Reason, RegistrationStatus
+from ocpp.v16.datatypes import IdTagInfo
+from ocpp.v16.enums import (
+    AuthorizationStatus,
+    ChargePointStatus,
+    GenericStatus,
+    Reason,
+    RegistrationStatus,
+)
 
 from apps.central_system import services, signals
-from apps.central_system.authorization import authorize_id_tag
+from apps.central_system.authorization import Authorization, authorize_id_tag
 from apps.central_system.commands import Command
 from apps.central_system.metering import parse_meter_values
 from apps.central_system.protocol import ErrorCode, OcppError, parse_ocpp_datetime, utc_now_text
@@ -146,6 +153,18 @@ def start_transaction(session: Session, payload: dict[str, Any]) -> Outcome:
         card=info.card,
         reservation_id=payload.get("reservationId"),
     )
+    if payload.get("reservationId") is not None and info.accepted:
+        used = stations.reservation_use(
+            station=station,
+            reservation_id=payload["reservationId"],
+            connector_id=payload["connectorId"],
+            id_tag=payload["idTag"],
+            parent_id_tag=info.id_tag_info.parent_id_tag or "",
+            session=session_row,
+        )
+        if used is False:
+            # The connector was held for someone else: not this driver's session.
+            info = Authorization(IdTagInfo(AuthorizationStatus.invalid), card=info.card)
     return Outcome({"transactionId": session_row.pk, "idTagInfo": info.as_ocpp()})
 
 

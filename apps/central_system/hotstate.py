@@ -237,3 +237,26 @@ def samples_asked_marks(identities: list[str]) -> dict[str, int]:
         return {}
     values = sync_client().hmget(SAMPLE_MARKS, [station_key(i) for i in identities])
     return {i: int(v) for i, v in zip(identities, values, strict=True) if v is not None}
+
+
+# OCPP frames in and out per action, since the Redis data was last cleared (``/metrics``).
+MESSAGE_COUNTS = f"{PREFIX}ocpp:messages"
+
+
+def messages_count(counts: dict[tuple[str, str], int]) -> None:
+    """Add ``{(direction, action): frames}`` to the counters, in one round trip."""
+    if not counts:
+        return
+    pipe = sync_client().pipeline()
+    for (direction, action), frames in counts.items():
+        pipe.hincrby(MESSAGE_COUNTS, f"{direction}:{action}", frames)
+    pipe.execute()
+
+
+def message_counts() -> dict[tuple[str, str], int]:
+    """The counters: ``{(direction, action): frames}``."""
+    result = {}
+    for name, frames in sync_client().hgetall(MESSAGE_COUNTS).items():
+        direction, _, action = name.partition(":")
+        result[(direction, action)] = int(frames)
+    return result

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any
 
 from django.utils import timezone
+from redis.exceptions import RedisError
 
+from apps.central_system import hotstate
 from apps.central_system.db import in_db_thread
+from apps.central_system.redaction import redact, redact_text
 from apps.stations.models import OcppMessage
 
 logger = logging.getLogger(__name__)
@@ -36,9 +40,13 @@ def record(
     action: str = "",
     payload: Any = None,
 ) -> None:
-    """Queue one frame for the log (never blocks, never raises)."""
+    """Queue one frame for the log (never blocks, never raises); secrets are redacted."""
     if not isinstance(payload, dict):
         payload = {} if payload is None else {"value": payload}
+    elif isinstance(payload.get("raw"), str) and message_type not in (2, 3, 4):
+        payload = {**payload, "raw": redact_text(payload["raw"])}
+    else:
+        payload = redact(action, payload)
     _buffer.append(
         OcppMessage(
             station_identity=identity[:30],
@@ -92,3 +100,8 @@ async def flush() -> int:
 
 def _write(rows: list[OcppMessage]) -> None:
     OcppMessage.objects.bulk_create(rows, batch_size=500)
+    counts = Counter((row.direction, row.action or "none") for row in rows)
+    try:
+        hotstate.messages_count(dict(counts))
+    except (RedisError, OSError):  # counters for monitoring: the log itself is written
+        logger.warning("Could not count OCPP messages", exc_info=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -20,6 +21,7 @@ from redis.exceptions import RedisError
 from apps.central_system import commands, hotstate, signals
 from apps.central_system.messages import StationChange, StationChangedMessage
 from apps.central_system.models import CommandResult, CommandStatus
+from apps.central_system.redaction import redact
 from apps.devicelog.models import EventCategory, EventLevel
 from apps.devicelog.services import device_log_write
 from apps.siteconfig.models import SiteSettings
@@ -144,6 +146,8 @@ def _queue_plug_in_start(task, identity: str, connector_id: int) -> None:
 
 def command_failed_event(identity: str, action: str, outcome: str, detail: dict) -> None:
     """A command evce sent on its own (configuration after boot) was not applied."""
+    if isinstance(detail.get("payload"), dict):
+        detail = {**detail, "payload": redact(action, detail["payload"])}
     device_log_write(
         category=EventCategory.COMMUNICATION,
         level=EventLevel.WARNING,
@@ -155,6 +159,27 @@ def command_failed_event(identity: str, action: str, outcome: str, detail: dict)
     )
 
 
+def own_command_finished(
+    identity: str,
+    action: str,
+    payload: dict[str, Any],
+    outcome: str,
+    status: str | None,
+    answered_at_s: float,
+) -> None:
+    """Announce how a command evce sent on its own ended (the load manager records its
+    boot fallbacks this way); a failure is also a device-log warning."""
+    signals.own_command_finished.send(
+        sender=Station,
+        identity=identity,
+        action=action,
+        payload=payload,
+        outcome=outcome,
+        status=status,
+        answered_at_s=answered_at_s,
+    )
+
+
 def command_request(
     *,
     identity: str,
@@ -163,9 +188,12 @@ def command_request(
     user=None,
     timeout_s: float = commands.DEFAULT_TIMEOUT_S,
 ) -> CommandResult:
-    """Queue a command for a worker; its outcome lands on the returned row."""
+    """Queue a command for a worker; its outcome lands on the returned row (secrets redacted)."""
     result = CommandResult.objects.create(
-        station_identity=identity, action=action, payload=payload, requested_by=user
+        station_identity=identity,
+        action=action,
+        payload=redact(action, payload),
+        requested_by=user,
     )
     transaction.on_commit(
         partial(_queue_command, identity, action, payload, str(result.request_id), timeout_s)
@@ -200,14 +228,14 @@ def command_execute(
     once: the second delivery finds the row claimed and returns it unchanged.
     A worker that dies while sending leaves the row ``sending``; nobody sends
     it again, because a station command (a reset, a remote start) must never
-    run twice by accident.
+    run twice by accident. Secrets (an AuthorizationKey) are kept redacted.
     """
     result, _created = CommandResult.objects.get_or_create(
         request_id=request_id or uuid.uuid4(),
         defaults={
             "station_identity": identity,
             "action": action,
-            "payload": payload,
+            "payload": redact(action, payload),
             "requested_by": user,
         },
     )
@@ -227,7 +255,9 @@ def command_execute(
     result.status = CommandStatus.SENDING
     result.response, result.error_code, result.error_description = {}, "", ""
     try:
-        result.response = commands.call_sync(identity, action, payload, timeout_s=timeout_s)
+        result.response = redact(
+            action, commands.call_sync(identity, action, payload, timeout_s=timeout_s)
+        )
         result.status = CommandStatus.ANSWERED
     except commands.InvalidCommand as exc:
         result.status, result.error_description = CommandStatus.INVALID, str(exc)[:255]
@@ -246,3 +276,77 @@ def command_execute(
 def last_sample_id() -> int:
     """The newest stored meter sample (samples are numbered as they are stored)."""
     return MeterSample.objects.aggregate(last=Max("pk"))["last"] or 0
+
+
+def station_command_send(
+    *,
+    identity: str,
+    command: commands.Command,
+    user,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """Send a command a person (or a building management system) asked for; wait for the answer.
+
+    Returns the station's CALLRESULT payload as it sent it and raises the
+    ``commands.CommandError`` of a failure. Every attempt is in the device
+    log with its outcome, who asked, and the payload (secrets redacted): a remote action on a
+    station is a write, whatever came of it. An invalid command is refused
+    before anything is sent and is not logged (nothing happened).
+    """
+    timeout_s = settings.STATION_COMMAND_TIMEOUT_S if timeout_s is None else timeout_s
+    payload = commands.checked_payload(command.action, command.payload)
+    # The log keeps no secret (a station's AuthorizationKey, a private key).
+    data: dict[str, Any] = {"action": command.action, "payload": redact(command.action, payload)}
+    try:
+        answer = commands.call_sync(identity, command.action, payload, timeout_s=timeout_s)
+    except commands.InvalidCommand:
+        raise
+    except commands.CommandError as exc:
+        data["outcome"] = _failure_outcome(exc)
+        if isinstance(exc, commands.CallError):
+            data["error_code"], data["error_description"] = exc.code, exc.description
+        _command_log(identity, command.action, data, user, failed=True)
+        raise
+    data["outcome"], data["response"] = "answered", redact(command.action, answer)
+    _command_log(identity, command.action, data, user, failed=False)
+    return answer
+
+
+def _failure_outcome(exc: commands.CommandError) -> str:
+    if isinstance(exc, commands.StationOffline):
+        return CommandStatus.OFFLINE
+    if isinstance(exc, commands.CallTimeout):
+        return CommandStatus.TIMEOUT
+    if isinstance(exc, commands.CallError):
+        return CommandStatus.CALL_ERROR
+    return "failed"
+
+
+def _command_log(identity: str, action: str, data: dict, user, *, failed: bool) -> None:
+    status = data.get("response", {}).get("status") if not failed else None
+    if failed:
+        message = _("%(action)s sent to station %(identity)s: %(outcome)s.") % {
+            "action": action,
+            "identity": identity,
+            "outcome": data["outcome"],
+        }
+    elif status:
+        message = _("%(action)s sent to station %(identity)s: %(status)s.") % {
+            "action": action,
+            "identity": identity,
+            "status": status,
+        }
+    else:
+        message = _("%(action)s sent to station %(identity)s: answered.") % {
+            "action": action,
+            "identity": identity,
+        }
+    device_log_write(
+        category=EventCategory.COMMUNICATION,
+        level=EventLevel.WARNING if failed else EventLevel.INFO,
+        event="station_command",
+        message=message,
+        station_identity=identity,
+        user=user,
+        data=data,
+    )

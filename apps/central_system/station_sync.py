@@ -42,6 +42,7 @@ from ocpp.v16.enums import (
 from redis.exceptions import RedisError
 
 from apps.central_system import command_loop, commands
+from apps.central_system.protocol import format_datetime
 from apps.central_system.services import command_failed_event
 from apps.devicelog.models import EventCategory, EventLevel
 from apps.devicelog.services import device_log_write
@@ -120,24 +121,34 @@ def plug_in_id_tag(group: AuthGroup | None) -> str:
 def group_local_list(group: AuthGroup | None) -> dict[str, dict[str, str]]:
     """The local authorisation list of the stations of ``group``: id tag → ``idTagInfo``.
 
-    It mirrors the authorisation service: the group's cards (accepted, or
-    blocked when not authorised); in the open modes every blocked card too,
+    It mirrors the authorisation service: the group's cards (accepted, blocked
+    when not authorised, expired past their expiry date, which the entry
+    carries so the station itself refuses the card from then on); in the open
+    modes every blocked or expired card too,
     since those are the only cards such a group refuses; the plug-in tag of a
     reader-disabled group. A station without a group knows every card.
     """
     cards = Card.objects.all()
+    now = timezone.now()
     if group is not None:
         condition = Q(groups=group)
         if group.online_mode in OPEN_MODES:
-            condition |= Q(authorized=False)
+            condition |= Q(authorized=False) | Q(expires_at__lte=now)
         cards = cards.filter(condition).distinct()
     entries: dict[str, dict[str, str]] = {}
-    for id_tag, authorized, parent in cards.values_list("id_tag", "authorized", "parent_id_tag"):
-        info = {
-            "status": AuthorizationStatus.accepted if authorized else AuthorizationStatus.blocked
-        }
-        if authorized and parent:
-            info["parentIdTag"] = parent
+    for id_tag, authorized, parent, expires_at in cards.values_list(
+        "id_tag", "authorized", "parent_id_tag", "expires_at"
+    ):
+        if not authorized:
+            info = {"status": AuthorizationStatus.blocked}
+        elif expires_at is not None and expires_at <= now:
+            info = {"status": AuthorizationStatus.expired}
+        else:
+            info = {"status": AuthorizationStatus.accepted}
+            if parent:
+                info["parentIdTag"] = parent
+        if authorized and expires_at is not None:
+            info["expiryDate"] = format_datetime(expires_at)
         entries[id_tag] = info
     if group is not None and group.online_mode == OnlineMode.READER_DISABLED:
         tag = plug_in_id_tag(group)
@@ -158,12 +169,12 @@ def list_difference(current: dict[str, dict], desired: dict[str, dict]) -> list[
 
 
 def _fit(desired: dict[str, dict], capacity: int | None) -> tuple[dict[str, dict], int]:
-    """The list cut to the station's capacity: blocked cards first, then by id tag."""
+    """The list cut to the station's capacity: refused cards first, then by id tag."""
     if capacity is None or len(desired) <= capacity:
         return desired, 0
     ordered = sorted(
         desired.items(),
-        key=lambda item: (item[1]["status"] != AuthorizationStatus.blocked, item[0]),
+        key=lambda item: (item[1]["status"] == AuthorizationStatus.accepted, item[0]),
     )
     return dict(ordered[:capacity]), len(desired) - capacity
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from celery import shared_task
 
-from apps.central_system import services, station_sync
+from apps.central_system import reservations, services, station_security, station_sync
 from apps.central_system.commands import DEFAULT_TIMEOUT_S
 
 
@@ -41,3 +41,15 @@ def station_auth_sync_task() -> int:
 def plug_in_start_task(identity: str, connector_id: int) -> str:
     """Reader disabled: start the session of a car just plugged in."""
     return station_sync.plug_in_start(identity, connector_id)
+
+
+@shared_task(ignore_result=True)
+def station_keys_rotate_task() -> int:
+    """Give a new AuthorizationKey to the connected stations whose key is old enough."""
+    return len(station_security.station_keys_rotate_due())
+
+
+@shared_task(ignore_result=True)
+def reservations_expire_task() -> int:
+    """Close the reservations past their expiry time."""
+    return reservations.reservations_expire()

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from ocpp.v16.enums import AvailabilityType, ResetType
 
-from apps.central_system import commands, protocol
+from apps.central_system import commands
 from apps.central_system.models import CommandResult
 from apps.central_system.services import command_request
 from apps.rfid.models import Card
@@ -187,12 +187,11 @@ def remote_action_run(form: RemoteActionForm, *, user) -> ActionOutcome:
             command=None, message=_("Session %(id)s force-stopped.") % {"id": session.pk}
         )
     command = _command(form)
-    payload = protocol.plain_json(command.payload)
     try:  # what the station would refuse as malformed is refused here, before queueing
-        protocol.validate_payload(command.action, payload)
-    except protocol.OcppError as exc:
+        payload = commands.checked_payload(command.action, command.payload)
+    except commands.InvalidCommand as exc:
         raise ValidationError(
-            _("The station cannot accept this: %(detail)s") % {"detail": exc.description}
+            _("The station cannot accept this: %(detail)s") % {"detail": exc}
         ) from None
     result = command_request(
         identity=form.station.identity,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.dashboard import views
+from apps.dashboard import cards, transactions, views
 
 app_name = "dashboard"
 
@@ -13,4 +13,25 @@ urlpatterns = [
     path("login/", views.login_view, name="login"),
     path("logout/", views.logout_view, name="logout"),
     path("password/", views.password_change_view, name="password_change"),
+]
+
+# Sessions, cards and groups (SPEC §12 "Web addresses").
+urlpatterns += [
+    path("transactions/", transactions.transactions_view, name="transactions"),
+    path(
+        "transactions/export.csv",
+        transactions.transactions_export_view,
+        name="transactions_export",
+    ),
+    path("cards/", cards.cards_view, name="cards"),
+    path("cards/new/", cards.card_create_view, name="card_create"),
+    path("cards/bulk/", cards.cards_bulk_view, name="cards_bulk"),
+    path("cards/import/", cards.cards_import_view, name="cards_import"),
+    path("cards/export.csv", cards.cards_export_view, name="cards_export"),
+    path("cards/<int:pk>/", cards.card_edit_view, name="card_edit"),
+    path("cards/<int:pk>/delete/", cards.card_delete_view, name="card_delete"),
+    path("groups/", cards.groups_view, name="groups"),
+    path("groups/new/", cards.group_create_view, name="group_create"),
+    path("groups/<int:pk>/", cards.group_edit_view, name="group_edit"),
+    path("groups/<int:pk>/delete/", cards.group_delete_view, name="group_delete"),
 ]

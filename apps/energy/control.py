@@ -86,6 +86,7 @@ def rebalance_once(
     look_again_after_holds(context)
     log_changes(context, allocation, previous_sessions, context.previous_zones)
     update_transactions(context, allocation)
+    state.run_record(time.perf_counter() - started)
     allocation_stored.send(sender=RebalanceOutcome)
     return RebalanceOutcome(
         sessions=len(allocation.sessions),

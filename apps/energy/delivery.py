@@ -36,8 +36,14 @@ from apps.devicelog.services import device_log_write
 from apps.energy import profiles, state
 from apps.energy.allocator import Allocation
 from apps.energy.allocator.envelope import Slot
-from apps.energy.allocator.transition import Budgeted, Raise, admit_raises, raises_envelope
-from apps.energy.planning import Delivery, with_value
+from apps.energy.allocator.transition import (
+    Budgeted,
+    Raise,
+    admit_raises,
+    decreases_that_may_wait,
+    raises_envelope,
+)
+from apps.energy.planning import Delivery, lease_s, with_value
 from apps.energy.services import rebalance_request
 from apps.energy.snapshot import ConnectorRef, SnapshotContext
 from apps.stations.models import Connector
@@ -70,6 +76,7 @@ class Run:
         self.delivered: list[Delivery] = []
         self.results: list[str] = []
         self.deferred: list[Delivery] = []
+        self.kept: list[Delivery] = []  # decreases waiting for ramps to show in samples
         self.accepted = 0
         self.fenced = False
         self.started_s = context.profiles_read_at_s or time.time()
@@ -81,20 +88,46 @@ class Run:
             settled_a = self.profiles[key].settled_a(now_s, self.context.transaction_ids.get(key))
             delivery.raises_envelope = raises_envelope(delivery.value_a, settled_a)
             delivery.settled_a = settled_a
-        # Break: everything that lets no connector draw more goes at once.
-        self._wave([d for d in deliveries if not d.raises_envelope])
+        available_a = {zone.zone_id: zone.available_a for zone in self.allocation.zones}
+        ramping_a = {zone.zone_id: zone.ramping_a for zone in self.allocation.zones}
+        # Break: everything that lets no connector draw more goes at once, but
+        # for the decreases that only ramps ask for (while the zones hold them).
+        lower = [d for d in deliveries if not d.raises_envelope]
+        waiting = decreases_that_may_wait(
+            self.context.snapshot.zones,
+            available_a,
+            self._budgeted(now_s),
+            ramping_a,
+            [d.ref.key for d in lower if self._may_wait(d, now_s)],
+        )
+        self.kept = [d for d in lower if d.kind == "live" and d.ref.key in waiting]
+        self._wave([d for d in lower if not (d.kind == "live" and d.ref.key in waiting)])
         # Make: raises, as far as the budget allows once those are answered.
         raises = [d for d in deliveries if d.raises_envelope]
         if not raises:
             return
         granted = admit_raises(
             self.context.snapshot.zones,
-            {zone.zone_id: zone.available_a for zone in self.allocation.zones},
+            available_a,
             self._budgeted(time.time()),
             [
-                Raise(d.ref.key, d.value_a, d.floor_a, d.priority, d.kind, d.settled_a)
+                Raise(
+                    d.ref.key,
+                    d.value_a,
+                    d.floor_a,
+                    d.priority,
+                    d.kind,
+                    d.settled_a,
+                    # An idle connector's fallback is what an EV nobody knows of draws.
+                    ramps=d.raises or (d.kind == "fallback" and d.ref.key in self.context.idle),
+                    min_step_a=self.context.snapshot.settings.deadband_a,
+                    ramp_from_a=self.profiles[d.ref.key].following_a(
+                        now_s, self.context.transaction_ids.get(d.ref.key)
+                    ),
+                )
                 for d in raises
             ],
+            ramping_a=ramping_a,
         )
         wave = []
         for delivery in raises:
@@ -113,6 +146,15 @@ class Run:
         self._wave(wave)
         if self.deferred:
             self._look_again_when_released()
+
+    def _may_wait(self, delivery: Delivery, now_s: float) -> bool:
+        """A lower live setpoint: not one asked again of a held station, nor a lease to renew."""
+        if delivery.kind != "live" or delivery.held or delivery.previous_entry is None:
+            return False
+        if delivery.previous_entry.get("transaction_id") != delivery.ref.transaction_id:
+            return False
+        valid_until_s = float(delivery.previous_entry.get("valid_until_s") or 0)
+        return valid_until_s - now_s > lease_s() / 4 and delivery.value_a < delivery.settled_a
 
     def _wave(self, wave: list[Delivery]) -> None:
         if not wave:
@@ -278,6 +320,8 @@ class Run:
         for delivery in self.deferred:
             if delivery.kind == "live" and delivery.ref.key not in status:
                 status[delivery.ref.key] = "waiting for released capacity"
+        for delivery in self.kept:
+            status.setdefault(delivery.ref.key, "kept while EVs ramp up")
         return status
 
 
@@ -361,7 +405,10 @@ def ask_for_samples_after_ramp(deliveries: list[Delivery], results: list[str]) -
         if d.kind == "live" and d.raises and result == ChargingProfileStatus.accepted
     ]
     if raised:
-        command_loop.run_later(float(settings.EV_RAMP_S), lambda: ask_for_samples(raised))
+        ramp_s = float(settings.EV_RAMP_S)
+        command_loop.run_later(ramp_s, lambda: ask_for_samples(raised))
+        # Once the samples show the ramps, what they kept free can be given out.
+        command_loop.run_later(ramp_s + SAMPLE_WAIT_S + 0.1, _request_again)
 
 
 async def ask_for_samples(refs: list[ConnectorRef]) -> None:

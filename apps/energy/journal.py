@@ -1,7 +1,7 @@
 """What is kept of a run of the control loop once its profiles are delivered.
 
 The setpoints with their reasons and the zone figures (hot state the next run
-and the selectors read), the zones' ramp and dip holds, the setpoint on each
+and the selectors read), the zones' dip holds, the setpoint on each
 transaction row, and a device-log entry for every change of state a facility
 manager asks about afterwards.
 """
@@ -67,13 +67,17 @@ def store_results(
             "production_lost": zone.production_lost,
             "other_loads_a": zone.other_loads_a,
             "held_meter_current_a": zone.held_meter_current_a,
-            # Where a ramp hold may start from: the last estimate made with no ramp.
-            **_ramp_free(zone, context.previous_zones.get(zone.zone_id), allocation.now_s),
+            "ramping_a": zone.ramping_a,
+            # The reading this run went by: what an estimate stands for once a hold ends.
+            "meter_current_a": inputs[zone.zone_id].meter_current_a,
             **_dip_hold(
                 context,
                 zone.zone_id,
                 state.held_since_s(
-                    context.previous_zones.get(zone.zone_id),
+                    # A hold that ended now: a fall still held is a new one.
+                    None
+                    if zone.zone_id in context.holds_ended
+                    else context.previous_zones.get(zone.zone_id),
                     zone.held_meter_current_a,
                     inputs[zone.zone_id].meter_current_a,
                     allocation.now_s,
@@ -120,22 +124,6 @@ def _dip_hold(context: SnapshotContext, zone_id: int, since_s: float | None) -> 
     if before.get("held_since_s") != since_s:
         context.holds_begun.append((zone_id, since_s))
     return {"held_since_s": since_s}
-
-
-def _ramp_free(zone, before: dict | None, now_s: float) -> dict:
-    """Where a ramp hold may start from, and since when EVs have been ramping."""
-    before = before or {}
-    if zone.ramping or zone.other_loads_a is None:
-        return {
-            "ramp_free_other_loads_a": before.get("ramp_free_other_loads_a"),
-            "ramp_free_at_s": before.get("ramp_free_at_s"),
-            "ramp_started_at_s": before.get("ramp_started_at_s") or now_s,
-        }
-    return {
-        "ramp_free_other_loads_a": zone.other_loads_a,
-        "ramp_free_at_s": now_s,
-        "ramp_started_at_s": None,
-    }
 
 
 def _describe(item: SessionAllocation) -> str:

@@ -34,6 +34,7 @@ class Delivery:
     let the connector draw more than it may now: those wait for the budget
     (see ``allocator.transition``). ``raises`` marks an AC setpoint above the
     previous one (its EV then ramps up; a sample is asked for afterwards).
+    ``held`` marks what is asked again of a station that did not follow.
     """
 
     ref: ConnectorRef
@@ -51,6 +52,7 @@ class Delivery:
     priority: int = 0
     floor_a: float = 0.0
     settled_a: float = 0.0
+    held: bool = False
 
 
 def lease_s() -> float:
@@ -153,24 +155,23 @@ def plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[De
             continue
         item = by_key.get(change.key)
         ref = context.refs.get(change.key) or context.held[change.key]
-        deliveries.append(
-            _live_delivery(
-                context,
-                ref,
-                setpoint_a=change.value_a,
-                setpoint_w=(
-                    item.setpoint_w
-                    if item is not None and not change.held
-                    else _dc_power_w(ref, context, change.value_a)
-                ),
-                reason=Reason.HELD.value if change.held else by_key[change.key].reason.value,
-                idle_since_s=None if item is None else item.idle_since_s,
-                last=sent.get(change.key) or {},
-                now_s=now_s,
-                priority=change.priority,
-                floor_a=change.floor_a,
-            )
+        live = _live_delivery(
+            context,
+            ref,
+            setpoint_a=change.value_a,
+            setpoint_w=(
+                item.setpoint_w
+                if item is not None and not change.held
+                else _dc_power_w(ref, context, change.value_a)
+            ),
+            reason=Reason.HELD.value if change.held else by_key[change.key].reason.value,
+            idle_since_s=None if item is None else item.idle_since_s,
+            last=sent.get(change.key) or {},
+            now_s=now_s,
+            priority=change.priority,
+            floor_a=change.floor_a,
         )
+        deliveries.append(replace(live, held=change.held))
     return deliveries
 
 
@@ -206,9 +207,14 @@ def _due(slot: Slot, now_s: float) -> bool:
 
 
 def with_value(delivery: Delivery, value_a: float) -> Delivery | None:
-    """``delivery`` for a lower value (a partial raise); DC and fallbacks are sent whole."""
-    if delivery.kind != "live" or delivery.ref.current_type != "AC":
+    """``delivery`` for a lower value (a partial raise); DC profiles are sent whole."""
+    if delivery.ref.current_type != "AC" or delivery.kind not in ("live", "fallback"):
         return None
+    if delivery.kind == "fallback":
+        payload = profiles.fallback_profile(
+            delivery.ref.connector_id, current_a=value_a, power_w=None
+        )
+        return replace(delivery, payload=payload, value_a=value_a)
     entry = {**delivery.sent_entry, "setpoint_a": value_a}
     payload = profiles.live_profile(
         delivery.ref.connector_id,

@@ -24,8 +24,8 @@ from apps.energy.allocator.envelope import ConnectorProfiles
 from apps.meters.selectors import meter_states
 from apps.siteconfig.models import SiteSettings
 from apps.stations import presence
-from apps.stations.models import Connector, MeterSample, Station, Transaction
-from apps.stations.selectors import StationPresence
+from apps.stations.models import Connector, MeterSample, Station, StationState, Transaction
+from apps.stations.selectors import StationPresence, station_counts
 from apps.zones.models import EbmsReduction, Zone
 
 
@@ -473,12 +473,20 @@ def station_statuses(
     whatever the number of stations.
     """
     now_s = time.time() if now_s is None else now_s
-    stations = Station.objects.select_related("auth_group").prefetch_related("connectors")
+    stations = Station.objects.select_related("auth_group")
     if identity is not None:
         stations = stations.filter(identity__iexact=identity)
     stations = list(stations.order_by("identity"))
     if not stations:
         return []
+    # Grouped by hand: a prefetch builds a queryset per station to hand them out.
+    stations_by_pk = {station.pk: station for station in stations}
+    connectors_of: dict[int, list[Connector]] = {pk: [] for pk in stations_by_pk}
+    for connector in Connector.objects.filter(station_id__in=list(connectors_of)).order_by(
+        "station_id", "connector_id"
+    ):
+        connector.station = stations_by_pk[connector.station_id]  # no query when asked
+        connectors_of[connector.station_id].append(connector)
     identities = [station.identity for station in stations]
     seen = presence.last_seen_many(identities)
     site = SiteSettings.load()
@@ -502,7 +510,7 @@ def station_statuses(
             last_seen_s=seen.get(station.identity),
         )
         connectors = []
-        for connector in station.connectors.all():
+        for connector in connectors_of[station.pk]:
             tx = sessions.get((station.pk, connector.connector_id))
             sample = samples.get(tx.pk) if tx is not None else None
             setpoint = setpoints.get(f"{station.identity}/{connector.connector_id}")
@@ -531,3 +539,64 @@ def station_statuses(
             )
         )
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class SiteStatus:
+    """The whole site at a glance (SPEC §9 ``site``).
+
+    Figures "at the top" add up the zones without a parent: the measured
+    current and power (None when no top zone has a usable meter reading) and
+    the setpoints the last allocation gave there. ``sessions`` counts the
+    running sessions by their status (lowercase OCPP).
+    """
+
+    name: str
+    supervision_mode: str
+    zones_count: int
+    stations_count: int
+    connectors_count: int
+    stations_connected: int
+    sessions: dict[str, int]
+    current_a: tuple[float, float, float] | None
+    power_w: float | None
+    setpoint_current_a: tuple[float, float, float]
+    setpoint_power_w: float
+
+
+def site_status(*, now: datetime | None = None) -> SiteStatus:
+    """A few queries and two Redis reads, whatever the number of stations."""
+    site = SiteSettings.load()
+    zones = zone_statuses(now=now)
+    top = [status for status in zones if status.zone.parent_id is None]
+    measured = [status for status in top if status.meter_current_a is not None]
+    current_a = None
+    power_w = None
+    if measured:
+        current_a = _phase_list(
+            tuple(sum(s.meter_current_a[n] for s in measured) for n in range(3))  # type: ignore[index]
+        )
+        powers = [p for s in measured for p in (s.meter_power_w or ()) if p is not None]
+        power_w = round(sum(powers), 1) if powers else None
+    setpoint_a = _phase_list(tuple(sum(s.allocated_current_a[n] for s in top) for n in range(3)))
+    sessions = dict(
+        Transaction.objects.filter(stopped_at__isnull=True)
+        .values("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    installed = Station.objects.filter(state=StationState.INSTALLED)
+    counts = station_counts()
+    return SiteStatus(
+        name=site.name,
+        supervision_mode=site.supervision_mode,
+        zones_count=len(zones),
+        stations_count=counts.total,
+        connectors_count=Connector.objects.filter(station__in=installed).count(),
+        stations_connected=counts.online,
+        sessions={status.lower(): n for status, n in sessions.items()},
+        current_a=current_a,
+        power_w=power_w,
+        setpoint_current_a=setpoint_a,
+        setpoint_power_w=round(sum(s.setpoint_power_w for s in top), 1),
+    )

@@ -40,6 +40,7 @@ from apps.energy.allocator import (
     Zone,
     connector_to_building_phases,
     offline_currents,
+    readings,
     reserve_for_connector,
 )
 from apps.energy.allocator.envelope import ConnectorProfiles
@@ -90,6 +91,7 @@ class SnapshotContext:
     zone_chains: dict[int, tuple[int, ...]] = field(default_factory=dict)
     dip_hold_s: float = 0.0
     holds_begun: list[tuple[int, float]] = field(default_factory=list)  # (zone, since_s)
+    holds_ended: set[int] = field(default_factory=set)  # zones whose dip hold ended now
     transaction_ids: dict[str, int] = field(default_factory=dict)  # the active one
     held: dict[str, ConnectorRef] = field(default_factory=dict)  # reserved at their envelope
     # Held connectors with a session, as sessions: what they would get if they followed.
@@ -131,9 +133,12 @@ def _other_loads_hold(
 ) -> tuple[PhaseCurrents | None, PhaseCurrents | None]:
     """The last estimate of a zone's other loads and the meter level it stands for.
 
-    Passed on while a fall of the meter held back by that estimate is younger
-    than ``hold_s``: by then every station has sent a sample taken after the
-    fall, which shows any EV dip, so the fall belongs to the building.
+    The level is the one held back while a fall of the meter is younger than
+    ``hold_s``: by then every station has sent a sample taken after the fall,
+    which shows any EV dip, so that fall belongs to the building. Once a hold
+    ends (here, or by the samples, see :func:`_end_dip_holds_shown_by_samples`)
+    the estimate stands for the last meter reading instead (:func:`_rebased`):
+    a fall since then is a new one, which EVs dipping now could explain.
     """
     figures = figures or {}
     other, held = figures.get("other_loads_a"), figures.get("held_meter_current_a")
@@ -141,10 +146,21 @@ def _other_loads_hold(
         return None, None
     since_s = figures.get("held_since_s")
     if since_s is not None and now_s - float(since_s) > hold_s:
-        return None, None
+        return _rebased(figures)
     return (
         (float(other[0]), float(other[1]), float(other[2])),
         (float(held[0]), float(held[1]), float(held[2])),
+    )
+
+
+def _rebased(figures: dict) -> tuple[PhaseCurrents | None, PhaseCurrents | None]:
+    """The last estimate, standing for the last meter reading: a held fall is credited."""
+    other, meter = figures.get("other_loads_a"), figures.get("meter_current_a")
+    if not other or not meter or len(other) != 3 or len(meter) != 3:
+        return None, None
+    return (
+        (float(other[0]), float(other[1]), float(other[2])),
+        (float(meter[0]), float(meter[1]), float(meter[2])),
     )
 
 
@@ -166,29 +182,6 @@ def _read_window(hot: dict[int, MeterState], now: datetime) -> tuple[float, floa
         starts.append(state_.read_at.timestamp())
         ends.append((state_.read_done_at or state_.read_at).timestamp())
     return (min(starts), max(ends)) if starts else None
-
-
-RAMP_FREE_MAX_AGE_S = 60.0
-"""A ramp-free estimate older than this is not a basis for a ramp hold at all."""
-
-
-def _ramp_hold(figures: dict | None, now_s: float) -> PhaseCurrents | None:
-    """The last estimate of other loads made with no ramp under way, while it may stand.
-
-    It may stand from the first allocation that sees EVs ramping for
-    ``EV_RAMP_S`` plus the time a triggered sample takes
-    (:data:`RAMP_CONFIRM_S`): by then samples show the ramps. Later raises do
-    not extend it; only an allocation without ramps makes a new one.
-    """
-    figures = figures or {}
-    values, at_s = figures.get("ramp_free_other_loads_a"), figures.get("ramp_free_at_s")
-    if not values or len(values) != 3 or at_s is None or now_s - float(at_s) > RAMP_FREE_MAX_AGE_S:
-        return None
-    started_s = figures.get("ramp_started_at_s")
-    window_s = float(django_settings.EV_RAMP_S) + RAMP_CONFIRM_S
-    if started_s is not None and now_s - float(started_s) > window_s:
-        return None
-    return (float(values[0]), float(values[1]), float(values[2]))
 
 
 def build_zones(
@@ -244,7 +237,6 @@ def build_zones(
                 ),
                 previous_other_loads_a=previous_other,
                 held_meter_current_a=held_meter,
-                ramp_hold_other_loads_a=_ramp_hold(previous.get(row.pk), now.timestamp()),
             )
         )
     return tuple(zones)
@@ -298,30 +290,22 @@ def _installed_stations() -> list[Station]:
 def ramping_to_a(
     last: dict, sample: MeterSample | None, now_s: float, *, first_before_a: float
 ) -> float | None:
-    """The raised setpoint an EV is taken to be ramping up to, while no sample shows it.
+    """The raised setpoint an EV may be ramping up to though no sample shows it.
 
-    Stations report their current every few seconds: right after an increase
-    the last sample still shows the EV on its old setpoint while the meter
-    already sees it draw more. For ``EV_RAMP_S`` plus the time a triggered
-    sample takes to come (:data:`RAMP_CONFIRM_S`) the EV may be drawing its new
-    setpoint; after that, only a sample counts again. The allocator never
-    subtracts such a ramp from the meter, since the EV may as well still be
-    on its sample (:func:`apps.energy.allocator.capacity.other_loads_da`): the
-    ramp counts as other load until a sample shows it.
+    See :func:`apps.energy.allocator.readings.ramping_to_a`. The allocator
+    never subtracts such a ramp from the meter, since the EV may as well still
+    be on its sample: the ramp counts as other load until a sample shows it,
+    and raises keep room for it (``ZoneAllocation.ramping_a``,
+    ``transition.admit_raises``).
     """
-    history = last.get("history") or []
-    if not history:
-        return None
-    value_a, _sent_at_s, accepted_at_s = history[-1]
-    before_a = history[-2][0] if len(history) > 1 else first_before_a
-    if value_a <= before_a:
-        return None
-    ramp_s = float(django_settings.EV_RAMP_S)
-    if now_s - accepted_at_s > ramp_s + RAMP_CONFIRM_S:
-        return None
-    if sample is not None and sample.sampled_at.timestamp() >= accepted_at_s + ramp_s:
-        return None  # a sample taken once the EV had time to follow: it tells
-    return float(value_a)
+    return readings.ramping_to_a(
+        last.get("history") or [],
+        None if sample is None else sample.sampled_at.timestamp(),
+        now_s,
+        first_before_a=first_before_a,
+        ramp_s=float(django_settings.EV_RAMP_S),
+        confirm_s=RAMP_CONFIRM_S,
+    )
 
 
 def _ramp_phases(
@@ -358,6 +342,7 @@ def _end_dip_holds_shown_by_samples(
     previous: dict[int, dict],
     context: SnapshotContext,
     sample_ids: dict[str, int],
+    now_s: float,
 ) -> tuple[Zone, ...]:
     """A dip hold ends once every session below its zone has a sample taken after it began.
 
@@ -373,6 +358,8 @@ def _end_dip_holds_shown_by_samples(
         mark = marks.get(zone.zone_id) or {}
         after_id = mark.get("after_sample_id")
         since_s = figures.get("held_since_s")
+        if since_s is not None and now_s - float(since_s) > context.dip_hold_s:
+            context.holds_ended.add(zone.zone_id)  # expired: rebased in build_zones
         marked = since_s is not None and mark.get("since_s") == since_s
         if zone.held_meter_current_a is not None and marked and after_id is not None:
             below = [
@@ -385,7 +372,11 @@ def _end_dip_holds_shown_by_samples(
                 sample_ids.get(key, 0) > stations.get(context.refs[key].identity, after_id)
                 for key in below
             ):
-                zone = replace(zone, previous_other_loads_a=None, held_meter_current_a=None)
+                previous_other, held_meter = _rebased(figures)
+                zone = replace(
+                    zone, previous_other_loads_a=previous_other, held_meter_current_a=held_meter
+                )
+                context.holds_ended.add(zone.zone_id)
         result.append(zone)
     return tuple(result)
 
@@ -573,6 +564,7 @@ def build_snapshot(
                 measured_current_a=measured,
                 drawing_cap_a=drawing_cap_a,
                 ramp_current_a=ramp_current_a,
+                station_limit_a=profiles.following_a(now_s, transaction_id),
             )
         )
         context.refs[key] = replace(ref, transaction_id=tx.pk)
@@ -584,7 +576,7 @@ def build_snapshot(
         zone.zone_id: tuple(tree.zones[p].zone_id for p in tree.chains[position])
         for position, zone in enumerate(tree.zones)
     }
-    zones = _end_dip_holds_shown_by_samples(zones, previous_zones, context, sample_ids)
+    zones = _end_dip_holds_shown_by_samples(zones, previous_zones, context, sample_ids, now_s)
     context.snapshot = SiteSnapshot(
         now_s=now_s,
         zones=zones,

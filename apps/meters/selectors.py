@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db.models import QuerySet
+
 from apps.meters import state
-from apps.meters.models import MeterRecord
+from apps.meters.models import Meter, MeterRecord
 from apps.meters.state import MeterStatus
 
 PhaseCurrents = tuple[float, float, float]
@@ -93,6 +95,29 @@ def meter_states(meter_ids: list[int]) -> dict[int, MeterState]:
     """The state of each meter in ``meter_ids`` (never-read ones included), one round trip."""
     records = state.meters_hot_state(meter_ids)
     return {i: MeterState.from_hot(i, records.get(i)) for i in meter_ids}
+
+
+def meters_listed() -> QuerySet[Meter]:
+    """Meters by name with their model and the zone each measures (one query)."""
+    return Meter.objects.select_related("model", "measured_zone", "produced_zone").order_by(
+        "name", "pk"
+    )
+
+
+def meter_by_id(meter_id: int) -> Meter | None:
+    return meters_listed().filter(pk=meter_id).first()
+
+
+def meter_records(
+    meter: Meter, *, since: datetime | None = None, until: datetime | None = None
+) -> QuerySet[MeterRecord]:
+    """A meter's stored readings (downsampled history), on the index (meter, at)."""
+    records = MeterRecord.objects.filter(meter=meter)
+    if since is not None:
+        records = records.filter(at__gte=since)
+    if until is not None:
+        records = records.filter(at__lt=until)
+    return records
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,10 +39,26 @@ class AuthGroupAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
 @admin.register(Card)
 class CardAdmin(ServiceAdminMixin, admin.ModelAdmin):
-    list_display = ("id_tag", "authorized", "vip", "comment", "registered_at", "last_seen_at")
+    list_display = (
+        "id_tag",
+        "authorized",
+        "vip",
+        "comment",
+        "expires_at",
+        "registered_at",
+        "last_seen_at",
+    )
     list_filter = ("authorized", "vip", "groups")
     search_fields = ("id_tag", "comment")
-    editable_fields = ("id_tag", "authorized", "vip", "comment", "groups", "parent_id_tag")
+    editable_fields = (
+        "id_tag",
+        "authorized",
+        "vip",
+        "comment",
+        "groups",
+        "parent_id_tag",
+        "expires_at",
+    )
     fields = (*editable_fields, "registered_at", "last_seen_at")
     readonly_fields = ("registered_at", "last_seen_at")
     filter_horizontal = ("groups",)

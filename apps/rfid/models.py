@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -69,7 +71,12 @@ class AuthGroup(models.Model):
 
 
 class Card(models.Model):
-    """An RFID card (OCPP id tag) with its rights: authorised or blocked, VIP, groups."""
+    """An RFID card (OCPP id tag) with its rights: authorised or blocked, VIP, groups.
+
+    A card with ``expires_at`` is answered ``Expired`` from that moment on; before
+    it, stations are told the date (``expiryDate``) so they stop accepting the
+    card offline too.
+    """
 
     id_tag = models.CharField(
         _("id tag"), max_length=20, unique=True, validators=[id_tag_validator]
@@ -83,6 +90,12 @@ class Card(models.Model):
     parent_id_tag = models.CharField(
         _("parent id tag"), max_length=20, blank=True, validators=[id_tag_validator]
     )
+    expires_at = models.DateTimeField(
+        _("expires"),
+        null=True,
+        blank=True,
+        help_text=_("From this moment the card is refused as expired; empty: never."),
+    )
     registered_at = models.DateTimeField(_("registered"), default=timezone.now)
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
 
@@ -95,6 +108,9 @@ class Card(models.Model):
 
     def __str__(self) -> str:
         return self.id_tag
+
+    def is_expired(self, at: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= at
 
     def validate_constraints(self, exclude=None):
         # Report the case-insensitive duplicate on the field, with a clear message

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import ValidationError
@@ -34,6 +35,16 @@ CHUNK_SIZE = 500
 
 CardMembership = Card.groups.through
 T = TypeVar("T")
+
+
+class _Unchanged:
+    """The default of an optional value that ``None`` would clear (an expiry date)."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Any = _Unchanged()
 
 
 def chunked(values: Iterable[T], size: int = CHUNK_SIZE) -> Iterator[list[T]]:
@@ -117,6 +128,7 @@ def card_create(
     vip: bool = False,
     comment: str = "",
     parent_id_tag: str = "",
+    expires_at: datetime | None = None,
     groups: Iterable[AuthGroup] = (),
     user: AbstractBaseUser | None,
 ) -> Card:
@@ -127,6 +139,7 @@ def card_create(
         vip=vip,
         comment=comment,
         parent_id_tag=parent_id_tag,
+        expires_at=expires_at,
     )
     card.full_clean()
     _save_card(card)
@@ -141,6 +154,7 @@ def card_create(
             "authorized": card.authorized,
             "vip": card.vip,
             "comment": card.comment,
+            "expires_at": card.expires_at.isoformat() if card.expires_at else None,
             "groups": _group_names(group_list),
         },
     )
@@ -157,10 +171,13 @@ def card_update(
     vip: bool | None = None,
     comment: str | None = None,
     parent_id_tag: str | None = None,
+    expires_at: datetime | None = UNCHANGED,
     groups: Iterable[AuthGroup] | None = None,
     user: AbstractBaseUser | None,
 ) -> Card:
     """Change the given attributes of a card (``None`` leaves one as it is).
+
+    ``expires_at`` is left as it is unless given; ``None`` then removes the expiry.
 
     The stored row is the reference, so only what really changes is logged
     and announced; a call that changes nothing writes nothing. ``card`` is
@@ -175,7 +192,10 @@ def card_update(
         "comment": comment,
         "parent_id_tag": parent_id_tag,
     }
-    changes = fields_assign(current, {f: v for f, v in requested.items() if v is not None})
+    requested = {f: v for f, v in requested.items() if v is not None}
+    if expires_at is not UNCHANGED:
+        requested["expires_at"] = expires_at
+    changes = fields_assign(current, requested)
 
     old_groups = set(current.groups.all())
     new_groups = old_groups if groups is None else set(groups)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import yaml
 from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.meters.modbus.registers import register_map_errors
 from apps.meters.models import ConnectionType, Meter, MeterModel
@@ -174,6 +176,28 @@ class Checker:
             return None
         return value
 
+    def moment(self, node: dict, key: str, path: str) -> datetime | None:
+        """A date and time with its offset (YAML timestamp or ISO 8601 text); a date
+        alone is the start of that day in the site's time zone."""
+        value = node.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            parsed = _date_or_none(value) or _datetime_or_none(value)
+            if parsed is None:
+                self.error(_join(path, key), "must be a date or a date and time (ISO 8601)")
+                return None
+            value = parsed
+        if isinstance(value, datetime):
+            if timezone.is_naive(value):
+                self.error(_join(path, key), "needs a time zone offset, e.g. 2027-01-31T18:00Z")
+                return None
+            return value
+        if isinstance(value, date):
+            return timezone.make_aware(datetime.combine(value, time.min))
+        self.error(_join(path, key), "must be a date or a date and time (ISO 8601)")
+        return None
+
     def boolean(self, node: dict, key: str, path: str) -> bool | None:
         value = node.get(key)
         if value is None:
@@ -235,6 +259,22 @@ class Checker:
             self.error(_join(path, key), "has more than one decimal")
             return None
         return number.quantize(Decimal("0.1"))
+
+
+def _date_or_none(value: str) -> date | None:
+    if len(value.strip()) != 10:  # a date alone, not the start of a date and time
+        return None
+    try:
+        return parse_date(value.strip())
+    except ValueError:
+        return None
+
+
+def _datetime_or_none(value: str) -> datetime | None:
+    try:
+        return parse_datetime(value.strip())
+    except ValueError:
+        return None
 
 
 def _join(path: str, key: str) -> str:
@@ -718,7 +758,7 @@ def _check_connectors(check: Checker, node: Any, path: str) -> list[dict] | None
 
 def _check_cards(check: Checker, node: Any, plan: Plan, groups: set[str]) -> None:
     seen: set[str] = set()
-    keys = ("id_tag", "authorized", "vip", "comment", "groups", "parent_id_tag")
+    keys = ("id_tag", "authorized", "vip", "comment", "groups", "parent_id_tag", "expires_at")
     for index, item in enumerate(check.sequence(node, "cards")):
         path = f"cards[{index}]"
         card = check.mapping(item, path, keys, required=("id_tag",))
@@ -729,6 +769,7 @@ def _check_cards(check: Checker, node: Any, plan: Plan, groups: set[str]) -> Non
         vip = check.boolean(card, "vip", path)
         comment = check.text(card, "comment", path, max_length=50)
         parent = check.text(card, "parent_id_tag", path, max_length=20, pattern=_id_tag_problem)
+        expires_at = check.moment(card, "expires_at", path)
         card_groups = []
         for gindex, group in enumerate(check.sequence(card.get("groups"), f"{path}.groups")):
             if not isinstance(group, str) or group not in groups:
@@ -749,6 +790,7 @@ def _check_cards(check: Checker, node: Any, plan: Plan, groups: set[str]) -> Non
                     "vip": bool(vip),
                     "comment": comment or "",
                     "parent_id_tag": parent or "",
+                    "expires_at": expires_at,
                     "groups": card_groups,
                 },
             )

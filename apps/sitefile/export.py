@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -147,6 +148,8 @@ def site_export() -> str:
     for card in Card.objects.prefetch_related("groups").order_by("id_tag"):
         entry = {"id_tag": card.id_tag, "authorized": card.authorized, "vip": card.vip}
         entry.update(_compact({"comment": card.comment, "parent_id_tag": card.parent_id_tag}))
+        if card.expires_at is not None:
+            entry["expires_at"] = card.expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         entry["groups"] = sorted(g.name for g in card.groups.all())
         cards.append(entry)
     if cards:

@@ -6,8 +6,20 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from apps.central_system.reservations import reservation_cancel
+from apps.central_system.station_security import (
+    station_key_rotate,
+    station_security_profile_upgrade,
+)
 from apps.energy.selectors import station_setpoints
-from apps.stations.models import Connector, MeterSample, OcppMessage, Station, Transaction
+from apps.stations.models import (
+    Connector,
+    MeterSample,
+    OcppMessage,
+    Reservation,
+    Station,
+    Transaction,
+)
 from apps.stations.selectors import station_presence
 from apps.stations.services import (
     STATION_SETTINGS,
@@ -63,7 +75,7 @@ class StationAdmin(ServiceAdminMixin, admin.ModelAdmin):
     search_fields = ("identity", "name", "serial_number", "vendor", "model")
     inlines = [ConnectorInline]
     exclude = ("authorization_key_hash",)
-    actions = ["install", "refuse"]
+    actions = ["install", "refuse", "rotate_key", "upgrade_to_profile_1", "upgrade_to_profile_2"]
     readonly_fields = (
         "state",
         "vendor",
@@ -242,6 +254,86 @@ class StationAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 % {"count": n}
             ),
         )
+
+    @admin.action(description=_("Give the selected stations a new authorization key"))
+    def rotate_key(self, request, queryset):
+        def rotate_one(station: Station) -> None:
+            status = station_key_rotate(station, user=request.user)
+            if status != "Accepted":
+                raise ValidationError(
+                    _("not changed, the station answered %(status)s") % {"status": status}
+                )
+
+        self._each(
+            request,
+            queryset,
+            rotate_one,
+            lambda n: (
+                ngettext(
+                    "%(count)d station took a new key.", "%(count)d stations took a new key.", n
+                )
+                % {"count": n}
+            ),
+        )
+
+    def _upgrade(self, request, queryset, profile: int) -> None:
+        def upgrade_one(station: Station) -> None:
+            status = station_security_profile_upgrade(station, profile, user=request.user)
+            if status != "Accepted":
+                raise ValidationError(
+                    _("not changed, the station answered %(status)s") % {"status": status}
+                )
+
+        self._each(
+            request,
+            queryset,
+            upgrade_one,
+            lambda n: (
+                ngettext(
+                    "%(count)d station moved to security profile %(profile)d.",
+                    "%(count)d stations moved to security profile %(profile)d.",
+                    n,
+                )
+                % {"count": n, "profile": profile}
+            ),
+        )
+
+    @admin.action(description=_("Raise the selected stations to security profile 1"))
+    def upgrade_to_profile_1(self, request, queryset):
+        self._upgrade(request, queryset, 1)
+
+    @admin.action(description=_("Raise the selected stations to security profile 2"))
+    def upgrade_to_profile_2(self, request, queryset):
+        self._upgrade(request, queryset, 2)
+
+
+@admin.register(Reservation)
+class ReservationAdmin(ReadOnlyAdmin):
+    """Reservations are made and cancelled through their services (they talk to the station)."""
+
+    list_display = (
+        "id",
+        "station",
+        "connector_id",
+        "id_tag",
+        "expires_at",
+        "status",
+        "station_answer",
+        "transaction",
+    )
+    list_filter = ("status",)
+    search_fields = ("=id", "station__identity", "id_tag")
+    readonly_fields = [f.name for f in Reservation._meta.fields]
+    actions = ["cancel"]
+
+    @admin.action(description=_("Cancel the selected reservations"))
+    def cancel(self, request, queryset):
+        for reservation in queryset.select_related("station"):
+            try:
+                reservation_cancel(reservation=reservation, user=request.user)
+            except ValidationError as exc:
+                for line in validation_messages(exc):
+                    self.message_user(request, f"#{reservation.pk}: {line}", messages.ERROR)
 
 
 @admin.register(Transaction)

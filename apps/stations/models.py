@@ -4,7 +4,9 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.energy.allocator import CurrentType, PhaseWiring
@@ -68,6 +70,9 @@ class Station(models.Model):
     authorization_key_hash = models.CharField(
         _("authorization key (hashed)"), max_length=128, blank=True
     )
+    authorization_key_set_at = models.DateTimeField(
+        _("authorization key set"), null=True, blank=True, editable=False
+    )
 
     vendor = models.CharField(_("vendor"), max_length=20, blank=True)
     model = models.CharField(_("model"), max_length=20, blank=True)
@@ -108,6 +113,7 @@ class Station(models.Model):
 
     def set_authorization_key(self, key: str | None) -> None:
         self.authorization_key_hash = make_password(key) if key else ""
+        self.authorization_key_set_at = timezone.now() if key else None
 
     def check_authorization_key(self, key: str) -> bool:
         return bool(self.authorization_key_hash) and check_password(
@@ -206,6 +212,16 @@ class Connector(models.Model):
             raise ValidationError({"max_power_w": _("A DC connector needs a maximum power.")})
 
 
+def transaction_time():
+    """When a CDR happened: its start, or its stop when the start never reached evce.
+
+    The sessions list and the CDR export sort and filter on it (with ``id`` as
+    the tie-breaker), so every record has a place in time; the indexes below
+    are on this very expression.
+    """
+    return Coalesce(F("started_at"), F("stopped_at"))
+
+
 class TransactionStatus(models.TextChoices):
     CHARGING = "Charging", _("Charging")
     SUSPENDED_EV = "SuspendedEV", _("Suspended by the EV")
@@ -275,6 +291,11 @@ class Transaction(models.Model):
             models.Index(
                 fields=["station"], condition=Q(stopped_at__isnull=True), name="tx_ongoing"
             ),
+            # Keyset pagination of the sessions list and the CDR export (SPEC §2.4):
+            # (time, id) overall, for a station and for a card.
+            models.Index(transaction_time(), F("id"), name="tx_time_id"),
+            models.Index(F("station"), transaction_time(), F("id"), name="tx_station_time_id"),
+            models.Index(F("id_tag"), transaction_time(), F("id"), name="tx_id_tag_time_id"),
         ]
         constraints = [
             # A StartTransaction repeated by a station after a reconnection must
@@ -381,3 +402,62 @@ class OcppMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.station_identity} {self.direction} {self.action or self.message_type}"
+
+
+class ReservationStatus(models.TextChoices):
+    REQUESTED = "requested", _("Sent to the station")
+    ACTIVE = "active", _("Active")
+    REFUSED = "refused", _("Refused by the station")
+    USED = "used", _("Used by a transaction")
+    CANCELLED = "cancelled", _("Cancelled")
+    EXPIRED = "expired", _("Expired")
+
+
+OPEN_RESERVATION_STATUSES = (ReservationStatus.REQUESTED, ReservationStatus.ACTIVE)
+
+
+class Reservation(models.Model):
+    """A connector held for one driver (OCPP ReserveNow) until ``expires_at``.
+
+    Connector 0 holds any connector of the station. The primary key is the
+    ``reservationId`` the station is given, so a StartTransaction naming it
+    finds its reservation. It ends on expiry, on cancellation or when used.
+    """
+
+    station = models.ForeignKey(
+        Station, on_delete=models.CASCADE, related_name="reservations", verbose_name=_("station")
+    )
+    connector_id = models.PositiveSmallIntegerField(
+        _("connector"), validators=[MaxValueValidator(99)], help_text=_("0: any connector.")
+    )
+    id_tag = models.CharField(_("id tag"), max_length=20)
+    parent_id_tag = models.CharField(_("parent id tag"), max_length=20, blank=True)
+    expires_at = models.DateTimeField(_("expires"))
+    status = models.CharField(
+        _("status"),
+        max_length=12,
+        choices=ReservationStatus.choices,
+        default=ReservationStatus.REQUESTED,
+    )
+    station_answer = models.CharField(
+        _("station's answer"), max_length=80, blank=True, help_text=_("Its answer to ReserveNow.")
+    )
+    transaction = models.ForeignKey(
+        Transaction,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("transaction"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("reservation")
+        verbose_name_plural = _("reservations")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "expires_at"], name="reservation_open_expiry")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.station}/{self.connector_id} {self.id_tag}"

@@ -177,6 +177,41 @@ def station_counts(*, now: float | None = None) -> StationCounts:
     )
 
 
+def transactions_filtered(
+    *,
+    started_from: datetime | None = None,
+    started_before: datetime | None = None,
+    station_identity: str | None = None,
+    id_tag: str | None = None,
+    ongoing: bool | None = None,
+) -> QuerySet[Transaction]:
+    """Charging data records, newest first, filtered as the API and the export ask.
+
+    Every filter runs on an indexed column (start time, box identity through
+    the station, id tag, the partial index of ongoing sessions), so a page of
+    a million records costs a few index reads.
+    """
+    records = Transaction.objects.select_related("card").order_by("-id")
+    if started_from is not None:
+        records = records.filter(started_at__gte=started_from)
+    if started_before is not None:
+        records = records.filter(started_at__lt=started_before)
+    if station_identity:
+        # The identity as the station spells it (identities compare case-insensitively),
+        # matched exactly so the index on it serves.
+        station = station_by_identity(station_identity)
+        records = records.filter(station_identity=station.identity if station else station_identity)
+    if id_tag:
+        records = records.filter(id_tag=id_tag)
+    if ongoing is not None:
+        records = records.filter(stopped_at__isnull=ongoing)
+    return records
+
+
+def transaction_by_id(transaction_id: int) -> Transaction | None:
+    return Transaction.objects.select_related("card").filter(pk=transaction_id).first()
+
+
 # --- the OCPP message log -------------------------------------------------------------
 
 

@@ -25,14 +25,18 @@ from ocpp.v16.enums import ChargePointErrorCode, ChargePointStatus, Reason
 
 from apps.devicelog.models import EventCategory, EventLevel
 from apps.devicelog.services import device_log_write, fields_assign, settings_only
-from apps.rfid.models import AuthGroup, Card
+from apps.rfid.models import AuthGroup, Card, id_tag_validator
 from apps.rfid.services import announce_groups_changed
 from apps.stations import signals
 from apps.stations.models import (
+    OPEN_RESERVATION_STATUSES,
     Connector,
     CurrentType,
     MeterSample,
     PhaseWiring,
+    Reservation,
+    ReservationStatus,
+    SecurityProfile,
     Station,
     StationState,
     Transaction,
@@ -371,6 +375,56 @@ def station_install(
             announce_groups_changed(group_ids=[], station_ids=[station.pk])
         transaction.on_commit(partial(_after_state_change, station.identity, "installed"))
     return station
+
+
+def station_authorization_key_adopt(*, station: Station, key: str, user=None) -> None:
+    """Keep ``key`` (hashed) as the station's Basic-auth password from now on.
+
+    Called once the station accepted it: its next connection must use it, and
+    the old one is refused. A security event, without the key.
+    """
+    if not 16 <= len(key) <= 40:
+        raise ValidationError(
+            {"authorization_key": _("An authorization key has 16–40 characters.")}
+        )
+    holder = Station()
+    holder.set_authorization_key(key)
+    Station.objects.filter(pk=station.pk).update(
+        authorization_key_hash=holder.authorization_key_hash,
+        authorization_key_set_at=holder.authorization_key_set_at,
+    )
+    device_log_write(
+        category=EventCategory.SECURITY,
+        event="station_key_changed",
+        message=_("The authorization key of station %(identity)s was replaced.")
+        % {"identity": station.identity},
+        station_identity=station.identity,
+        user=user,
+    )
+
+
+def station_security_profile_raise(*, station: Station, profile: int, user=None) -> bool:
+    """Raise the station's security profile to ``profile`` (never lower it).
+
+    Connections below the stored profile are refused from then on. Returns
+    whether the profile changed; a security event when it did.
+    """
+    if profile not in SecurityProfile.values:
+        raise ValidationError({"security_profile": _("Unknown security profile.")})
+    raised = Station.objects.filter(pk=station.pk, security_profile__lt=profile).update(
+        security_profile=profile
+    )
+    if raised:
+        device_log_write(
+            category=EventCategory.SECURITY,
+            event="station_security_profile_raised",
+            message=_("Station %(identity)s now connects with security profile %(profile)d.")
+            % {"identity": station.identity, "profile": profile},
+            station_identity=station.identity,
+            user=user,
+            data={"security_profile": profile},
+        )
+    return bool(raised)
 
 
 def station_refuse(station: Station, *, user=None) -> Station:
@@ -999,3 +1053,185 @@ def station_groups_setup(
             station_ids=[s.pk for s in moved],
         )
     return groups
+
+
+# --- reservations ----------------------------------------------------------------------
+
+
+def _reservation_log(reservation: Reservation, event: str, message: str, user=None, **data) -> None:
+    device_log_write(
+        category=EventCategory.COMMUNICATION,
+        event=event,
+        message=message,
+        station_identity=reservation.station.identity,
+        user=user,
+        data={
+            "reservation_id": reservation.pk,
+            "connector_id": reservation.connector_id,
+            "id_tag": reservation.id_tag,
+            **data,
+        },
+    )
+
+
+def reservation_create(
+    *,
+    station: Station,
+    connector_id: int,
+    id_tag: str,
+    expires_at: datetime,
+    parent_id_tag: str = "",
+    user=None,
+) -> Reservation:
+    """Record a reservation about to be sent to the station (status *requested*).
+
+    ``ValidationError`` (nothing saved) for a station that is not installed,
+    a connector it does not have, a bad id tag or an expiry in the past.
+    """
+    errors: dict[str, str] = {}
+    if station.state != StationState.INSTALLED:
+        errors["station"] = _("Only an installed station takes reservations.")
+    if connector_id != 0 and not station.connectors.filter(connector_id=connector_id).exists():
+        errors["connector_id"] = _("Station %(identity)s has no connector %(connector)d.") % {
+            "identity": station.identity,
+            "connector": connector_id,
+        }
+    if expires_at <= timezone.now():
+        errors["expires_at"] = _("A reservation must expire in the future.")
+    for field, value in (("id_tag", id_tag), ("parent_id_tag", parent_id_tag)):
+        if value or field == "id_tag":
+            try:
+                id_tag_validator(value)
+            except ValidationError as exc:
+                errors[field] = exc.messages[0]
+    if errors:
+        raise ValidationError(errors)
+    reservation = Reservation.objects.create(
+        station=station,
+        connector_id=connector_id,
+        id_tag=id_tag,
+        parent_id_tag=parent_id_tag,
+        expires_at=expires_at,
+    )
+    _reservation_log(
+        reservation,
+        "reservation_requested",
+        _("Reservation %(id)d of %(identity)s/%(connector)d for %(tag)s requested.")
+        % {
+            "id": reservation.pk,
+            "identity": station.identity,
+            "connector": connector_id,
+            "tag": id_tag,
+        },
+        user=user,
+        expires_at=expires_at.isoformat(),
+    )
+    return reservation
+
+
+def reservation_answered(*, reservation: Reservation, answer: str) -> Reservation:
+    """The station's answer to ReserveNow: ``Accepted`` makes the reservation active."""
+    accepted = answer == "Accepted"
+    status = ReservationStatus.ACTIVE if accepted else ReservationStatus.REFUSED
+    changes = {"status": status, "station_answer": answer[:80]}
+    if not accepted:
+        changes["ended_at"] = timezone.now()
+    Reservation.objects.filter(pk=reservation.pk, status=ReservationStatus.REQUESTED).update(
+        **changes
+    )
+    reservation.refresh_from_db()
+    if not accepted:
+        _reservation_log(
+            reservation,
+            "reservation_refused",
+            _("Station %(identity)s refused reservation %(id)d: %(answer)s.")
+            % {"identity": reservation.station.identity, "id": reservation.pk, "answer": answer},
+            answer=answer,
+        )
+    return reservation
+
+
+def reservation_end(*, reservation: Reservation, status: str, user=None, **data) -> bool:
+    """End an open reservation as ``cancelled`` or ``expired``; False when it was over already."""
+    ended = Reservation.objects.filter(
+        pk=reservation.pk, status__in=OPEN_RESERVATION_STATUSES
+    ).update(status=status, ended_at=timezone.now())
+    reservation.refresh_from_db()
+    if ended:
+        _reservation_log(
+            reservation,
+            f"reservation_{status}",
+            _("Reservation %(id)d of %(identity)s %(status)s.")
+            % {
+                "id": reservation.pk,
+                "identity": reservation.station.identity,
+                "status": reservation.get_status_display().lower(),
+            },
+            user=user,
+            **data,
+        )
+    return bool(ended)
+
+
+def reservations_expire(*, now: datetime | None = None) -> int:
+    """End every open reservation past its expiry; return how many."""
+    now = now or timezone.now()
+    due = Reservation.objects.filter(
+        status__in=OPEN_RESERVATION_STATUSES, expires_at__lte=now
+    ).select_related("station")
+    count = 0
+    for reservation in due:
+        count += reservation_end(reservation=reservation, status=ReservationStatus.EXPIRED)
+    return count
+
+
+def reservation_use(
+    *,
+    station: Station,
+    reservation_id: int,
+    connector_id: int,
+    id_tag: str,
+    parent_id_tag: str = "",
+    session: Transaction | None = None,
+) -> bool | None:
+    """A StartTransaction names ``reservation_id``: end that reservation as *used*.
+
+    True when the reservation is this station's, open, for this connector (or
+    any) and for this id tag or its parent; False when it is this station's
+    but the tag or connector does not match (the session was not the one the
+    connector was held for); None when evce knows no open reservation by that
+    id at this station.
+    """
+    reservation = (
+        Reservation.objects.select_for_update()
+        .filter(pk=reservation_id, station=station, status__in=OPEN_RESERVATION_STATUSES)
+        .select_related("station")
+        .first()
+    )
+    if reservation is None:
+        return None
+    tag_matches = reservation.id_tag.lower() == id_tag.lower() or bool(
+        reservation.parent_id_tag
+        and parent_id_tag
+        and reservation.parent_id_tag.lower() == parent_id_tag.lower()
+    )
+    if not tag_matches or reservation.connector_id not in (0, connector_id):
+        _reservation_log(
+            reservation,
+            "reservation_mismatch",
+            _(
+                "A session on %(identity)s/%(connector)d by %(tag)s named reservation %(id)d, "
+                "which is not for it."
+            )
+            % {
+                "identity": station.identity,
+                "connector": connector_id,
+                "tag": id_tag,
+                "id": reservation.pk,
+            },
+        )
+        return False
+    Reservation.objects.filter(pk=reservation.pk).update(
+        status=ReservationStatus.USED, ended_at=timezone.now(), transaction=session
+    )
+    return True

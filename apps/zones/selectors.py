@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.energy.allocator import ReductionSource
@@ -168,3 +169,11 @@ def zones_without_production_meter() -> list[Zone]:
 
     lacking = [pk for pk in rows if not has_production(pk)]
     return list(Zone.objects.filter(pk__in=lacking, stations__isnull=False).distinct())
+
+
+def external_inputs_listed() -> QuerySet[ExternalInput]:
+    return ExternalInput.objects.order_by("number")
+
+
+def external_input_by_id(input_id: int) -> ExternalInput | None:
+    return ExternalInput.objects.filter(pk=input_id).first()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from unittest import mock
 
 import pytest
 from rest_framework.authtoken.models import Token
@@ -40,3 +41,12 @@ def operator(db):
 @pytest.fixture
 def admin(db):
     return token_client(Role.ADMIN)
+
+
+@pytest.fixture
+def station_side(settings, redis_url, hot_state):
+    # As in the central-system tests: handlers on the test's thread, its connection kept.
+    settings.OCPP_DB_THREADS = 0
+    settings.STATION_COMMAND_TIMEOUT_S = 5.0
+    with mock.patch("channels.db.close_old_connections", lambda: None):
+        yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions
 
@@ -35,3 +36,31 @@ def test_an_error_without_fields_keeps_the_shape():
     response = api_exception_handler(DjangoValidationError("Nope."), {})
 
     assert response.data["fields"] == {"non_field_errors": ["Nope."]}
+
+
+@pytest.fixture
+def redis_out_of_reach(settings, monkeypatch):
+    """Every hot-state client pointed at a port where nothing listens."""
+    from apps.stations import presence
+    from evce_site import hotstate
+    from tests.conftest import free_port
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    monkeypatch.setattr(hotstate, "_client", None)
+    monkeypatch.setattr(presence, "_sync_client", None)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("redis_out_of_reach")
+def test_without_redis_live_reads_are_503_not_500(ebms):
+    from django.test import Client
+
+    from tests.stations.factories import StationFactory
+
+    StationFactory()
+
+    response = ebms.get("/api/v2/stations/")
+    metrics = Client().get("/metrics")
+
+    assert response.status_code == 503 and response.json()["code"] == "unavailable"
+    assert metrics.status_code == 503

@@ -100,3 +100,34 @@ def test_identities_are_case_insensitive_and_unknown_ones_404(ebms, hot_state):
     assert ebms.get("/api/v2/stations/cp-b/").status_code == 200
     assert ebms.get("/api/v2/stations/CP-X/").status_code == 404
     assert ebms.get("/api/v2/stations/CP-B/connectors/7/").status_code == 404
+
+
+def test_the_direct_representation_equals_drf_field_by_field(hot_state):
+    """The list builds its dicts directly for speed: they must be what DRF's fields give."""
+    from rest_framework import serializers
+
+    from apps.energy.selectors import station_statuses
+    from apps.stations.api.serializers import ConnectorSerializer, StationSerializer
+    from tests.rfid.factories import AuthGroupFactory
+    from tests.stations.factories import MeterSampleFactory
+
+    zone = ZoneFactory(max_current_a=Decimal("20"))
+    station, tx = charging_station(zone)
+    station.auth_group = AuthGroupFactory()
+    station.ip_address = "192.0.2.10"
+    station.status = "Available"
+    station.save()
+    MeterSampleFactory(transaction=tx, current_l1_a=9.5, power_w=2185.0)
+    ConnectorFactory(station=station, connector_id=2, status="Faulted", error_code="GroundFailure")
+    DcConnectorFactory(station=StationFactory(zone=zone), connector_id=1, status="Unavailable")
+    with mock.patch.object(commands, "call_many", all_accepted):
+        rebalance_once()
+
+    items = station_statuses()
+    assert any(c.setpoint is not None for item in items for c in item.connectors)
+    for item in items:
+        for connector in item.connectors:
+            generic = serializers.Serializer.to_representation(ConnectorSerializer(), connector)
+            assert ConnectorSerializer(connector).data == generic
+        generic = serializers.Serializer.to_representation(StationSerializer(), item)
+        assert StationSerializer(item).data == generic

@@ -88,6 +88,16 @@ class TestChargePoint(ChargePoint):
         self._note("SetChargingProfile", **payload)
         return call_result.SetChargingProfile(status="Accepted")
 
+    @on("ReserveNow")
+    def on_reserve_now(self, **payload):
+        self._note("ReserveNow", **payload)
+        return call_result.ReserveNow(status="Accepted")
+
+    @on("CancelReservation")
+    def on_cancel_reservation(self, **payload):
+        self._note("CancelReservation", **payload)
+        return call_result.CancelReservation(status="Accepted")
+
     async def boot(self) -> call_result.BootNotification:
         return await self.call(
             call.BootNotification(charge_point_model="Wallbox 22", charge_point_vendor="Acme")

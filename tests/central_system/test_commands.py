@@ -54,7 +54,7 @@ def test_builders_make_schema_valid_payloads():
         commands.clear_cache(),
     ]
     for command in built:
-        assert commands._checked(command.action, command.payload) == command.payload
+        assert commands.checked_payload(command.action, command.payload) == command.payload
 
 
 def test_invalid_commands_are_refused_before_sending():

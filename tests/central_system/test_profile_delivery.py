@@ -46,7 +46,9 @@ def test_an_accepted_increase_asks_for_a_fresh_sample(make_station, redis_url, m
     delivery.ask_for_samples_after_ramp(
         [raised, renewed, refused], ["Accepted", "Accepted", "Rejected"]
     )
-    assert len(asked) == 1 and asked[0][0] == 3.0
+    # A sample once the EV had time to ramp, and a look once it may be in.
+    assert [delay_s for delay_s, _make in asked] == [3.0, pytest.approx(5.1)]
+    assert asked[1][1] is delivery._request_again
 
     async def scenario():
         cp = make_station(station.identity)

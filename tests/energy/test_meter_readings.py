@@ -196,3 +196,33 @@ def _run(now):
     allocation = allocate(context.snapshot)
     journal.store_results(context, allocation, results_by_key={})
     return context, allocation
+
+
+def test_a_dip_hold_that_ends_still_holds_a_fresh_fall(meter_simulator, hot_state):
+    """The samples that end a hold show the fall it held, not one that came after them.
+
+    40 A zone, two EVs on 18 A, the building at 10 A; the meter falls by 4 A
+    and a hold begins. The samples asked for show both EVs on 18 A (the
+    building fell to 6 A), but by the next reading an EV has dipped by 6 A:
+    the meter reads 36 A. The hold ends, yet only its own fall is the
+    building's; the one since the last run is held anew.
+    """
+    zone, now, keys = two_evs_on_18_a(meter_simulator)
+    meter_simulator.set_values(1, current_a=(46.0, 46.0, 46.0))
+    meters_poll(now=now)
+    _run(now)
+    dip_at = now + timedelta(seconds=1)
+    meter_simulator.set_values(1, current_a=(42.0, 42.0, 42.0))
+    meters_poll(now=dip_at)
+    context, during = _run(dip_at)
+    assert during.zone(zone.pk).other_loads_a == (10.0, 10.0, 10.0)
+
+    later = now + timedelta(seconds=2)
+    async_to_sync(delivery.ask_for_samples_after_dip)([], context.holds_begun)
+    for key in keys:
+        _sample(_tx(key), 18.0, later)
+    meter_simulator.set_values(1, current_a=(36.0, 36.0, 36.0))
+    meters_poll(now=later + timedelta(seconds=0.5))
+    context, after = _run(later + timedelta(seconds=0.5))
+    assert after.zone(zone.pk).other_loads_a == (6.0, 6.0, 6.0)
+    assert [zone_id for zone_id, _ in context.holds_begun] == [zone.pk]  # samples asked again

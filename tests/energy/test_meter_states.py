@@ -232,27 +232,20 @@ def test_a_sample_lagging_an_ev_dip_does_not_hand_its_current_to_others(meter_si
     assert _setpoints(after) == dict.fromkeys(keys, 20.0)
 
 
-@pytest.mark.parametrize(
-    ("ramping_for_s", "expected_other_a"), [(None, 30.0), (1.0, 30.0), (10.0, 45.0)]
-)
-def test_a_ramp_hold_lasts_a_few_seconds_and_no_more(
-    meter_simulator, hot_state, ramping_for_s, expected_other_a
-):
-    """The same rise during a ramp: held at the ramp-free estimate for a few seconds only.
+def test_a_building_rise_during_a_ramp_is_seen_at_once(meter_simulator, hot_state):
+    """The same rise during a ramp, whatever the last run kept: nothing holds the estimate.
 
-    Taking a ramp for building load at once sheds the sessions just raised,
-    and a whole zone then oscillates; so a fresh ramp-free estimate (1 s old)
-    may stand while the ramp is not in a sample, from the first allocation that
-    sees the ramp. Ten seconds on, samples should have shown the ramp: the
-    rise counts as building load.
+    The ramp no sample shows yet is reported instead, for raises to keep free.
     """
     _key, zone_id, allocation = _building_rises_during_a_ramp(
         meter_simulator,
         lambda now_s: {
             "other_loads_a": [30.0, 30.0, 30.0],
+            # What an earlier version kept to hold the estimate: ignored.
             "ramp_free_other_loads_a": [30.0, 30.0, 30.0],
-            "ramp_free_at_s": now_s - 20,
-            "ramp_started_at_s": None if ramping_for_s is None else now_s - ramping_for_s,
+            "ramp_free_at_s": now_s - 2,
+            "ramp_started_at_s": now_s - 1,
         },
     )
-    assert allocation.zone(zone_id).other_loads_a == (expected_other_a,) * 3
+    assert allocation.zone(zone_id).other_loads_a == (45.0, 45.0, 45.0)
+    assert allocation.zone(zone_id).ramping_a == (47.0, 47.0, 47.0)

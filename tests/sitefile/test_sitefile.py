@@ -223,6 +223,7 @@ def rich_site() -> dict:
             "groups": ["Contractors", "Staff"],
         },
         {"id_tag": "04A1B2C9", "groups": []},
+        {"id_tag": "04A1B2CA", "expires_at": "2031-06-30T18:00:00Z", "groups": []},
     ]
     doc["tou_periods"].append(
         {
@@ -296,6 +297,7 @@ def test_the_export_carries_every_feature_of_the_file():
         station["connectors"] == named(rich["stations"], "identity", "GARAGE.CP|01")["connectors"]
     )
     assert named(doc["cards"], "id_tag", "04A1B2C8") == named(rich["cards"], "id_tag", "04A1B2C8")
+    assert named(doc["cards"], "id_tag", "04A1B2CA")["expires_at"] == "2031-06-30T18:00:00Z"
     # Days and slots come back sorted; a slot up to midnight ends at 00:00.
     assert named(doc["tou_periods"], "name", "Weekend") == {
         "name": "Weekend",
@@ -890,3 +892,25 @@ stations:
         "itself or a zone above it, which production 'local' needs"
     ]
     assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2031-06-30T18:00:00+02:00", "2031-06-30T16:00:00+00:00"),
+        ("2031-06-30", "2031-06-30T00:00:00+00:00"),
+    ],
+)
+def test_a_card_expiry_date_is_imported(value, expected):
+    site_import(yaml.safe_dump({"cards": [{"id_tag": "EXPIRING", "expires_at": value}]}))
+    assert Card.objects.get(id_tag="EXPIRING").expires_at.isoformat() == expected
+    # A file without the date removes it (the file describes the card as it is).
+    site_import(yaml.safe_dump({"cards": [{"id_tag": "EXPIRING"}]}))
+    assert Card.objects.get(id_tag="EXPIRING").expires_at is None
+
+
+@pytest.mark.parametrize("value", ["soon", "2031-06-30T18:00:00", 12])
+def test_a_bad_card_expiry_date_is_refused_with_its_path(value):
+    errors = import_errors(yaml.safe_dump({"cards": [{"id_tag": "EXPIRING", "expires_at": value}]}))
+    assert len(errors) == 1 and errors[0].startswith("cards[0].expires_at:"), errors
+    assert not Card.objects.filter(id_tag="EXPIRING").exists()

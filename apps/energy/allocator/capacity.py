@@ -123,7 +123,6 @@ def zone_capacity(
     production_mode: ProductionMode,
     *,
     excess_below_da: Sequence[int] = (0, 0, 0),
-    ramping_below_da: Sequence[int] = (0, 0, 0),
     chain_has_production_meter: bool | None = None,
 ) -> ZoneCapacity:
     """Available current of ``zone`` for each phase, exactly as SPEC §3.2.
@@ -131,9 +130,7 @@ def zone_capacity(
     ``measured_below_da`` is the measured current (deciamps, rounded down) of the
     connected chargers below the zone, per phase, each at most its setpoint in
     force; ``excess_below_da`` what their samples show above that setpoint
-    (see :func:`other_loads_da`); ``ramping_below_da`` the part of raised
-    setpoints EVs may already draw though no sample shows it. The result is
-    never negative.
+    (see :func:`other_loads_da`). The result is never negative.
     ``chain_has_production_meter`` tells whether the zone or an ancestor has a
     production meter (``None``: only the zone's own meter is known). Under
     "local only", a zone without one has no production to charge from and gets
@@ -160,7 +157,6 @@ def zone_capacity(
         assert zone.meter_current_a is not None
         previous = zone.previous_other_loads_a
         held_meter = zone.held_meter_current_a
-        ramp_hold = zone.ramp_hold_other_loads_a
         for phase in range(3):
             other_list[phase] = other_loads_da(
                 deciamps_up(zone.meter_current_a[phase]),
@@ -169,8 +165,6 @@ def zone_capacity(
                 None if held_meter is None else deciamps_up(held_meter[phase]),
                 excess_below_da[phase],
                 net_of_production=net_meter,
-                ramping_da=ramping_below_da[phase],
-                ramp_hold_da=None if ramp_hold is None else deciamps_up(ramp_hold[phase]),
             )
         other = (other_list[0], other_list[1], other_list[2])
         held = (
@@ -256,8 +250,6 @@ def other_loads_da(
     excess_below_da: int = 0,
     *,
     net_of_production: bool = False,
-    ramping_da: int = 0,
-    ramp_hold_da: int | None = None,
 ) -> int:
     """The zone's own loads on one phase: the meter minus its chargers (SPEC §3.2).
 
@@ -267,10 +259,11 @@ def other_loads_da(
 
     Never below ``high``, the meter minus what the chargers surely draw
     (``counted_below_da``: samples, each at most the setpoint in force), so a
-    rise of the building is seen at the first reading that shows it, with one
-    bounded exception, the ramp hold below. An EV ramping up to a raised
-    setpoint is not subtracted beyond its sample: its ramp counts as other
-    load until a sample shows it.
+    rise of the building is seen at the first reading that shows it. An EV
+    ramping up to a raised setpoint is not subtracted beyond its sample: its
+    ramp counts as other load until a sample shows it, and nothing holds the
+    estimate below that (raises keep room for it instead, see
+    ``transition.admit_raises``).
 
     A sample also lags a dip: an EV may draw less than its last sample, and
     the meter then falls though the building did not. Crediting that fall to
@@ -284,17 +277,6 @@ def other_loads_da(
     are counted for, and the excess they still draw is inside ``high``. The
     caller stops passing the hold once the stations have had time to send a
     sample showing any dip. The hold never puts the estimate above the meter.
-
-    The ramp hold: taken at face value, EVs ramping up to raised setpoints
-    look like building load at the next reading, which sheds the sessions
-    just raised, which are raised again once samples show them, and so on —
-    the whole zone oscillates (measured: 42 % of a saturated zone used, 24 s
-    to recover from a load drop, on 250 stations). So while ``ramping_da`` of
-    raised setpoints is not in any sample, the estimate may stay at
-    ``ramp_hold_da`` (the last estimate made with no ramp under way, which
-    the caller passes for a few seconds only and never renews), though never
-    below ``high − ramping_da``: a building rise larger than the ramps is
-    seen at once, a smaller one at the latest when the hold expires.
     """
     high = meter_da - counted_below_da
     if not net_of_production:
@@ -304,11 +286,6 @@ def other_loads_da(
         unexplained_da = max(0, held_meter_da - meter_da - excess_below_da)
         surely_drawn_da = max(0, counted_below_da - unexplained_da)
         estimate = max(high, min(previous_da, meter_da - surely_drawn_da))
-    if ramping_da > 0 and ramp_hold_da is not None:
-        low = high - ramping_da
-        if not net_of_production:
-            low = max(0, low)
-        estimate = max(low, min(ramp_hold_da, estimate))
     return estimate
 
 

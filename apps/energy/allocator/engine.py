@@ -114,11 +114,21 @@ def allocate(site: SiteSnapshot) -> Allocation:
     ranking, reranked = _rank(sessions, site, tree, capacities)
     rank_of = {key: rank for rank, key in enumerate(ranking.keys)}
     grid = _fair_shares(claims, rank_of, capacities, reserved, tree)
+    room = _room_to_start(sessions, claims, zone_of, capacities, tree)
+    if room is not None:
+        # Sessions being started below a meter need room for their ramp: the
+        # others leave it, and who gets what is worked out again with it held.
+        reserved = [
+            [r + extra for r, extra in zip(a, b, strict=True)]
+            for a, b in zip(reserved, room, strict=True)
+        ]
+        claims = _claims(sessions, zone_of, tree, settings, site.now_s)
+        grid = _fair_shares(claims, rank_of, capacities, reserved, tree)
     last_da, held = _hold_within_deadband(claims, sessions, grid, settings)
     return Allocation(
         now_s=site.now_s,
         sessions=_setpoints(sessions, claims, last_da, held, rank_of, tree),
-        zones=_zone_figures(claims, zone_of, capacities, reserved, draws, tree),
+        zones=_zone_figures(claims, zone_of, capacities, reserved, draws, tree, last_da),
         ranking=ranking,
         reranked=reranked,
     )
@@ -178,8 +188,8 @@ def _measure_draws(
     ramping = [[0, 0, 0] for _ in range(zone_count)]
     for session, zone in zip(sessions, zone_of, strict=True):
         # A raised setpoint the EV may be ramping up to (``ramp_current_a``)
-        # is not counted as drawn: the EV may still be on its sample. It is
-        # only what a ramp hold may explain (see ``capacity.other_loads_da``).
+        # is not counted as drawn: the EV may still be on its sample. What it
+        # may add to the meter is reported (``ZoneAllocation.ramping_a``).
         reading = session.measured_current_a
         ramp = session.ramp_current_a
         if zone is None or (reading is None and ramp is None):
@@ -299,7 +309,6 @@ def _zone_capacities(tree: ZoneTree, draws: _Draws, settings: SiteSettings) -> l
             draws.measured[position],
             settings.production_mode,
             excess_below_da=draws.excess[position],
-            ramping_below_da=draws.ramping[position],
             chain_has_production_meter=any(
                 tree.zones[ancestor].has_production_meter for ancestor in tree.chains[position]
             ),
@@ -318,6 +327,49 @@ def _reserved(reserves: Iterable[Reserve], tree: ZoneTree) -> list[list[int]]:
         for phase in range(3):
             reserved_direct[reserve_zone][phase] += deciamps_up(reserve.current_a[phase])
     return _roll_up(reserved_direct, tree)
+
+
+def _room_to_start(
+    sessions: list[Session],
+    claims: _Claims,
+    zone_of: list[int | None],
+    capacities: list[ZoneCapacity],
+    tree: ZoneTree,
+) -> list[list[int]] | None:
+    """Per zone phase, the floors of the sessions this allocation starts below a meter.
+
+    A session whose station holds it below its floor (and whose sample shows
+    it drawing less) is not charging yet;
+    once raised, its EV ramps up, which a meter sees before a sample does:
+    for a few seconds the ramp counts as building load on top of the
+    setpoint (``transition.admit_raises`` budgets it so). Without room for
+    that, a zone the others fill could never start it. ``None``: no such
+    session.
+    """
+    room_direct = [[0, 0, 0] for _ in range(len(tree))]
+    found = False
+    for session, claim, zone in zip(sessions, claims.by_position, zone_of, strict=True):
+        limit_a = session.station_limit_a
+        if zone is None or limit_a is None or claim.value_da <= 0:
+            continue
+        if deciamps_down(limit_a) >= claim.floor_da:
+            continue
+        drawn = session.measured_current_a
+        if drawn is not None and deciamps_down(max(drawn)) >= claim.floor_da:
+            continue  # its EV is charging already
+        if all(capacities[z].other_loads_da is None for z in tree.chains[zone]):
+            continue  # no meter above it counts the ramp
+        for phase in claim.phases:
+            room_direct[zone][phase] += claim.floor_da
+        found = True
+    if not found:
+        return None
+    rolled = _roll_up(room_direct, tree)
+    # Only where a meter reads does a ramp count twice.
+    return [
+        room if capacities[z].other_loads_da is not None else [0, 0, 0]
+        for z, room in enumerate(rolled)
+    ]
 
 
 def _rank(
@@ -432,12 +484,14 @@ def _zone_figures(
     reserved: list[list[int]],
     draws: _Draws,
     tree: ZoneTree,
+    last_da: list[int | None],
 ) -> tuple[ZoneAllocation, ...]:
     """What each zone has, gives and keeps free: the figures operators read."""
     zone_count = len(tree)
     allocated_direct = [[0, 0, 0] for _ in range(zone_count)]
+    raising_direct = [[0, 0, 0] for _ in range(zone_count)]
     sessions_direct = [[0, 0, 0] for _ in range(zone_count)]  # [sessions, charging, unused]
-    for claim, zone in zip(claims.by_position, zone_of, strict=True):
+    for claim, zone, before_da in zip(claims.by_position, zone_of, last_da, strict=True):
         if zone is not None:
             counts = sessions_direct[zone]
             counts[0] += 1
@@ -445,9 +499,13 @@ def _zone_figures(
             if value_da > 0:
                 counts[1] += 1
                 direct = allocated_direct[zone]
+                raised_da = value_da - (before_da or 0)
                 for phase in claim.phases:
                     direct[phase] += value_da
+                    if raised_da > 0:
+                        raising_direct[zone][phase] += raised_da
     allocated = _roll_up(allocated_direct, tree)
+    raising = _roll_up(raising_direct, tree)
     counted = _roll_up(sessions_direct, tree)
     zones: list[ZoneAllocation] = []
     for position, zone_input in enumerate(tree.zones):
@@ -457,6 +515,7 @@ def _zone_figures(
             max(0, available[p] - reserved[position][p] - allocated[position][p]) for p in range(3)
         ]
         grid_part = [max(0, available[p] - capacity.production_da[p]) for p in range(3)]
+        metered = capacity.other_loads_da is not None
         zones.append(
             ZoneAllocation(
                 zone_id=zone_input.zone_id,
@@ -478,7 +537,12 @@ def _zone_figures(
                 held_meter_current_a=(
                     None if capacity.held_meter_da is None else _per_phase(capacity.held_meter_da)
                 ),
-                ramping=any(draws.ramping[position]),
+                ramping_a=_per_phase(draws.ramping[position] if metered else (0, 0, 0)),
+                kept_for_ramps_a=_per_phase(
+                    [draws.ramping[position][p] + raising[position][p] for p in range(3)]
+                    if metered
+                    else (0, 0, 0)
+                ),
             )
         )
     return tuple(zones)

@@ -207,6 +207,15 @@ class ConnectorProfiles:
         fallback_a = self.fallback.lowest_at(now_s)
         return min(fallback_a, live.lowest_at(now_s)) if live is not None else fallback_a
 
+    def following_a(self, now_s: float, transaction_id: int | None) -> float:
+        """The lowest limit its EV may be following now: the live profile's while one applies.
+
+        What a raise makes the EV ramp up from. Unlike :meth:`lowest_a`, a live
+        profile is taken to apply while it may: this is not a cap on a sample.
+        """
+        live = self.live_for(transaction_id, now_s)
+        return live.lowest_at(now_s) if live is not None else self.fallback.lowest_at(now_s)
+
     def settled_a(self, now_s: float, transaction_id: int | None) -> float:
         """The envelope once every response time has run out (see :meth:`Slot.settled_a`)."""
         live = self.live_for(transaction_id, now_s)

@@ -260,13 +260,6 @@ class Zone:
     :func:`~apps.energy.allocator.capacity.other_loads_da`). ``None``: no
     such hold, other loads are the meter minus the samples.
 
-    ``ramp_hold_other_loads_a`` is the last estimate of other loads made while
-    no EV below the zone was ramping, passed only for a few seconds after it
-    was made: while EVs ramp up to raised setpoints that no sample shows yet,
-    other loads may stay there (within what the meter minus the ramps allows)
-    instead of taking the ramps for building load and shedding the very
-    sessions just raised. A building rise can hide in a ramp for that long at
-    most: later raises do not renew it. ``None``: ramps count as other load.
     """
 
     zone_id: int
@@ -283,15 +276,9 @@ class Zone:
     nominal_voltage_v: float | None = None
     previous_other_loads_a: PhaseAmps | None = None
     held_meter_current_a: PhaseAmps | None = None
-    ramp_hold_other_loads_a: PhaseAmps | None = None
 
     def __post_init__(self) -> None:
         owner = f"Zone {self.zone_id}"
-        object.__setattr__(
-            self,
-            "ramp_hold_other_loads_a",
-            _phase_amps(owner, "ramp_hold_other_loads_a", self.ramp_hold_other_loads_a),
-        )
         object.__setattr__(
             self,
             "previous_other_loads_a",
@@ -374,6 +361,10 @@ class Session:
       following though no sample shows it yet; ``None`` = no ramp. It is never
       subtracted from the meter: the EV may still be on its sampled value, so
       until a sample shows the ramp, the meter counts it as other load.
+    - ``station_limit_a``: the lowest limit the station may hold the EV to now
+      (``ConnectorProfiles.following_a``; ``None``: not known). Below the session's floor
+      the EV is not charging yet: below a meter, starting it needs room for
+      its ramp on top of its setpoint for a few seconds (see ``allocate``).
     """
 
     connector: Connector
@@ -388,6 +379,7 @@ class Session:
     idle_since_s: float | None = None
     drawing_cap_a: float | None = None
     ramp_current_a: PhaseAmps | None = None
+    station_limit_a: float | None = None
 
     def __post_init__(self) -> None:
         owner = f"Session {self.connector.key}"
@@ -559,9 +551,15 @@ class ZoneAllocation:
     - ``reserved_a``: held for disconnected stations below the zone.
     - ``allocated_a``: sum of the setpoints of the sessions below it.
     - ``headroom_a``: ``available − reserved − allocated`` (never negative).
-    - ``ramping``: EVs below the zone were ramping up to raised setpoints; a
-      zone without is where a ramp hold starts from
-      (:attr:`Zone.ramp_hold_other_loads_a`).
+    - ``ramping_a``: raised setpoints below the zone that EVs may already
+      draw though no sample shows it, as far as the zone's meter counts them
+      as other loads (0 on a zone without a usable meter): what the next
+      reading may take from ``available_a`` though the building did not
+      rise. Raises keep it free (see ``transition.admit_raises``).
+    - ``kept_for_ramps_a``: ``ramping_a`` plus the raises this allocation
+      gives sessions below a meter: the room ramps take twice for a few
+      seconds, which idle connectors' fallbacks leave free
+      (``transition.plan_changes``).
     """
 
     zone_id: int
@@ -579,7 +577,8 @@ class ZoneAllocation:
     session_count: int
     charging_count: int
     held_meter_current_a: PhaseAmps | None = None
-    ramping: bool = False
+    ramping_a: PhaseAmps = (0.0, 0.0, 0.0)
+    kept_for_ramps_a: PhaseAmps = (0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)

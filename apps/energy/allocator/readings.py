@@ -132,3 +132,32 @@ def sample_cap(
     if not reached and history[top][2] + ramp_s > read_from_s:
         return SampleCap(lowest, lowest)  # the EV may still be ramping up to it
     return SampleCap(max(lowest, min(top_a, envelope_a)), lowest)
+
+
+def ramping_to_a(
+    history: Sequence[HistoryItem],
+    sampled_at_s: float | None,
+    now_s: float,
+    *,
+    first_before_a: float,
+    ramp_s: float,
+    confirm_s: float,
+) -> float | None:
+    """The raised setpoint an EV is taken to be ramping up to, while no sample shows it.
+
+    Right after an increase the last sample still shows the EV on its old
+    setpoint while a meter already sees it draw more. For ``ramp_s`` plus the
+    time a sample asked for then takes to come (``confirm_s``) the EV may be
+    drawing its new setpoint; a sample taken ``ramp_s`` after the increase was
+    accepted (``sampled_at_s``) shows where it is, and after that window only
+    samples count again. ``None``: no ramp (the last setpoint is no increase).
+    """
+    if not history:
+        return None
+    value_a, _sent_at_s, accepted_at_s = history[-1]
+    before_a = history[-2][0] if len(history) > 1 else first_before_a
+    if value_a <= before_a or now_s - accepted_at_s > ramp_s + confirm_s:
+        return None
+    if sampled_at_s is not None and sampled_at_s >= accepted_at_s + ramp_s:
+        return None
+    return float(value_a)

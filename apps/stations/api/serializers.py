@@ -30,6 +30,10 @@ class AlarmSerializer(serializers.Serializer):
     category = serializers.CharField(help_text="The OCPP error code of a faulted connector.")
 
 
+def _float(value) -> float | None:
+    return None if value is None else float(value)
+
+
 def _lower(value: str) -> str | None:
     return value.lower() if value else None
 
@@ -56,6 +60,29 @@ class ConnectorSerializer(serializers.Serializer):
     power_w = serializers.FloatField(allow_null=True, help_text="Last sample of the session.")
     energy_wh = serializers.IntegerField(allow_null=True, help_text="Energy of the session.")
     transaction_id = serializers.IntegerField(source="transaction.pk", allow_null=True)
+
+    def to_representation(self, item) -> dict:
+        """The fields above, built directly: a site's list has thousands of connectors
+        and DRF's field-by-field walk costs more than the reads behind it (a test holds
+        the two equal)."""
+        connector = item.connector
+        return {
+            "connector_id": connector.connector_id,
+            "current_type": self.get_current_type(item),
+            "fixed_setpoint": False,
+            "max_current_a": _float(connector.max_current_a),
+            "max_power_w": None if connector.max_power_w is None else int(connector.max_power_w),
+            "phase_wiring": self.get_phase_wiring(item),
+            "status": self.get_status(item),
+            "availability": self.get_availability(item),
+            "setpoint_current_a": _float(item.setpoint_current_a),
+            "setpoint_power_w": _float(item.setpoint_power_w),
+            "setpoint_reason": self.get_setpoint_reason(item),
+            "current_a": None if item.current_a is None else [_float(v) for v in item.current_a],
+            "power_w": _float(item.power_w),
+            "energy_wh": None if item.energy_wh is None else int(item.energy_wh),
+            "transaction_id": None if item.transaction is None else item.transaction.pk,
+        }
 
     @extend_schema_field(_choice([t.value.lower() for t in CurrentType]))
     def get_current_type(self, item) -> str:
@@ -106,6 +133,40 @@ class StationSerializer(serializers.Serializer):
     accepted_by_cpo = serializers.SerializerMethodField()
     alarm = serializers.SerializerMethodField()
     connectors = ConnectorSerializer(many=True)
+
+    def to_representation(self, item) -> dict:
+        """The fields above, built directly (see :meth:`ConnectorSerializer.to_representation`)."""
+        station = item.station
+        group = station.auth_group
+        last_seen = item.last_seen
+        return {
+            "id": station.pk,
+            "identity": station.identity,
+            "station_type": "ocpp1.6",
+            "name": station.name,
+            "zone_id": station.zone_id,
+            "vip": station.vip,
+            "vendor": station.vendor,
+            "model": station.model,
+            "serial": station.serial_number,
+            "firmware": station.firmware_version,
+            "ip_address": station.ip_address,
+            "connected": item.online,
+            "last_seen": None
+            if last_seen is None
+            else self.fields["last_seen"].to_representation(last_seen),
+            "status": self.get_status(item),
+            "auth_online_mode": None if group is None else group.online_mode,
+            "auth_offline_mode": None if group is None else group.offline_strategy,
+            "cpo_url": self.get_cpo_url(item),
+            "accepted_by_cpo": self.get_accepted_by_cpo(item),
+            "alarm": self.get_alarm(item),
+            "connectors": [self._connector.to_representation(c) for c in item.connectors],
+        }
+
+    @property
+    def _connector(self) -> ConnectorSerializer:
+        return self.fields["connectors"].child
 
     @extend_schema_field(_choice(["ocpp1.6"]))
     def get_station_type(self, item) -> str:

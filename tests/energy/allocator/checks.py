@@ -134,8 +134,7 @@ def available_of(site: SiteSnapshot, zone: Zone) -> list[float]:
     the setpoint in force (AC), and nothing for a raised setpoint they may be
     ramping up to, since an EV may still be on its sampled value. Other loads
     are then the least the building can be carrying; the allocator's own
-    estimate is never lighter (other tests check it exactly), but for a ramp
-    hold, which may take up to the ramps for EVs for a few seconds.
+    estimate is never lighter (other tests check it exactly).
 
     A meter net of production reads building − production: the production is
     added back to get the building load; without a production reading, "grid
@@ -161,11 +160,6 @@ def available_of(site: SiteSnapshot, zone: Zone) -> list[float]:
             other = zone.meter_current_a[phase] - measured
             if not net:
                 other = max(0.0, other)
-            ramping = sum(ramping_a(s)[phase] for s in sessions_below(site, zone.zone_id))
-            if zone.ramp_hold_other_loads_a is not None and ramping > 0:
-                # The ramp hold: at most the ramps may be taken for EVs, not building.
-                low = other - ramping if net else max(0.0, other - ramping)
-                other = max(low, min(zone.ramp_hold_other_loads_a[phase], other))
         if net and produced is None:
             if mode is ProductionMode.GRID_LOCAL:
                 result.append(max(0.0, min(limit, zone.max_current_a - other)))

@@ -175,9 +175,6 @@ def zone_trees(
                 held_meter_current_a=decoder.maybe(
                     partial(decoder.phase_amps, meter_max_a), none_one_in=2
                 ),
-                ramp_hold_other_loads_a=decoder.maybe(
-                    partial(decoder.phase_amps, meter_max_a), none_one_in=2
-                ),
             )
         )
     return tuple(zones)
@@ -311,7 +308,6 @@ def without_history(site: SiteSnapshot) -> SiteSnapshot:
                 zone,
                 previous_other_loads_a=None,
                 held_meter_current_a=None,
-                ramp_hold_other_loads_a=None,
             )
             for zone in site.zones
         ),

@@ -41,6 +41,7 @@ from apps.energy.allocator.transition import (
     IdleConnector,
     Raise,
     admit_raises,
+    decreases_that_may_wait,
     plan_changes,
     raises_envelope,
 )
@@ -151,6 +152,8 @@ class Loop:
         self.lags_s = [0.0, 2.5, RESPONSE_S]  # how long an EV takes to follow a decrease
         self.now_s = 1_000_000.0
         self.allocation = None
+        self.kept: list = []  # (when, change): decreases that waited for ramps
+        self.sent: list = []  # (when, change, result)
 
     def tx(self, key: str) -> int | None:
         truth = self.truths[key]
@@ -196,6 +199,7 @@ class Loop:
         outcome = self.outcome(change)
         lag_s = self.decoder.pick(self.lags_s)
         result = _deliver(self.truths[key], change, outcome, at_s, lag_s)
+        self.sent.append((at_s, change, result))
         self.record(change, "unanswered" if result in ("late", "lost") else result)
 
     def record(self, change, result: str) -> None:
@@ -230,6 +234,20 @@ class Loop:
 
     def outcome(self, change) -> str:
         return self.decoder.pick(list(OUTCOMES)) if self.flaky[change.key] else "accepted"
+
+    def ramps(self, change) -> bool:
+        """A raise an EV ramps up to: live above the last setpoint, or an idle fallback.
+
+        An idle connector's fallback is what an EV evce does not know of draws.
+        """
+        if change.kind == "fallback":
+            return self.tx(change.key) is None
+        if change.kind != "live":
+            return False
+        last = self.accepted_live.get(change.key)
+        tx = self.truths[change.key].transaction_id
+        before_a = last[1] if last and last[0] == tx else self.offline[change.key]
+        return change.value_a > before_a
 
     def reserve(self, key: str, tx: int | None):
         return reserve_for_connector(self.by_key[key], current_a=self.envelope(key))
@@ -350,32 +368,53 @@ class Loop:
             deadband_a=self.settings.deadband_a,
             floor_of={item.key: item.floor_a for item in idle},
         )
-        # Break: nothing that raises what a connector is settled at.
-        raises = []
+        phases_of = {
+            item.key: tuple(int(p) - 1 for p in item.phases) for item in allocation.sessions
+        }
+
+        def budgeted() -> list[Budgeted]:
+            return [
+                Budgeted(
+                    key,
+                    1,
+                    phases_of.get(key, tuple(sorted(self.by_key[key].wiring.building_phases))),
+                    self.envelope(key),
+                )
+                for key in self.truths
+            ]
+
+        available = {zone.zone_id: zone.available_a for zone in allocation.zones}
+        ramping = {zone.zone_id: zone.ramping_a for zone in allocation.zones}
+        # Break: nothing that raises what a connector is settled at, but for
+        # the decreases only ramps ask for (``delivery.Run.deliver``).
+        raises, lower = [], []
         for change in changes:
             settled_a = self.records[change.key].settled_a(self.now_s, self.tx(change.key))
-            if raises_envelope(change.value_a, settled_a):
-                raises.append(change)
+            (raises if raises_envelope(change.value_a, settled_a) else lower).append(change)
+        waiting = decreases_that_may_wait(
+            zones,
+            available,
+            budgeted(),
+            ramping,
+            [
+                c.key
+                for c in lower
+                if c.kind == "live"
+                and not c.held
+                and c.value_a < self.records[c.key].settled_a(self.now_s, self.tx(c.key))
+            ],
+        )
+        for change in lower:
+            if change.kind == "live" and change.key in waiting:
+                self.kept.append((self.now_s, change))
             else:
                 self.send(change)
         self.check()
         # Make: the raises the budget admits, with every connector at its envelope.
-        phases_of = {
-            item.key: tuple(int(p) - 1 for p in item.phases) for item in allocation.sessions
-        }
-        budgeted = [
-            Budgeted(
-                key,
-                1,
-                phases_of.get(key, tuple(sorted(self.by_key[key].wiring.building_phases))),
-                self.envelope(key),
-            )
-            for key in self.truths
-        ]
         granted = admit_raises(
             zones,
-            {zone.zone_id: zone.available_a for zone in allocation.zones},
-            budgeted,
+            available,
+            budgeted(),
             [
                 Raise(
                     c.key,
@@ -384,13 +423,17 @@ class Loop:
                     c.priority,
                     c.kind,
                     self.records[c.key].settled_a(self.now_s, self.tx(c.key)),
+                    ramps=self.ramps(c),
+                    min_step_a=self.settings.deadband_a,
+                    ramp_from_a=self.records[c.key].following_a(self.now_s, self.tx(c.key)),
                 )
                 for c in raises
             ],
+            ramping_a=ramping,
         )
         for change in raises:
             value_a = granted.get((change.key, change.kind))
-            if value_a is not None and (change.kind == "live" or value_a == change.value_a):
+            if value_a is not None:
                 self.send(replace(change, value_a=value_a))
         self.check()
 
