@@ -51,6 +51,7 @@ def test_only_ui_users_may_open_the_feed(client, redis_url, role):
         feed = _feed(client)
         connected, code = await feed.connect()
         assert not connected and code == CLOSE_NOT_ALLOWED
+        await feed.disconnect()  # let the application end before the loop closes
 
     async_to_sync(scenario)()
 
@@ -71,18 +72,20 @@ def test_a_status_change_and_a_control_loop_run_reach_an_operator(
         feed = _feed(client)
         connected, _code = await feed.connect()
         assert connected
-        assert (await feed.receive_json_from())["hello"] is True
-        await sync_to_async(committed)(
-            connector_status_update,
-            station=station,
-            connector_id=1,
-            status="Faulted",
-            at=timezone.now(),
-        )
-        assert "stations" in await _topics_until(feed, "stations")
-        await sync_to_async(committed)(rebalance_once)
-        assert "setpoints" in await _topics_until(feed, "setpoints")
-        await feed.disconnect()
+        try:
+            assert (await feed.receive_json_from())["hello"] is True
+            await sync_to_async(committed)(
+                connector_status_update,
+                station=station,
+                connector_id=1,
+                status="Faulted",
+                at=timezone.now(),
+            )
+            assert "stations" in await _topics_until(feed, "stations")
+            await sync_to_async(committed)(rebalance_once)
+            assert "setpoints" in await _topics_until(feed, "setpoints")
+        finally:
+            await feed.disconnect()  # a failure fails the test instead of hanging its loop
 
     async_to_sync(scenario)()
 
