@@ -12,6 +12,7 @@ class DashboardConfig(AppConfig):
         # The admin's login page counts failures and locks like /login/ (SPEC §1).
         from django.contrib import admin
 
+        from apps.dashboard import receivers  # noqa: F401  (connects the live feed)
         from apps.dashboard.forms import AdminLoginForm
 
         admin.site.login_form = AdminLoginForm

@@ -63,3 +63,56 @@ class PasswordChangeForm(forms.Form):
         ):
             self.add_error("new_password_again", _("The two new passwords differ."))
         return data
+
+
+# --- the station view ---------------------------------------------------------------
+
+
+class OcppLogFilterForm(forms.Form):
+    """The OCPP log's filters (GET); times are the site's local time."""
+
+    action = forms.ChoiceField(label=gettext_lazy("Action"), required=False)
+    direction = forms.ChoiceField(
+        label=gettext_lazy("Direction"),
+        required=False,
+        choices=[
+            ("", gettext_lazy("both")),
+            ("in", gettext_lazy("station → evce")),
+            ("out", gettext_lazy("evce → station")),
+        ],
+    )
+    since = forms.DateTimeField(
+        label=gettext_lazy("From"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}),
+    )
+    until = forms.DateTimeField(
+        label=gettext_lazy("Until"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}),
+    )
+    after = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, actions: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [("", gettext_lazy("all"))] + [(a, a) for a in actions]
+
+    def clean_after(self):
+        from apps.stations.selectors import LogCursor
+
+        token = self.cleaned_data.get("after") or ""
+        if not token:
+            return None
+        try:
+            return LogCursor.parse(token)
+        except ValueError:
+            raise ValidationError(
+                _("This page link is not valid any more: start again from the first page.")
+            ) from None
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since >= until:
+            self.add_error("until", _("The end must come after the start."))
+        return data

@@ -21,6 +21,7 @@ from apps.energy.allocator import Allocation, allocate
 from apps.energy.delivery import Run, RunFenced, ask_for_samples_after_ramp, look_again_after_holds
 from apps.energy.journal import log_changes, store_results, update_transactions
 from apps.energy.planning import plan_deliveries
+from apps.energy.signals import allocation_stored
 from apps.energy.snapshot import build_snapshot
 from apps.meters.services import meters_allocation_basis_set
 
@@ -86,6 +87,7 @@ def rebalance_once(
     log_changes(context, allocation, previous_sessions, context.previous_zones)
     update_transactions(context, allocation)
     state.run_record(time.perf_counter() - started)
+    allocation_stored.send(sender=RebalanceOutcome)
     return RebalanceOutcome(
         sessions=len(allocation.sessions),
         sent=len(run.delivered),

@@ -118,3 +118,21 @@ def meter_records(
     if until is not None:
         records = records.filter(at__lt=until)
     return records
+
+
+@dataclass(frozen=True, slots=True)
+class MeterPoint:
+    """One stored reading of a meter's phase currents (None: that phase was not read)."""
+
+    at: datetime
+    current_a: tuple[float | None, float | None, float | None]
+
+
+def meter_history(meter_id: int, *, since: datetime, limit: int = 10_000) -> list[MeterPoint]:
+    """The meter's stored readings since ``since``, oldest first (for the zone charts)."""
+    rows = (
+        MeterRecord.objects.filter(meter_id=meter_id, at__gte=since)
+        .order_by("at")
+        .values_list("at", "current_l1_a", "current_l2_a", "current_l3_a")[:limit]
+    )
+    return [MeterPoint(at=at, current_a=(l1, l2, l3)) for at, l1, l2, l3 in rows]

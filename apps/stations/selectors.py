@@ -11,11 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from ocpp.v16.enums import Action
 
 from apps.siteconfig.models import SiteSettings
 from apps.stations import presence
-from apps.stations.models import Connector, Station, StationState, Transaction
+from apps.stations.models import Connector, OcppMessage, Station, StationState, Transaction
 
 
 def station_by_identity(identity: str) -> Station | None:
@@ -209,3 +210,103 @@ def transactions_filtered(
 
 def transaction_by_id(transaction_id: int) -> Transaction | None:
     return Transaction.objects.select_related("card").filter(pk=transaction_id).first()
+
+
+# --- the OCPP message log -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OcppLogFilter:
+    """Which frames of a station's log to show: all by default, newest first."""
+
+    action: str = ""
+    direction: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogCursor:
+    """Where a page of the log ends: the last row's time and id (keyset pagination)."""
+
+    at: datetime
+    id: int
+
+    def token(self) -> str:
+        return f"{self.at.isoformat()}~{self.id}"
+
+    @classmethod
+    def parse(cls, token: str) -> LogCursor:
+        """Raises ``ValueError`` on a token this class did not write."""
+        at, _sep, pk = token.partition("~")
+        parsed = datetime.fromisoformat(at)
+        if parsed.tzinfo is None:
+            raise ValueError("a cursor time carries its offset")
+        return cls(at=parsed, id=int(pk))
+
+
+@dataclass(frozen=True, slots=True)
+class OcppLogPage:
+    rows: list[OcppMessage]
+    next_cursor: LogCursor | None
+
+
+def _ocpp_log(identity: str, log_filter: OcppLogFilter) -> QuerySet[OcppMessage]:
+    rows = OcppMessage.objects.filter(station_identity=identity)
+    if log_filter.action:
+        rows = rows.filter(action=log_filter.action)
+    if log_filter.direction:
+        rows = rows.filter(direction=log_filter.direction)
+    if log_filter.since is not None:
+        rows = rows.filter(at__gte=log_filter.since)
+    if log_filter.until is not None:
+        rows = rows.filter(at__lt=log_filter.until)
+    return rows.order_by("-at", "-id")
+
+
+def _after(rows: QuerySet[OcppMessage], after: LogCursor | None) -> QuerySet[OcppMessage]:
+    if after is None:
+        return rows
+    return rows.filter(Q(at__lt=after.at) | Q(at=after.at, id__lt=after.id))
+
+
+def ocpp_log_page(
+    identity: str,
+    log_filter: OcppLogFilter,
+    *,
+    after: LogCursor | None = None,
+    size: int = 50,
+) -> OcppLogPage:
+    """One page of a station's log, newest first, continuing after ``after``.
+
+    Keyset pagination on (time, id) along the (identity, time) index: a page
+    deep in millions of rows costs what the first one does.
+    """
+    page = list(_after(_ocpp_log(identity, log_filter), after)[: size + 1])
+    more = len(page) > size
+    page = page[:size]
+    return OcppLogPage(
+        rows=page,
+        next_cursor=LogCursor(at=page[-1].at, id=page[-1].pk) if more and page else None,
+    )
+
+
+#: The columns of :func:`ocpp_log_chunk`'s rows.
+OCPP_LOG_FIELDS = ("at", "id", "direction", "message_type", "unique_id", "action", "payload")
+
+
+def ocpp_log_chunk(
+    identity: str, log_filter: OcppLogFilter, *, after: LogCursor | None, size: int
+) -> tuple[list[tuple], LogCursor | None]:
+    """:func:`ocpp_log_page` as plain tuples (``OCPP_LOG_FIELDS``), for exports: no models."""
+    rows = list(
+        _after(_ocpp_log(identity, log_filter), after).values_list(*OCPP_LOG_FIELDS)[: size + 1]
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, (LogCursor(at=rows[-1][0], id=rows[-1][1]) if more and rows else None)
+
+
+def ocpp_log_actions() -> list[str]:
+    """The actions the log filter offers: every action of OCPP 1.6 (security extension too)."""
+    return sorted({str(action.value) for action in Action})

@@ -515,6 +515,7 @@ def connector_status_update(
     duration when the connector leaves that status.
     """
     at = at or timezone.now()
+    _announce_report(station.identity, "status")
     if connector_id == 0:
         Station.objects.filter(pk=station.pk).update(status=status)
         return
@@ -859,7 +860,15 @@ def meter_values_record(
     _store_samples(station, connector_id, session, readings)
     if session is not None and session.stopped_at is None and readings:
         _update_live_figures(session, readings)
+    _announce_report(station.identity, "meter_values")
     return session
+
+
+def _announce_report(identity: str, what: str) -> None:
+    """Announce a report once the transaction commits (at once outside one)."""
+    transaction.on_commit(
+        partial(signals.station_reported.send, sender=Station, identity=identity, what=what)
+    )
 
 
 def _store_samples(

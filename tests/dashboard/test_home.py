@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 def test_zones_appear_as_a_tree_with_their_figures(client, hot_state):
     main = ZoneFactory(name="Main switchboard", max_current_a=100)
-    ZoneFactory(name="Level -1", parent=main, max_current_a=63)
+    level = ZoneFactory(name="Level -1", parent=main, max_current_a=63)
     figures = {
         "limit_a": 100.0,
         "allocated_a": [32.0, 16.0, 0.0],
@@ -27,7 +27,7 @@ def test_zones_appear_as_a_tree_with_their_figures(client, hot_state):
     client.force_login(UserFactory())
     body = client.get("/").content.decode()
     assert body.index("Main switchboard") < body.index("Level -1")
-    assert 'class="depth-1">Level -1' in body
+    assert f'class="depth-1"><a href="/zones/{level.id}/">Level -1</a>' in body
     assert "32.0 / 16.0 / 0.0" in body and "1 charging of 2" in body
     assert "no allocation yet" in body  # Level -1 has not been allocated
 
