@@ -12,8 +12,8 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 $(VENV)/.installed-base: requirements/base.txt | $(PY)
-	$(PY) -m pip install -q -r requirements/base.txt
-	touch $@
+	@$(PY) -m pip install -q -r requirements/base.txt
+	@touch $@
 
 $(VENV)/.installed-dev: requirements/dev.txt requirements/base.txt | $(PY)
 	$(PY) -m pip install -q -r requirements/dev.txt
@@ -24,9 +24,10 @@ install-dev: $(VENV)/.installed-dev
 
 ## run: install, migrate and start web + OCPP, worker, beat (and Redis when REDIS_URL is unset)
 run: install
-	$(PY) manage.py migrate --noinput -v0
-	$(PY) manage.py collectstatic --noinput -v0
-	exec $(PY) manage.py serve
+	@echo "Preparing the database and static files…"
+	@$(PY) manage.py migrate --noinput -v0
+	@$(PY) manage.py collectstatic --noinput -v0
+	@exec $(PY) manage.py serve
 
 ## browser: Chromium for the browser tests, from the system package manager when absent
 browser:

@@ -3,15 +3,23 @@
 The parent restarts nothing silently: if a child dies, everything is stopped
 and the exit code says so, because a controller without its control loop must
 not look healthy. Ctrl-C (SIGINT) or SIGTERM stops all children cleanly.
+
+A full start sends the children's output (the worker's banner, access lines,
+warnings) to a rotating log file in the data folder, so that the terminal shows
+what an operator needs: where evce answers and how to log in.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import logging
+import logging.handlers
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,10 +149,72 @@ def process_children(names: list[str], *, bind: str, worker_concurrency: int) ->
     return [Child(name, argv[name]()) for name in PROCESSES if name in names]
 
 
+class ProcessLog:
+    """The children's output, line by line, into a rotating file (and a terminal if asked).
+
+    Each line is prefixed with the process name; the last lines of each process
+    are kept so that a process that dies can be explained on the terminal.
+    """
+
+    MAX_BYTES = 10 * 1024 * 1024
+    BACKUPS = 3
+    TAIL_LINES = 20
+
+    def __init__(self, path: Path, *, echo=None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.echo = echo
+        self._handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=self.MAX_BYTES, backupCount=self.BACKUPS, encoding="utf-8"
+        )
+        self._handler.setFormatter(logging.Formatter("%(message)s"))
+        self._lock = threading.Lock()
+        self._tails: dict[str, collections.deque[str]] = {}
+        self._readers: list[threading.Thread] = []
+
+    def write(self, name: str, text: str) -> None:
+        line = f"{name}: {text}"
+        with self._lock:
+            self._handler.emit(logging.makeLogRecord({"msg": line}))
+            self._tails.setdefault(name, collections.deque(maxlen=self.TAIL_LINES)).append(text)
+            if self.echo is not None:
+                self.echo.write(line + "\n")
+
+    def follow(self, name: str, stream) -> None:
+        """Copy ``stream`` (a child's stdout and stderr) to the log until it closes."""
+
+        def copy() -> None:
+            with stream:
+                for raw in iter(stream.readline, b""):
+                    self.write(name, raw.decode(errors="replace").rstrip("\r\n"))
+
+        reader = threading.Thread(target=copy, name=f"log-{name}", daemon=True)
+        reader.start()
+        self._readers.append(reader)
+
+    def tail(self, name: str) -> list[str]:
+        with self._lock:
+            return list(self._tails.get(name, ()))
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        for reader in self._readers:
+            reader.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._handler.close()
+
+
 class Supervisor:
-    def __init__(self, children: list[Child], *, stdout=sys.stdout) -> None:
+    def __init__(
+        self,
+        children: list[Child],
+        *,
+        stdout=sys.stdout,
+        process_log: ProcessLog | None = None,
+    ) -> None:
         self.children = children
         self.stdout = stdout
+        self.process_log = process_log
         self.redis_process: subprocess.Popen | None = None
         self._stopping = False
         self._ended: set[str] = set()
@@ -154,15 +224,42 @@ class Supervisor:
         if settings.EMBEDDED_REDIS and self.redis_process is None:
             self.redis_process = embedded_redis.start(settings.DATA_DIR)
             where = embedded_redis.socket_path(settings.DATA_DIR)
-            self.stdout.write(f"embedded Redis on {where}\n")
+            self._note(f"embedded Redis on {where}")
 
     def start(self) -> None:
         self.start_redis()
         for child in self.children:
             # Own process group: the terminal's Ctrl-C reaches the parent only,
             # which then stops children in order.
-            child.process = subprocess.Popen(child.argv, start_new_session=True)
-            self.stdout.write(f"started {child.name} (pid {child.process.pid})\n")
+            if self.process_log is None:
+                child.process = subprocess.Popen(child.argv, start_new_session=True)
+            else:
+                child.process = subprocess.Popen(
+                    child.argv,
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                )
+                self.process_log.follow(child.name, child.process.stdout)
+            self._note(f"started {child.name} (pid {child.process.pid})")
+
+    def _note(self, text: str) -> None:
+        """The supervisor's own news: into the process log when there is one."""
+        if self.process_log is None:
+            self.stdout.write(text + "\n")
+        else:
+            self.process_log.write("evce", text)
+
+    def _explain_exit(self, child: Child) -> None:
+        """A child ended: show its last lines, which the terminal did not see."""
+        if self.process_log is None:
+            return
+        lines = self.process_log.tail(child.name)
+        if lines:
+            self.stdout.write(f"last lines of {child.name} (all in {self.process_log.path}):\n")
+            for line in lines:
+                self.stdout.write(f"  {line}\n")
 
     def wait(self) -> int:
         """Block until a signal arrives or a child exits; return the exit code."""
@@ -179,9 +276,11 @@ class Supervisor:
                         self.stdout.write(
                             f"{child.name} exited with code {code}; evce keeps running\n"
                         )
+                        self._explain_exit(child)
                         continue
                     self.stdout.write(f"{child.name} exited with code {code}: stopping evce\n")
                     self.stop()
+                    self._explain_exit(child)
                     return code or 1
                 time.sleep(0.5)
         finally:
@@ -211,3 +310,5 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self.redis_process.kill()
         self.redis_process = None
+        if self.process_log is not None:
+            self.process_log.close()

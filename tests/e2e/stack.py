@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,17 +36,23 @@ class Stack:
     env: dict[str, str]
     log_path: Path
     drop_database: str | None = None
-    output: str = field(default="")
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def log(self) -> str:
+    def output(self) -> str:
+        """What ``serve`` printed on its terminal."""
         return self.log_path.read_text(errors="replace")
 
+    def log(self) -> str:
+        """The terminal output, then the processes' log (``<data>/logs/evce.log``)."""
+        process_log = Path(self.env["EVCE_DATA_DIR"]) / "logs" / "evce.log"
+        processes = process_log.read_text(errors="replace") if process_log.exists() else ""
+        return self.output() + processes
+
     def credentials(self) -> tuple[str, str]:
-        match = re.search(r"Log in as '([^']+)' with password '([^']+)'", self.log())
+        match = re.search(r"Log in as '([^']+)' with password '([^']+)'", self.output())
         assert match, f"no credentials printed:\n{self.log()}"
         return match.group(1), match.group(2)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
@@ -54,6 +55,23 @@ def test_demo_site_and_first_admin(stack):
     assert exported.returncode == 0, exported.stderr
     assert "Demo car park" in exported.stdout
     assert "DEMO-CP01" in exported.stdout
+
+
+def test_the_terminal_shows_a_clean_start(stack):
+    printed = stack.output()
+    assert f"Dashboard         : http://127.0.0.1:{stack.http_port}/" in printed
+    assert f":{stack.ocpp_port}/<box identity>" in printed
+    assert "Log in as 'installer' with password" in printed
+    # The processes' chatter is in the log file of the data folder, not on the terminal.
+    for noise in ("celery", "[tasks]", "SecurityWarning", "WSCONNECT", "daphne", "INFO"):
+        assert noise not in printed, printed
+    process_log = Path(stack.env["EVCE_DATA_DIR"]) / "logs" / "evce.log"
+    assert f"Process log       : {process_log}" in printed
+    deadline = time.monotonic() + 30
+    while "worker: " not in stack.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    logged = process_log.read_text()
+    assert "web: " in logged and "worker: " in logged and "evce: started web" in logged
 
 
 def test_ctrl_c_stops_every_process(tmp_path):

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import shlex
+import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -11,6 +17,7 @@ import yaml
 from daphne.cli import CommandLineInterface
 from django.core.management import CommandError, call_command
 
+from apps.maintenance.management.commands import serve as serve_command
 from evce_site import supervisor
 from evce_site.supervisor import PROCESSES, process_children, web_argv
 
@@ -107,3 +114,102 @@ def test_docker_services_start_through_serve():
     assert yaml.safe_load(cmd[0].removeprefix("CMD ")) == shlex.split(
         "python manage.py serve --only web"
     )
+
+
+def _script(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+CHATTY = (
+    "import sys, time; print('-------------- banner of a worker'); "
+    "print('SecurityWarning: running as root', file=sys.stderr); sys.stdout.flush(); "
+    "time.sleep(60)"
+)
+
+
+def test_a_full_start_writes_the_processes_output_to_the_log_file(tmp_path, settings):
+    settings.EMBEDDED_REDIS = False
+    terminal = io.StringIO()
+    log = supervisor.ProcessLog(tmp_path / "logs" / "evce.log")
+    running = supervisor.Supervisor(
+        [supervisor.Child("worker", _script(CHATTY))], stdout=terminal, process_log=log
+    )
+    running.start()
+    try:
+        deadline = time.monotonic() + 20
+        while "SecurityWarning" not in log.path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        running.stop()
+    logged = log.path.read_text()
+    assert "worker: -------------- banner of a worker" in logged
+    assert "worker: SecurityWarning: running as root" in logged
+    assert "evce: started worker (pid" in logged
+    assert terminal.getvalue() == ""  # nothing of it on the terminal
+
+
+def test_verbosity_2_shows_the_processes_output_on_the_terminal_too(tmp_path):
+    terminal = io.StringIO()
+    log = supervisor.ProcessLog(tmp_path / "evce.log", echo=terminal)
+    child = supervisor.Child("beat", _script("print('beat is starting')"))
+    running = supervisor.Supervisor([child], stdout=terminal, process_log=log)
+    running.start()
+    child.process.wait(timeout=20)
+    running.stop()
+    assert "beat: beat is starting" in terminal.getvalue()
+    assert "beat: beat is starting" in log.path.read_text()
+
+
+def test_a_process_that_dies_is_explained_on_the_terminal(tmp_path, settings):
+    settings.EMBEDDED_REDIS = False
+    terminal = io.StringIO()
+    log = supervisor.ProcessLog(tmp_path / "evce.log")
+    dying = _script("import sys; print('cannot reach the broker'); sys.exit(3)")
+    running = supervisor.Supervisor(
+        [supervisor.Child("worker", dying)], stdout=terminal, process_log=log
+    )
+    running.start()
+    assert running.wait() == 3
+    printed = terminal.getvalue()
+    assert "worker exited with code 3: stopping evce" in printed
+    assert f"last lines of worker (all in {log.path})" in printed
+    assert "  cannot reach the broker" in printed
+
+
+def test_the_process_log_rotates(tmp_path, monkeypatch):
+    monkeypatch.setattr(supervisor.ProcessLog, "MAX_BYTES", 2000)
+    log = supervisor.ProcessLog(tmp_path / "evce.log")
+    for n in range(200):
+        log.write("web", f"line {n:04d} " + "x" * 40)
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["evce.log", "evce.log.1", "evce.log.2", "evce.log.3"]
+    assert all((tmp_path / name).stat().st_size <= 2100 for name in files)
+    assert "line 0199" in (tmp_path / "evce.log").read_text()
+
+
+def test_the_serve_banner_comes_after_the_web_server_listens(settings):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    web = supervisor.Child("web", _script("import time; time.sleep(30)"))
+    web.process = subprocess.Popen(web.argv)
+    try:
+        started = time.monotonic()
+        threading.Timer(0.5, listener.listen).start()
+        serve_command._wait_until_listening("127.0.0.1", port, [web])
+        assert time.monotonic() - started >= 0.5
+        # A web server that died does not keep the start waiting.
+        web.process.kill()
+        web.process.wait()
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        started = time.monotonic()
+        serve_command._wait_until_listening("127.0.0.1", closed.getsockname()[1], [web])
+        assert time.monotonic() - started < 5
+        closed.close()
+    finally:
+        listener.close()
+        if web.process.poll() is None:
+            web.process.kill()
+            web.process.wait()

@@ -1,19 +1,34 @@
 """``python manage.py serve``: start evce (web + OCPP, worker, beat, embedded Redis).
 
 ``--only`` starts some of the processes (the Docker services run one each),
-with the same command lines as a full start.
+with the same command lines as a full start, their output on the terminal. A
+full start writes the processes' output to ``<data folder>/logs/evce.log``
+(``-v 2`` shows it on the terminal too) and prints only where evce answers and
+how to log in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.energy import state as energy_state
 from apps.maintenance.management import setup as install
-from evce_site.supervisor import PROCESSES, Child, Supervisor, process_children, simulator_argv
+from evce_site.supervisor import (
+    PROCESSES,
+    Child,
+    ProcessLog,
+    Supervisor,
+    process_children,
+    simulator_argv,
+)
+
+# How long a full start waits for the web server before printing its address anyway.
+WEB_READY_TIMEOUT_S = 60.0
 
 
 class Command(BaseCommand):
@@ -57,7 +72,11 @@ class Command(BaseCommand):
             self._serve_only(children)
             return
         demo_wanted = not options["no_demo"] and settings.DEMO_ENABLED
-        supervisor = Supervisor([], stdout=self.stdout)
+        process_log = ProcessLog(
+            process_log_path(),
+            echo=self.stdout if options["verbosity"] >= 2 else None,
+        )
+        supervisor = Supervisor([], stdout=self.stdout, process_log=process_log)
         supervisor.start_redis()
         # Stations get their profiles again after a start (and nothing stale survives).
         energy_state.reset()
@@ -80,6 +99,7 @@ class Command(BaseCommand):
         supervisor.start()
 
         host = "127.0.0.1" if options["bind"] in ("0.0.0.0", "::") else options["bind"]
+        _wait_until_listening(host, settings.HTTP_PORT, children)
         lan = _lan_address()
         self.stdout.write(self.style.SUCCESS("\nevce is running."))
         self.stdout.write(f"  Dashboard         : http://{host}:{settings.HTTP_PORT}/")
@@ -100,6 +120,7 @@ class Command(BaseCommand):
                 "  Demo              : simulated stations and meters run (EVCE_DEMO=0 to stop)"
             )
         self.stdout.write(f"  Data folder       : {settings.DATA_DIR}")
+        self.stdout.write(f"  Process log       : {process_log.path}")
         self.stdout.write("Press Ctrl-C to stop.\n")
         code = supervisor.wait()
         self.stdout.write("evce stopped.")
@@ -130,6 +151,22 @@ def _process_names(values: list[str] | None) -> list[str]:
     if values and not names:
         raise CommandError(f"--only needs a process name ({', '.join(PROCESSES)}).")
     return names
+
+
+def process_log_path():
+    """Where a full start writes its processes' output (rotated at 10 MB, 3 kept)."""
+    return settings.DATA_DIR / "logs" / "evce.log"
+
+
+def _wait_until_listening(host: str, port: int, children: list[Child]) -> None:
+    """Wait for the web server, so that the address printed next already answers."""
+    deadline = time.monotonic() + WEB_READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if any(c.critical and c.process and c.process.poll() is not None for c in children):
+            return  # the supervisor reports it
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+            return
+        time.sleep(0.2)
 
 
 def _lan_address() -> str:
