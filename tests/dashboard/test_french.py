@@ -6,11 +6,15 @@ import pytest
 from django.utils import translation
 
 from apps.dashboard.reasons import reason_words
+from apps.dashboard.templatetags.records import status_words
 from apps.energy.allocator import Reason
 from tests.accounts.factories import STRONG_PASSWORD, UserFactory
+from tests.dashboard import test_pages
 from tests.dashboard.test_reasons import ZONES, _setpoint
 
 pytestmark = pytest.mark.django_db
+
+site = test_pages.site  # the station, zones and session of the page tests
 
 FRENCH = {"HTTP_ACCEPT_LANGUAGE": "fr-FR,fr;q=0.9,en;q=0.5"}
 
@@ -96,3 +100,22 @@ def test_an_unknown_language_changes_nothing(client):
 def test_setpoint_reasons_read_in_french(reason, kwargs, words):
     with translation.override("fr"):
         assert reason_words(_setpoint(reason, **kwargs), ZONES) == words
+
+
+def test_the_station_view_speaks_french_down_to_the_reasons(client, site):
+    client.force_login(UserFactory(role="operator"))
+    body = client.get("/stations/BAY-1/", **FRENCH).content.decode()
+    charging = body[body.index('data-connector="1"') :]
+    charging = charging[: charging.index("</tr>")]
+    assert "En charge" in charging and "limité par Main switchboard L2" in charging
+    idle = body[body.index('data-connector="2"') :]
+    assert "Disponible" in idle[: idle.index("</tr>")]
+    home = client.get("/", **FRENCH).content.decode()
+    assert "limité par Main switchboard L2" in home and "En charge" in home
+
+
+def test_an_unknown_connector_status_is_shown_as_the_station_sent_it():
+    with translation.override("fr"):
+        assert status_words("SuspendedEV") == "Suspendue par le véhicule"
+        assert status_words("Occupied") == "Occupied"
+        assert status_words("") == ""

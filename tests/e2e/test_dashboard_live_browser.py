@@ -219,7 +219,7 @@ def test_a_remote_start_round_trips_to_the_station(live, page):
     assert row.get_attribute("data-outcome") == "accepted"
     assert "accepted (Accepted)" in row.inner_text()
     page.wait_for_function(
-        "['Preparing', 'Charging', 'SuspendedEV'].some(s => document.querySelector("
+        "['Preparing', 'Charging', 'Suspended'].some(s => document.querySelector("
         "'[data-connector=\"1\"] [data-connector-status]').textContent.startsWith(s))",
         timeout=10000,
     )

@@ -1,8 +1,10 @@
-"""Small formatting filters of the records pages."""
+"""Small formatting filters of the UI pages."""
 
 from __future__ import annotations
 
 from django import template
+
+from apps.dashboard.selectors import FLEET_STATUSES
 
 register = template.Library()
 
@@ -16,3 +18,13 @@ def hms(seconds: int | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+@register.filter
+def status_words(status: str | None) -> str:
+    """An OCPP connector status in words of the reader's language ("SuspendedEV" is
+    "Suspended by the vehicle"); an unknown status stays as the station sent it."""
+    if not status:
+        return ""
+    label = FLEET_STATUSES.get(status)
+    return str(label) if label is not None else status
