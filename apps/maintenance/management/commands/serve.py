@@ -99,7 +99,12 @@ class Command(BaseCommand):
         supervisor.start()
 
         host = "127.0.0.1" if options["bind"] in ("0.0.0.0", "::") else options["bind"]
-        _wait_until_listening(host, settings.HTTP_PORT, children)
+        try:
+            _wait_until_listening(host, settings.HTTP_PORT, children)
+        except KeyboardInterrupt:  # Ctrl-C before the start was complete
+            supervisor.stop()
+            self.stdout.write("evce stopped.")
+            return
         lan = _lan_address()
         self.stdout.write(self.style.SUCCESS("\nevce is running."))
         self.stdout.write(f"  Dashboard         : http://{host}:{settings.HTTP_PORT}/")
