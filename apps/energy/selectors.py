@@ -52,7 +52,8 @@ class ConnectorSetpoint:
     it is what the station may still draw, and ``wanted_a`` what evce asks of
     it; for a session whose new setpoint waits (a raise for released capacity
     or for room for its ramp, a decrease while EVs ramp up) it is what the
-    station holds, and ``wanted_a`` what the allocation gave it. ``limiting_zone_id`` / ``limiting_phase`` name the zone phase that
+    station holds, and ``wanted_a`` what the allocation gave it.
+    ``limiting_zone_id`` / ``limiting_phase`` name the zone phase that
     stopped it from getting more, when a zone did. ``delivery`` is the
     station's answer to the profile that run sent (None: nothing was sent).
     ``accepted_a`` / ``accepted_at`` / ``valid_until`` describe the live

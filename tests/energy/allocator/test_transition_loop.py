@@ -361,7 +361,13 @@ class Loop:
             live_due=due,
             idle=idle,
             session_fallbacks={
-                s.key: (self.records[s.key].fallback.confirmed_a, self.offline[s.key])
+                s.key: (
+                    self.records[s.key].fallback.confirmed_a,
+                    self.offline[s.key],
+                    live.lowest_at(self.now_s)
+                    if (live := self.records[s.key].live_for(self.tx(s.key), self.now_s))
+                    else None,
+                )
                 for s in sessions
             },
             held=held,
