@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +48,9 @@ from apps.energy.allocator.transition import (
 )
 
 from .strategies import Decoder
+
+# Pure and long: run once, not again on the PostgreSQL leg of CI.
+pytestmark = pytest.mark.property
 
 RESPONSE_S = 5.0
 RETRY_S = 10.0  # as ``apps.energy.planning.RETRY_S``
