@@ -45,10 +45,10 @@ def test_device_log_filters_live_tail_export_and_report(demo_stack, page):
     page.wait_for_selector("#live-state[data-state=live]")
     other = page.context.new_page()
     other.goto(f"{base}/cards/new/")
-    other.fill("#id_id_tag", "E2E-TAIL")
+    other.fill("#id_id_tag", "LOGTAIL-1")
     other.get_by_role("button", name="Save").click()
     other.wait_for_url(f"{base}/cards/")
-    page.locator("#device-log").get_by_text("RFID card E2E-TAIL created.").wait_for(timeout=10_000)
+    page.locator("#device-log").get_by_text("RFID card LOGTAIL-1 created.").wait_for(timeout=10_000)
 
     # The device report, for the administrator.
     with page.expect_download() as download_info:
