@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import template
 
+from apps.dashboard.selectors import station_url
+
 register = template.Library()
 
 
@@ -16,3 +18,9 @@ def hms(seconds: int | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+@register.filter
+def station_link(identity: str) -> str:
+    """The station page's address of a box identity (any characters, quoted)."""
+    return station_url(identity)
