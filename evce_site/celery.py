@@ -19,6 +19,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evce_site.settings")
 
 # Stations due for a new key are looked for hourly (EVCE_STATION_KEY_ROTATION_DAYS).
 KEY_ROTATION_CHECK_S = 3600.0
+# The device log is cut back to EVCE_DEVICE_LOG_MAX_ENTRIES this often: often
+# enough that a flood of events overshoots the cap by a minute of events only.
+DEVICE_LOG_TRIM_S = 60.0
 
 app = Celery("evce")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -46,6 +49,11 @@ def beat_schedule() -> dict[str, dict]:
             "task": "apps.maintenance.tasks.purge_expired_records_task",
             "schedule": retention_s,
             "options": {"expires": retention_s * 0.9},
+        },
+        "trim-device-log": {
+            "task": "apps.devicelog.tasks.device_log_trim_task",
+            "schedule": DEVICE_LOG_TRIM_S,
+            "options": {"expires": DEVICE_LOG_TRIM_S * 0.9},
         },
         "expire-reservations": {
             "task": "apps.central_system.tasks.reservations_expire_task",

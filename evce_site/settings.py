@@ -240,6 +240,10 @@ EV_RESPONSE_S = env_int("EVCE_EV_RESPONSE_S", 5, minimum=0, maximum=60)
 METER_TICK_MS = env_int("EVCE_METER_TICK_MS", 250, minimum=50, maximum=10000)
 # Period of the purge of expired OCPP logs and meter samples.
 RETENTION_PERIOD_S = env_float("EVCE_RETENTION_PERIOD_S", 3600.0, minimum=1, maximum=7 * 86400)
+# The device log keeps this many entries (the oldest are purged every minute).
+DEVICE_LOG_MAX_ENTRIES = env_int(
+    "EVCE_DEVICE_LOG_MAX_ENTRIES", 100_000, minimum=1000, maximum=100_000_000
+)
 
 # How long a remote action of the API waits for the station's answer (then 504).
 STATION_COMMAND_TIMEOUT_S = 30.0

@@ -41,6 +41,7 @@ class LiveTopic(StrEnum):
     SESSIONS = "sessions"  # a session started, stopped, or its figures moved
     METERS = "meters"  # the zone meters were read
     COMMANDS = "commands"  # a remote command was queued or answered
+    DEVICE_LOG = "devicelog"  # an entry was added to the device log
 
 
 class LiveMessage(TypedDict):

@@ -16,6 +16,7 @@ from django.dispatch import receiver
 from apps.central_system.models import CommandResult
 from apps.central_system.signals import station_connected, station_disconnected
 from apps.dashboard.live import LiveTopic, live_changed
+from apps.devicelog.models import DeviceLogEntry
 from apps.energy.signals import allocation_stored
 from apps.meters.signals import meters_polled
 from apps.stations.models import Connector, Station, Transaction
@@ -34,6 +35,7 @@ _ANNOUNCED_MODELS = {
     Connector: (LiveTopic.STATIONS,),
     Transaction: (LiveTopic.SESSIONS,),
     CommandResult: (LiveTopic.COMMANDS,),
+    DeviceLogEntry: (LiveTopic.DEVICE_LOG,),
 }
 for _model, _topics in _ANNOUNCED_MODELS.items():
     post_save.connect(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.dashboard import cards, transactions, views
+from apps.dashboard import cards, maintenance, transactions, views
 
 app_name = "dashboard"
 
@@ -34,4 +34,11 @@ urlpatterns += [
     path("groups/new/", cards.group_create_view, name="group_create"),
     path("groups/<int:pk>/", cards.group_edit_view, name="group_edit"),
     path("groups/<int:pk>/delete/", cards.group_delete_view, name="group_delete"),
+]
+
+# Maintenance (SPEC §10).
+urlpatterns += [
+    path("maintenance/log/", maintenance.device_log_view, name="device_log"),
+    path("maintenance/log.csv", maintenance.device_log_export_view, name="device_log_export"),
+    path("maintenance/report.zip", maintenance.device_report_view, name="device_report"),
 ]

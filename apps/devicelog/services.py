@@ -40,6 +40,30 @@ def device_log_write(
     )
 
 
+def device_log_trim(*, max_entries: int, batch_size: int = 10_000) -> int:
+    """Delete the oldest entries beyond the newest ``max_entries``; return how many went.
+
+    Keeps the log from filling the disk whatever the rate of events. Entries
+    are deleted in id batches so a long backlog never holds a single long
+    write lock (SQLite lets one writer in at a time).
+    """
+    if max_entries < 0:
+        raise ValueError("max_entries must not be negative")
+    newest = DeviceLogEntry.objects.order_by("-id").values_list("id", flat=True)
+    kept_last = next(iter(newest[max_entries - 1 : max_entries]), None) if max_entries else None
+    if max_entries and kept_last is None:
+        return 0  # fewer entries than the cap
+    older = DeviceLogEntry.objects.all()
+    if kept_last is not None:
+        older = older.filter(id__lt=kept_last)
+    deleted = 0
+    while True:
+        batch = list(older.order_by("id").values_list("id", flat=True)[:batch_size])
+        if not batch:
+            return deleted
+        deleted += DeviceLogEntry.objects.filter(id__gte=batch[0], id__lte=batch[-1]).delete()[0]
+
+
 def fields_assign(obj, values: Mapping[str, Any]) -> dict[str, list[Any]]:
     """Set ``values`` on ``obj``; return each field that really changed as ``[old, new]``.
 

@@ -82,7 +82,7 @@ def rebalance_once(
             1000 * (delivered - allocated),
         )
     ask_for_samples_after_ramp(run.delivered, run.results)
-    store_results(context, allocation, run.status_by_key())
+    store_results(context, allocation, run.status_by_key(), run.in_force_by_key())
     look_again_after_holds(context)
     log_changes(context, allocation, previous_sessions, context.previous_zones)
     update_transactions(context, allocation)

@@ -311,6 +311,24 @@ class Run:
             )
             self.changed.clear()
 
+    def in_force_by_key(self) -> dict[str, float]:
+        """Live setpoints stations hold where this run did not send the allocation's in full.
+
+        A raise waiting for released capacity or sent in part, a decrease kept
+        while EVs ramp up: what the station holds is what the EV follows.
+        """
+        now_s = time.time()
+        in_force = {}
+        for delivery in (*self.deferred, *self.kept):
+            if delivery.kind == "live":
+                key = delivery.ref.key
+                in_force[key] = self.profiles[key].following_a(now_s, delivery.ref.transaction_id)
+        for delivery, result in zip(self.delivered, self.results, strict=True):
+            accepted = result == ChargingProfileStatus.accepted
+            if delivery.kind == "live" and accepted and delivery.ref.key in in_force:
+                in_force[delivery.ref.key] = delivery.value_a
+        return in_force
+
     def status_by_key(self) -> dict[str, str]:
         status = {
             d.ref.key: r

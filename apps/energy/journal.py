@@ -19,13 +19,28 @@ from apps.stations.models import Transaction
 
 
 def store_results(
-    context: SnapshotContext, allocation: Allocation, results_by_key: dict[str, str]
+    context: SnapshotContext,
+    allocation: Allocation,
+    results_by_key: dict[str, str],
+    in_force_by_key: dict[str, float] | None = None,
 ) -> None:
+    """Keep what the run decided; ``in_force_by_key``: setpoints not (fully) sent yet.
+
+    Such a session is stored at what its station holds, and at what the
+    allocation gave it as ``wanted_a`` (as a held one is).
+    """
+    allocated = {item.key: item.setpoint_a for item in allocation.sessions}
+    in_force = {
+        key: value
+        for key, value in (in_force_by_key or {}).items()
+        if key in allocated and value != allocated[key]
+    }
     sessions = {
         item.key: {
             "station_id": context.refs[item.key].station_id,
             "transaction_id": context.refs[item.key].transaction_id,
-            "setpoint_a": item.setpoint_a,
+            "setpoint_a": in_force.get(item.key, item.setpoint_a),
+            "wanted_a": item.setpoint_a if item.key in in_force else None,
             "setpoint_w": item.setpoint_w,
             "reason": item.reason.value,
             "limiting_zone_id": item.limiting_zone_id,
@@ -141,7 +156,13 @@ def log_changes(
     """Device-log every change of state a facility manager asks about afterwards."""
     for item in allocation.sessions:
         before = previous_sessions.get(item.key)
-        was_suspended = before is not None and before.get("setpoint_a", 0) == 0
+        # What the last run allocated: its wanted value where the station held another.
+        before_a = None
+        if before is not None:
+            before_a = before.get("wanted_a")
+            if before_a is None:
+                before_a = before.get("setpoint_a", 0)
+        was_suspended = before_a == 0
         now_suspended = item.setpoint_a == 0
         if (
             before is not None

@@ -122,8 +122,12 @@ def plan_deliveries(context: SnapshotContext, allocation: Allocation) -> list[De
         live_due=due,
         idle=idle,
         session_fallbacks={
-            key: (context.profiles[key].fallback.confirmed_a, context.offline_a[key])
-            for key in context.refs
+            key: (
+                context.profiles[key].fallback.confirmed_a,
+                context.offline_a[key],
+                _live_in_force_a(context.profiles[key], ref.transaction_id, now_s),
+            )
+            for key, ref in context.refs.items()
         },
         held=held,
         deadband_a=context.snapshot.settings.deadband_a,
@@ -193,6 +197,14 @@ def _wanted_of_held(context: SnapshotContext) -> dict[str, float]:
         )
     )
     return {item.key: item.setpoint_a for item in shadow.sessions if item.key in keys}
+
+
+def _live_in_force_a(
+    profiles_: ConnectorProfiles, transaction_id: int | None, now_s: float
+) -> float | None:
+    """The lowest live setpoint a session's station may hold now (``None``: no live profile)."""
+    live = profiles_.live_for(transaction_id, now_s)
+    return None if live is None else live.lowest_at(now_s)
 
 
 def _asked_a(live: Slot | None, profiles_: ConnectorProfiles, now_s: float) -> float:

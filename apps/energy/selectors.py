@@ -50,7 +50,10 @@ class ConnectorSetpoint:
     ``setpoint_a`` is what the last allocation gave the session (per phase);
     for a ``HELD`` connector (its station did not apply evce's last profile)
     it is what the station may still draw, and ``wanted_a`` what evce asks of
-    it. ``limiting_zone_id`` / ``limiting_phase`` name the zone phase that
+    it; for a session whose new setpoint waits (a raise for released capacity
+    or for room for its ramp, a decrease while EVs ramp up) it is what the
+    station holds, and ``wanted_a`` what the allocation gave it.
+    ``limiting_zone_id`` / ``limiting_phase`` name the zone phase that
     stopped it from getting more, when a zone did. ``delivery`` is the
     station's answer to the profile that run sent (None: nothing was sent).
     ``accepted_a`` / ``accepted_at`` / ``valid_until`` describe the live

@@ -11,3 +11,6 @@ class SiteFileConfig(AppConfig):
 
     name = "apps.sitefile"
     verbose_name = _("Site file")
+
+    def ready(self) -> None:
+        from apps.sitefile import receivers  # noqa: F401  (the device report's configuration)

@@ -127,9 +127,11 @@ def test_the_export_streams_the_csv_of_the_range_with_tou_columns(ebms):
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0][:3] == ["transaction_id", "station_name", "connector_id"]
-    assert rows[0][-2:] == ["NoPeriod_kwh", "Peak_kwh"]
+    # The same file as the sessions page exports (``apps.stations.cdrs``).
+    text = b"".join(response.streaming_content).decode()
+    rows = list(csv.reader(io.StringIO(text), delimiter=";"))
+    assert rows[0][:3] == ["transaction_id", "station_name", "connector"]
+    assert rows[0][-2:] == ["NoPeriod", "Peak"]
     assert len(rows) == 2
     assert rows[1] == [
         str(record.pk),
@@ -137,8 +139,8 @@ def test_the_export_streams_the_csv_of_the_range_with_tou_columns(ebms):
         "1",
         "CARD1",
         "Fleet; car",
-        "2026-11-02T00:00:00Z",
-        "2026-11-02T01:00:00Z",
+        "2026-11-02T00:00:00+00:00",
+        "2026-11-02T01:00:00+00:00",
         "3600",
         "3300",
         "7.250",

@@ -11,6 +11,8 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from apps.dashboard.consumers import CLOSE_NOT_ALLOWED
+from apps.devicelog.models import EventCategory
+from apps.devicelog.services import device_log_write
 from apps.energy.control import rebalance_once
 from apps.stations.services import connector_status_update
 from evce_site.routing import websocket_urlpatterns
@@ -111,3 +113,28 @@ def test_live_refreshes_do_not_keep_a_session_alive(client):
     assert abs((Session.objects.get().expire_date - soon).total_seconds()) < 1
     assert client.get("/password/").status_code == 200
     assert (Session.objects.get().expire_date - timezone.now()).total_seconds() > 290
+
+
+def test_a_device_log_entry_reaches_the_open_device_log_pages(
+    client, hot_state, django_capture_on_commit_callbacks
+):
+    client.force_login(UserFactory(role="operator"))
+
+    def write():
+        with django_capture_on_commit_callbacks(execute=True):
+            device_log_write(
+                category=EventCategory.COMMUNICATION, event="meter_lost", message="Meter lost."
+            )
+
+    async def scenario():
+        feed = _feed(client)
+        connected, _code = await feed.connect()
+        assert connected
+        try:
+            assert (await feed.receive_json_from())["hello"] is True
+            await sync_to_async(write)()
+            assert "devicelog" in await _topics_until(feed, "devicelog")
+        finally:
+            await feed.disconnect()
+
+    async_to_sync(scenario)()

@@ -154,11 +154,22 @@ def test_a_setpoint_change_appears_within_2_s_without_reload(live, page):
     if live.offered_a("LV-1") <= 0:
         live.arrive("LV-1")
     live.wait_for(lambda: live.offered_a("LV-1") >= 6, 60, "LV-1 charging")
+    # Raises come in rounds (each keeps room for its EV's ramp): wait until it settled.
+    seen: list[tuple[float, float]] = []
+
+    def steady() -> bool:
+        seen.append((time.monotonic(), live.offered_a("LV-1")))
+        recent = [value for at, value in seen if at > seen[-1][0] - 3]
+        return seen[-1][0] - seen[0][0] > 3 and len(set(recent)) == 1
+
+    live.wait_for(steady, 60, "LV-1 settled")
     _log_in(live, page, "/")
     cell = "document.querySelector('#sessions tr[data-station-row=\"LV-1\"] [data-setpoint]')"
     before = live.offered_a("LV-1")
+    # The setpoint evce holds the session to; the station's offer may be below it
+    # by up to a deadband (a raise too small to be worth a profile).
     page.wait_for_function(
-        f"Math.abs(parseFloat({cell}.textContent) - {before}) < 0.15", timeout=5000
+        f"Math.abs(parseFloat({cell}.textContent) - {before}) <= 1.0", timeout=5000
     )
     # The building takes more of Main (63 A): LV-1 gets less.
     live.building_a = 40.0

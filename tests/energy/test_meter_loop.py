@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -42,6 +43,9 @@ from apps.energy.snapshot import RAMP_CONFIRM_S, SAMPLE_TRANSIT_S
 from apps.energy.state import HOLD_TOLERANCE_A
 from tests.energy.allocator.strategies import Decoder
 from tests.energy.allocator.test_transition_loop import PROPERTY, RESPONSE_S, Loop
+
+# Pure and long: run once, not again on the PostgreSQL leg of CI.
+pytestmark = pytest.mark.property
 
 STEP_S = 0.25
 STEPS_PER_RUN = 4  # a run every second

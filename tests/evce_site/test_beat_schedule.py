@@ -8,7 +8,7 @@ from evce_site.celery import beat_schedule
 def test_every_periodic_task_expires_before_its_next_tick(settings):
     settings.STATION_KEY_ROTATION_DAYS = 30
     schedule = beat_schedule()
-    assert {"expire-reservations", "rotate-station-keys"} <= set(schedule)
+    assert {"expire-reservations", "rotate-station-keys", "trim-device-log"} <= set(schedule)
     for name, entry in schedule.items():
         assert entry["options"]["expires"] <= entry["schedule"], name
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from apps.dashboard.selectors import FLEET_STATUSES
+from apps.dashboard.selectors import FLEET_STATUSES, station_url
 
 register = template.Library()
 
@@ -28,3 +28,9 @@ def status_words(status: str | None) -> str:
         return ""
     label = FLEET_STATUSES.get(status)
     return str(label) if label is not None else status
+
+
+@register.filter
+def station_link(identity: str) -> str:
+    """The station page's address of a box identity (any characters, quoted)."""
+    return station_url(identity)

@@ -424,7 +424,7 @@ def plan_changes(
     *,
     live_due: Iterable[str],
     idle: Iterable[IdleConnector],
-    session_fallbacks: Mapping[str, tuple[float | None, float]],
+    session_fallbacks: Mapping[str, tuple[float | None, float, float | None]],
     held: Iterable[HeldConnector],
     deadband_a: float,
     floor_of: Mapping[str, float],
@@ -436,8 +436,8 @@ def plan_changes(
     - fallbacks: for idle connectors from the headroom the allocation leaves
       (:func:`fallback_targets`), for sessions within their new setpoint
       (:func:`session_fallback_a`; ``session_fallbacks`` gives each session's
-      current fallback and offline current), sent when they differ from what
-      the station holds;
+      current fallback, offline current and live setpoint in force, if any),
+      sent when they differ from what the station holds;
     - what held connectors are asked again.
 
     ``floor_of`` gives an idle connector's floor (the least a partial raise is
@@ -466,10 +466,12 @@ def plan_changes(
     )
     for item in allocation.sessions:
         if item.key in session_fallbacks:
-            current_a, offline_a = session_fallbacks[item.key]
+            current_a, offline_a, live_a = session_fallbacks[item.key]
             current[item.key] = current_a
+            # Never above the live setpoint in force either: a raise may wait.
+            ceiling_a = item.setpoint_a if live_a is None else min(item.setpoint_a, live_a)
             targets[item.key] = session_fallback_a(
-                current_a, offline_a, item.setpoint_a, deadband_a=deadband_a
+                current_a, offline_a, ceiling_a, deadband_a=deadband_a
             )
     for key in sorted(targets):
         held_a = current.get(key)

@@ -29,10 +29,10 @@ from apps.api.renderers import CsvRenderer
 from apps.central_system import commands
 from apps.central_system.services import station_command_send
 from apps.stations.api.actions import COMMAND_ERRORS, AcceptedAnswerSerializer
+from apps.stations.cdrs import CdrFilter, cdr_export_batches
 from apps.stations.models import Transaction
-from apps.stations.selectors import transaction_by_id, transactions_filtered
+from apps.stations.selectors import station_by_identity, transaction_by_id, transactions_filtered
 from apps.stations.services import transaction_force_stop
-from apps.stations.transactions_csv import transactions_csv_export
 
 STATUSES = ["charging", "suspendedev", "suspendedevse", "finishing", "finished"]
 
@@ -199,9 +199,17 @@ class TransactionExportView(APIView):
         },
     )
     def get(self, request):
-        records = _filtered(request).order_by("started_at", "id")
+        params = QueryParams(request)
+        since, until = params.time("from"), params.time("to", end=True)
+        identity, id_tag = params.text("station"), params.text("id_tag")
+        params.check()
+        station_ids = None
+        if identity:
+            station = station_by_identity(identity)
+            station_ids = frozenset({station.pk} if station is not None else ())
+        filters = CdrFilter(since=since, until=until, station_ids=station_ids, id_tag=id_tag or "")
         response = StreamingHttpResponse(
-            transactions_csv_export(records), content_type="text/csv; charset=utf-8"
+            cdr_export_batches(filters), content_type="text/csv; charset=utf-8"
         )
         name = f"transactions-{timezone.now():%Y%m%d}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'

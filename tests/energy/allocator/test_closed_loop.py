@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,9 @@ from apps.energy.allocator import Allocation, SiteSnapshot, allocate
 
 from .checks import ancestors, check_priorities, check_safety, phases_of
 from .strategies import Decoder, sites
+
+# Pure and long: run once, not again on the PostgreSQL leg of CI.
+pytestmark = pytest.mark.property
 
 TICK_S = 61.0  # just over the optimisation settle time
 TICKS = 6

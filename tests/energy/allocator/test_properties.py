@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +32,9 @@ from .checks import (
     surely_drawn_a,
 )
 from .strategies import NOW_S, Decoder, connectors_for, sites, without_history, zone_trees
+
+# Pure and long: run once, not again on the PostgreSQL leg of CI.
+pytestmark = pytest.mark.property
 
 PROPERTY = settings(
     deadline=None,

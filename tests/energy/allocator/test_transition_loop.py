@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +48,9 @@ from apps.energy.allocator.transition import (
 )
 
 from .strategies import Decoder
+
+# Pure and long: run once, not again on the PostgreSQL leg of CI.
+pytestmark = pytest.mark.property
 
 RESPONSE_S = 5.0
 RETRY_S = 10.0  # as ``apps.energy.planning.RETRY_S``
@@ -361,7 +365,13 @@ class Loop:
             live_due=due,
             idle=idle,
             session_fallbacks={
-                s.key: (self.records[s.key].fallback.confirmed_a, self.offline[s.key])
+                s.key: (
+                    self.records[s.key].fallback.confirmed_a,
+                    self.offline[s.key],
+                    live.lowest_at(self.now_s)
+                    if (live := self.records[s.key].live_for(self.tx(s.key), self.now_s))
+                    else None,
+                )
                 for s in sessions
             },
             held=held,
