@@ -119,3 +119,10 @@ def test_an_unknown_connector_status_is_shown_as_the_station_sent_it():
         assert status_words("SuspendedEV") == "Suspendue par le véhicule"
         assert status_words("Occupied") == "Occupied"
         assert status_words("") == ""
+
+
+def test_the_device_log_page_speaks_french(client):
+    client.force_login(UserFactory(role="operator"))
+    page = client.get("/maintenance/log/", **FRENCH).content.decode()
+    assert "<h1>Journal de l'appareil</h1>" in page and "tous les niveaux" in page
+    assert "Aucune entrée ne correspond à ces filtres." in page
