@@ -13,6 +13,7 @@ from apps.rfid.models import AuthGroup, Card
 from apps.siteconfig.models import SiteSettings
 from apps.sitefile.check import IDLE_KEYS, OPTIMISATION_KEYS, SITE_KEYS
 from apps.stations.models import CurrentType, Station, StationState
+from apps.supervision.models import DEFAULT_MAX_ATTEMPTS, GroupSupervision, Supervision
 from apps.zones.models import DAYS, ExternalInput, InputKind, TouPeriod, Zone
 
 # ---------------------------------------------------------------------------
@@ -46,6 +47,25 @@ def site_export() -> str:
         key: _plain(getattr(site, attr)) for key, attr in OPTIMISATION_KEYS.items()
     }
     doc["site"]["idle_suspension"] = {key: getattr(site, attr) for key, attr in IDLE_KEYS.items()}
+
+    supervisions = []
+    for supervision in Supervision.objects.order_by("name"):
+        # Passwords are never exported: the file says only how to authenticate.
+        entry = {
+            "name": supervision.name,
+            "url": supervision.url,
+            "ping_interval_s": supervision.ping_interval_s,
+            "message_timeout_s": supervision.message_timeout_s,
+            "forward_security_events": supervision.forward_security_events,
+            "auth": supervision.auth,
+        }
+        if supervision.ca_certificate:
+            entry["ca_certificate"] = supervision.ca_certificate
+        if supervision.max_attempts != DEFAULT_MAX_ATTEMPTS:
+            entry["max_attempts"] = supervision.max_attempts
+        supervisions.append(entry)
+    if supervisions:
+        doc["supervisions"] = supervisions
 
     custom_models = MeterModel.objects.filter(builtin=False).order_by("name")
     if custom_models:
@@ -97,6 +117,7 @@ def site_export() -> str:
 
     if zones:
         doc["zones"] = [zone_entry(zone) for zone in children.get(None, [])]
+    group_cpo = dict(GroupSupervision.objects.values_list("group_id", "supervision__name"))
     groups = [
         _compact(
             {
@@ -104,6 +125,7 @@ def site_export() -> str:
                 "online": g.online_mode,
                 "offline": g.offline_strategy,
                 "plug_and_charge_id_tag": g.plug_and_charge_id_tag,
+                "supervision": group_cpo.get(g.pk),
             }
         )
         for g in AuthGroup.objects.order_by("name")
