@@ -92,7 +92,10 @@ def test_a_supervision_is_created_with_its_settings_and_logged():
         ({"auth": "shared", "password_hex": "zz"}, "password_hex"),
         ({"auth": "shared", "password": "a", "password_hex": "0A"}, "password_hex"),
         ({"ca_certificate": "not a certificate"}, "ca_certificate"),
-        ({"url": "ws://cpo.example/ocpp", "ca_certificate": ca_certificate_pem()}, "ca_certificate"),
+        (
+            {"url": "ws://cpo.example/ocpp", "ca_certificate": ca_certificate_pem()},
+            "ca_certificate",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_their_field_and_change_nothing(values, field):
