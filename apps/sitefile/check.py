@@ -1080,7 +1080,8 @@ def _check_supervisions(
         previous = stored.get(name) if name else None
         if (
             auth == AuthMode.SHARED
-            and password is None
+            and entry.get("password") is None
+            and entry.get("password_hex") is None
             and (previous is None or not previous.password_encrypted)
         ):
             check.error(

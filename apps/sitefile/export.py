@@ -21,6 +21,25 @@ from apps.zones.models import DAYS, ExternalInput, InputKind, TouPeriod, Zone
 # ---------------------------------------------------------------------------
 
 
+class _Block(dict):
+    """A mapping written in block style (it may hold a multi-line text)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """The safe dumper, writing multi-line texts (certificates) as literal blocks."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_text)
+_Dumper.add_representer(
+    _Block, lambda dumper, value: dumper.represent_mapping("tag:yaml.org,2002:map", value, False)
+)
+
+
 def _number(value: Decimal | None) -> int | float | None:
     if value is None:
         return None
@@ -51,14 +70,16 @@ def site_export() -> str:
     supervisions = []
     for supervision in Supervision.objects.order_by("name"):
         # Passwords are never exported: the file says only how to authenticate.
-        entry = {
-            "name": supervision.name,
-            "url": supervision.url,
-            "ping_interval_s": supervision.ping_interval_s,
-            "message_timeout_s": supervision.message_timeout_s,
-            "forward_security_events": supervision.forward_security_events,
-            "auth": supervision.auth,
-        }
+        entry = _Block(
+            {
+                "name": supervision.name,
+                "url": supervision.url,
+                "ping_interval_s": supervision.ping_interval_s,
+                "message_timeout_s": supervision.message_timeout_s,
+                "forward_security_events": supervision.forward_security_events,
+                "auth": supervision.auth,
+            }
+        )
         if supervision.ca_certificate:
             entry["ca_certificate"] = supervision.ca_certificate
         if supervision.max_attempts != DEFAULT_MAX_ATTEMPTS:
@@ -210,8 +231,8 @@ def site_export() -> str:
         inputs.append(entry)
     if inputs:
         doc["external_inputs"] = inputs
-    return yaml.safe_dump(
-        doc, sort_keys=False, allow_unicode=True, default_flow_style=None, width=110
+    return yaml.dump(
+        doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=None, width=110
     )
 
 
