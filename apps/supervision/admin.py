@@ -143,7 +143,8 @@ class StationCpoPasswordForm(PasswordFields, forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["station"].queryset = Station.objects.order_by("identity")
+        if "station" in self.fields:  # read-only once the password exists
+            self.fields["station"].queryset = Station.objects.order_by("identity")
         if not self.instance.pk:
             self.fields["password"].required = True
             self.fields["password"].help_text = ""
