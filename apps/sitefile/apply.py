@@ -21,7 +21,7 @@ from apps.rfid.services import (
     card_create,
     card_update,
 )
-from apps.siteconfig.models import ProductionMode, SiteSettings
+from apps.siteconfig.models import ProductionMode, SiteSettings, SupervisionMode
 from apps.siteconfig.services import site_settings_update
 from apps.sitefile.check import ImportResult, Plan, SiteFileError, parse_site_file
 from apps.stations.models import Station, StationState
@@ -83,6 +83,11 @@ def apply_plan(plan: Plan, *, user=None) -> ImportResult:
     production_mode = site_values.pop("production_mode", SiteSettings.load().production_mode)
     if production_mode != ProductionMode.LOCAL:
         site_values["production_mode"] = production_mode
+    # "One CPO for all stations" needs the one supervision the file may bring: it is set
+    # once that is in place (other modes first, so that the file may add supervisions).
+    supervision_mode = None
+    if site_values.get("supervision_mode") == SupervisionMode.UNIQUE:
+        supervision_mode = site_values.pop("supervision_mode")
     result = ImportResult(site_name=site_values.get("name") or SiteSettings.load().name)
     applier = _Applier(result, user)
     applier.call("site", "site", False, site_settings_update, **site_values)
@@ -145,6 +150,12 @@ def apply_plan(plan: Plan, *, user=None) -> ImportResult:
         )
         if supervision is not None:
             supervisions_by_name[supervision.name] = supervision
+
+    if supervision_mode is not None and not applier.errors:
+        try:  # the settings row, already counted above
+            site_settings_update(supervision_mode=supervision_mode, user=user)
+        except ValidationError as exc:
+            applier.add_errors("site", exc)
 
     groups_by_name = {g.name: g for g in AuthGroup.objects.all()}
     for path, data in plan.auth_groups:

@@ -1,4 +1,4 @@
-"""Keeps a station with undelivered CPO messages from disappearing with them."""
+"""What supervision checks when the stations and the site settings below it change."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils.translation import gettext as _
 
+from apps.siteconfig.models import SupervisionMode
+from apps.siteconfig.signals import site_settings_checked
 from apps.stations.models import Station
-from apps.supervision.models import OutboxMessage, OutboxState
+from apps.supervision.models import OutboxMessage, OutboxState, Supervision
 
 
 @receiver(pre_delete, sender=Station, dispatch_uid="supervision-outbox-keeps-station")
@@ -28,4 +30,21 @@ def refuse_deleting_station_with_backlog(sender, instance: Station, **kwargs) ->
                 "deliver or retry them first."
             )
             % {"identity": instance.identity, "count": waiting}
+        )
+
+
+@receiver(site_settings_checked, dispatch_uid="supervision-unique-mode")
+def check_unique_mode(sender, *, instance, **kwargs) -> None:
+    """The ``unique`` mode relays every station to one supervision: there must be exactly one."""
+    if instance.supervision_mode != SupervisionMode.UNIQUE:
+        return
+    count = Supervision.objects.count()
+    if count != 1:
+        raise ValidationError(
+            {
+                "supervision_mode": _(
+                    "One CPO for all stations needs exactly one supervision; there are %(count)d."
+                )
+                % {"count": count}
+            }
         )

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from apps.devicelog.models import EventCategory
 from apps.devicelog.services import device_log_write, fields_assign
 from apps.rfid.models import AuthGroup
+from apps.siteconfig.models import SiteSettings, SupervisionMode
 from apps.stations.models import Station
 from apps.supervision.models import (
     AuthMode,
@@ -50,6 +51,10 @@ SETTINGS = (
     "ca_certificate",
     "max_attempts",
 )
+
+
+def _unique_mode() -> bool:
+    return SiteSettings.load().supervision_mode == SupervisionMode.UNIQUE
 
 
 def _announce(supervision_ids: Iterable[int]) -> None:
@@ -109,6 +114,10 @@ def supervision_save(
     if unknown:
         raise TypeError(f"not supervision settings: {', '.join(sorted(unknown))}")
     created = supervision is None
+    if created and _unique_mode() and Supervision.objects.exists():
+        raise ValidationError(
+            {"name": _("One CPO for all stations allows one supervision: change the mode first.")}
+        )
     current = (
         Supervision() if created else Supervision.objects.select_for_update().get(pk=supervision.pk)
     )
@@ -163,6 +172,10 @@ def supervision_delete(supervision: Supervision, *, user: AbstractBaseUser | Non
         raise ValidationError(
             _("Supervision %(name)s still supervises the groups %(groups)s: assign them first.")
             % {"name": current.name, "groups": ", ".join(groups)}
+        )
+    if _unique_mode():
+        raise ValidationError(
+            _("One CPO for all stations needs its supervision: change the mode first.")
         )
     pk, name = current.pk, current.name
     current.delete()

@@ -188,3 +188,13 @@ def test_the_command_reads_the_ca_certificate_beside_the_site_file(tmp_path):
 
     assert Supervision.objects.get(name="Operator A").ca_certificate == ca_pem
     assert Station.objects.exists()
+
+
+def test_a_file_may_leave_unique_for_multiple_and_add_a_supervision():
+    site_import('site: {supervision: unique}\nsupervisions: [{name: A, url: "ws://a.example"}]\n')
+    site_import(
+        "site: {supervision: multiple}\n"
+        'supervisions: [{name: A, url: "ws://a.example"}, {name: B, url: "ws://b.example"}]\n'
+    )
+    assert SiteSettings.load().supervision_mode == "multiple"
+    assert Supervision.objects.count() == 2

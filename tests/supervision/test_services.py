@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
 from apps.devicelog.models import DeviceLogEntry
+from apps.siteconfig.models import SiteSettings
+from apps.siteconfig.services import site_settings_update
 from apps.supervision.models import GroupSupervision, StationCpoPassword, Supervision
 from apps.supervision.secrets import SecretUnreadable, secret_decrypt
 from apps.supervision.selectors import station_upstream_credentials
@@ -217,3 +219,17 @@ def test_a_supervision_that_still_supervises_groups_is_not_deleted():
     supervision_delete(supervision, user=None)
     assert not Supervision.objects.exists()
     assert DeviceLogEntry.objects.filter(event="supervision_deleted").exists()
+
+
+def test_the_unique_mode_needs_exactly_one_supervision():
+    with pytest.raises(ValidationError) as excinfo:
+        site_settings_update(supervision_mode="unique", user=None)
+    assert "exactly one supervision" in str(excinfo.value.message_dict["supervision_mode"])
+    assert SiteSettings.load().supervision_mode == "local"
+
+    only = create()
+    site_settings_update(supervision_mode="unique", user=None)
+    assert "name" in refused(create, name="Operator B", url="ws://b.example")
+    with pytest.raises(ValidationError, match="change the mode first"):
+        supervision_delete(only, user=None)
+    assert Supervision.objects.get() == only
