@@ -59,6 +59,8 @@ def _unique_mode() -> bool:
 
 def _announce(supervision_ids: Iterable[int]) -> None:
     ids = frozenset(supervision_ids)
+    if not ids:
+        return
 
     def send() -> None:
         for receiver, result in supervision_changed.send_robust(
@@ -82,8 +84,16 @@ def _log(*, event: str, message: str, user, data: dict, station_identity: str = 
 
 
 def _groups_assign(supervision: Supervision, groups: Iterable[AuthGroup]) -> list[str]:
-    """Make ``groups`` exactly the groups this supervision supervises; return their names."""
+    """Make ``groups`` exactly the groups this supervision supervises; return their names.
+
+    A group taken from another supervision leaves it: that one is announced too.
+    """
     wanted = {group.pk: group for group in groups}
+    _announce(
+        GroupSupervision.objects.filter(group_id__in=wanted)
+        .exclude(supervision=supervision)
+        .values_list("supervision_id", flat=True)
+    )
     GroupSupervision.objects.filter(supervision=supervision).exclude(group_id__in=wanted).delete()
     for group_id in wanted:
         GroupSupervision.objects.update_or_create(

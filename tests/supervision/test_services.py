@@ -22,6 +22,7 @@ from apps.supervision.services import (
     supervision_delete,
     supervision_save,
 )
+from apps.supervision.signals import supervision_changed
 from tests.rfid.factories import AuthGroupFactory
 from tests.stations.factories import StationFactory
 from tests.supervision.factories import SupervisionFactory, ca_certificate_pem
@@ -233,3 +234,22 @@ def test_the_unique_mode_needs_exactly_one_supervision():
     with pytest.raises(ValidationError, match="change the mode first"):
         supervision_delete(only, user=None)
     assert Supervision.objects.get() == only
+
+
+def test_changes_are_announced_once_after_commit(django_capture_on_commit_callbacks):
+    events: list[frozenset[int]] = []
+
+    def record(sender, supervision_ids, **kwargs):
+        events.append(supervision_ids)
+
+    supervision_changed.connect(record, dispatch_uid="test-supervision-changed", weak=False)
+    try:
+        staff = AuthGroupFactory(name="Staff")
+        with django_capture_on_commit_callbacks(execute=True):
+            a = create(groups=[staff])
+        assert events == [frozenset({a.pk})]
+        with django_capture_on_commit_callbacks(execute=True):
+            b = create(name="Operator B", url="ws://b.example", groups=[staff])
+        assert set(events[1:]) == {frozenset({a.pk}), frozenset({b.pk})}
+    finally:
+        supervision_changed.disconnect(dispatch_uid="test-supervision-changed")
