@@ -139,3 +139,38 @@ def test_the_queue_is_read_back_from_another_connection_in_order():
     thread.start()
     thread.join()
     assert seen == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="concurrent writers need a server database"
+)
+def test_concurrent_writers_for_one_station_get_distinct_consecutive_sequences():
+    station = StationFactory()
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def writer(worker: int) -> None:
+        try:
+            start.wait()
+            for n in range(10):
+                outbox_enqueue(
+                    station=station, action="MeterValues", payload={"n": n, "worker": worker}
+                )
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    rows = list(OutboxMessage.objects.filter(station=station).order_by("sequence"))
+    assert [m.sequence for m in rows] == list(range(1, 41))
+    # Each writer's messages keep the order it queued them in.
+    for worker in range(4):
+        assert [m.payload["n"] for m in rows if m.payload["worker"] == worker] == list(range(10))
