@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "apps.zones",
     "apps.rfid",
     "apps.stations",
+    "apps.supervision",
     "apps.central_system",
     "apps.energy",
     "apps.sitefile",

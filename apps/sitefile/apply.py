@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -20,7 +21,7 @@ from apps.rfid.services import (
     card_create,
     card_update,
 )
-from apps.siteconfig.models import ProductionMode, SiteSettings
+from apps.siteconfig.models import ProductionMode, SiteSettings, SupervisionMode
 from apps.siteconfig.services import site_settings_update
 from apps.sitefile.check import ImportResult, Plan, SiteFileError, parse_site_file
 from apps.stations.models import Station, StationState
@@ -29,6 +30,12 @@ from apps.stations.services import (
     station_create,
     station_install,
     station_update,
+)
+from apps.supervision.models import Supervision
+from apps.supervision.services import (
+    group_supervision_set,
+    station_cpo_password_set,
+    supervision_save,
 )
 from apps.zones.models import ExternalInput, TouPeriod, Zone
 from apps.zones.selectors import zones_without_production_meter
@@ -76,6 +83,11 @@ def apply_plan(plan: Plan, *, user=None) -> ImportResult:
     production_mode = site_values.pop("production_mode", SiteSettings.load().production_mode)
     if production_mode != ProductionMode.LOCAL:
         site_values["production_mode"] = production_mode
+    # "One CPO for all stations" needs the one supervision the file may bring: it is set
+    # once that is in place (other modes first, so that the file may add supervisions).
+    supervision_mode = None
+    if site_values.get("supervision_mode") == SupervisionMode.UNIQUE:
+        supervision_mode = site_values.pop("supervision_mode")
     result = ImportResult(site_name=site_values.get("name") or SiteSettings.load().name)
     applier = _Applier(result, user)
     applier.call("site", "site", False, site_settings_update, **site_values)
@@ -124,6 +136,27 @@ def apply_plan(plan: Plan, *, user=None) -> ImportResult:
         if zone is not None:
             zones_by_name[zone.name] = zone
 
+    supervisions_by_name = {s.name: s for s in Supervision.objects.all()}
+    for path, data in plan.supervisions:
+        values = {k: v for k, v in data.items() if k != "password"}
+        supervision = applier.call(
+            path,
+            "supervisions",
+            None,
+            supervision_save,
+            supervisions_by_name.get(data["name"]),
+            **(data["password"] or {}),
+            **values,
+        )
+        if supervision is not None:
+            supervisions_by_name[supervision.name] = supervision
+
+    if supervision_mode is not None and not applier.errors:
+        try:  # the settings row, already counted above
+            site_settings_update(supervision_mode=supervision_mode, user=user)
+        except ValidationError as exc:
+            applier.add_errors("site", exc)
+
     groups_by_name = {g.name: g for g in AuthGroup.objects.all()}
     for path, data in plan.auth_groups:
         group = groups_by_name.get(data["name"])
@@ -133,6 +166,22 @@ def apply_plan(plan: Plan, *, user=None) -> ImportResult:
             group = applier.call(path, "auth_groups", False, auth_group_update, group=group, **data)
         if group is not None:
             groups_by_name[group.name] = group
+
+    for path, group_name, supervision_name in plan.group_supervisions:
+        group = groups_by_name.get(group_name)
+        if group is None:
+            continue
+        try:
+            changed = group_supervision_set(
+                group=group,
+                supervision=supervisions_by_name.get(supervision_name or ""),
+                user=user,
+            )
+        except ValidationError as exc:
+            applier.add_errors(f"{path}.supervision", exc)
+            continue
+        if changed:
+            result.count("group_supervisions", False)
 
     for path, data in plan.stations:
         _apply_station(applier, path, data, zones_by_name, groups_by_name)
@@ -270,14 +319,33 @@ def _apply_station(
     except ValidationError as exc:
         applier.add_errors(path, exc)
         return
+    if data["cpo_password"]:
+        applier.call(
+            path,
+            "station_cpo_passwords",
+            False,
+            station_cpo_password_set,
+            station=station,
+            **data["cpo_password"],
+        )
     applier.result.count("stations", created)
     for spec in specs:
         applier.result.count("connectors", spec.connector_id not in existing)
 
 
-def site_import(text: str, *, source: str = "", user=None, dry_run: bool = False) -> ImportResult:
-    """Check and apply a site file; on any problem raise ``SiteFileError`` and change nothing."""
-    plan = parse_site_file(text)
+def site_import(
+    text: str,
+    *,
+    source: str = "",
+    user=None,
+    dry_run: bool = False,
+    base_dir: Path | None = None,
+) -> ImportResult:
+    """Check and apply a site file; on any problem raise ``SiteFileError`` and change nothing.
+
+    ``base_dir``: where the files the site file names (CA certificates) are read.
+    """
+    plan = parse_site_file(text, base_dir=base_dir)
     with transaction.atomic():
         result = apply_plan(plan, user=user)
         if dry_run:

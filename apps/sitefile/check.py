@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,6 +26,17 @@ from apps.siteconfig.models import (
     SupervisionMode,
 )
 from apps.stations.models import CurrentType, PhaseWiring, SecurityProfile, identity_validator
+from apps.supervision.models import (
+    DEFAULT_MAX_ATTEMPTS,
+    MAX_ATTEMPTS_RANGE,
+    MESSAGE_TIMEOUT_RANGE_S,
+    PING_INTERVAL_RANGE_S,
+    AuthMode,
+    Supervision,
+    password_bytes,
+    validate_ca_certificate,
+    validate_cpo_url,
+)
 from apps.zones.models import (
     DAYS,
     MAX_EXTERNAL_INPUTS,
@@ -38,6 +50,7 @@ from apps.zones.models import (
 
 SECTIONS = (
     "site",
+    "supervisions",
     "meter_models",
     "meters",
     "zones",
@@ -324,15 +337,22 @@ class Plan:
     meter_models: list[tuple[str, dict]] = field(default_factory=list)
     meters: list[tuple[str, dict]] = field(default_factory=list)
     zones: list[ZonePlan] = field(default_factory=list)
+    supervisions: list[tuple[str, dict]] = field(default_factory=list)
     auth_groups: list[tuple[str, dict]] = field(default_factory=list)
+    # group name -> the supervision it names (None: local), with the entry's path
+    group_supervisions: list[tuple[str, str, str | None]] = field(default_factory=list)
     stations: list[tuple[str, dict]] = field(default_factory=list)
     cards: list[tuple[str, dict]] = field(default_factory=list)
     tou_periods: list[tuple[str, dict]] = field(default_factory=list)
     external_inputs: list[tuple[str, dict]] = field(default_factory=list)
 
 
-def parse_site_file(text: str) -> Plan:
-    """Check a whole site file; raise ``SiteFileError`` listing every problem."""
+def parse_site_file(text: str, *, base_dir: Path | None = None) -> Plan:
+    """Check a whole site file; raise ``SiteFileError`` listing every problem.
+
+    ``base_dir`` is where files the site file names (a CA certificate) are
+    read from; without it, they must be given inline.
+    """
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -351,11 +371,13 @@ def parse_site_file(text: str) -> Plan:
     model_names = _check_meter_models(check, root.get("meter_models"), plan)
     meters = _check_meters(check, root.get("meters"), plan, model_names)
     zones = _check_zones(check, root.get("zones"), plan, meters, site_limits)
-    groups = _check_auth_groups(check, root.get("auth_groups"), plan)
+    supervisions = _check_supervisions(check, root.get("supervisions"), plan, base_dir)
+    groups = _check_auth_groups(check, root.get("auth_groups"), plan, supervisions)
     _check_stations(check, root.get("stations"), plan, zones, groups)
     _check_cards(check, root.get("cards"), plan, groups)
     _check_tou(check, root.get("tou_periods"), plan, zones)
     _check_inputs(check, root.get("external_inputs"), plan, meters)
+    _check_supervision_mode(check, plan, supervisions)
     if check.errors:
         raise SiteFileError(check.errors)
     return plan
@@ -617,13 +639,18 @@ def _check_zones(
     return known
 
 
-def _check_auth_groups(check: Checker, node: Any, plan: Plan) -> set[str]:
+def _check_auth_groups(
+    check: Checker, node: Any, plan: Plan, supervisions: dict[str, str]
+) -> set[str]:
     names = set(AuthGroup.objects.values_list("name", flat=True))
     seen: set[str] = set()
     for index, item in enumerate(check.sequence(node, "auth_groups")):
         path = f"auth_groups[{index}]"
         group = check.mapping(
-            item, path, ("name", "online", "offline", "plug_and_charge_id_tag"), required=("name",)
+            item,
+            path,
+            ("name", "online", "offline", "plug_and_charge_id_tag", "supervision"),
+            required=("name",),
         )
         if group is None:
             continue
@@ -633,6 +660,9 @@ def _check_auth_groups(check: Checker, node: Any, plan: Plan) -> set[str]:
         tag = check.text(
             group, "plug_and_charge_id_tag", path, max_length=20, pattern=_id_tag_problem
         )
+        supervision = check.text(group, "supervision", path, max_length=64)
+        if supervision is not None and supervision not in supervisions:
+            check.error(f"{path}.supervision", f"unknown supervision {supervision!r}")
         if name is None:
             continue
         if name in seen:
@@ -646,6 +676,7 @@ def _check_auth_groups(check: Checker, node: Any, plan: Plan) -> set[str]:
         if tag is not None:
             values["plug_and_charge_id_tag"] = tag
         plan.auth_groups.append((path, values))
+        plan.group_supervisions.append((path, name, supervision))
     return names | seen
 
 
@@ -662,6 +693,8 @@ def _check_stations(
         "security_profile",
         "authorization_key",
         "web_page_url",
+        "cpo_password",
+        "cpo_password_hex",
         "connectors",
     )
     for index, item in enumerate(check.sequence(node, "stations")):
@@ -679,6 +712,9 @@ def _check_stations(
         profile = check.integer(station, "security_profile", path, minimum=0, maximum=3)
         key = check.text(station, "authorization_key", path, max_length=40)
         url = check.text(station, "web_page_url", path, max_length=200)
+        cpo_password = _check_password(
+            check, station, path, text_key="cpo_password", hex_key="cpo_password_hex"
+        )
         if identity is not None:
             if identity.lower() in seen:
                 check.error(f"{path}.identity", f"station {identity!r} is defined twice")
@@ -705,6 +741,7 @@ def _check_stations(
             "security_profile": profile if profile is not None else SecurityProfile.NONE,
             "authorization_key": key,
             "web_page_url": url or "",
+            "cpo_password": cpo_password,
             "connectors": connectors,
         }
         plan.stations.append((path, values))
@@ -939,3 +976,156 @@ def _check_inputs(check: Checker, node: Any, plan: Plan, meters: dict[str, bool]
                     },
                 )
             )
+
+
+# ---------------------------------------------------------------------------
+# Remote supervision (SPEC §6)
+# ---------------------------------------------------------------------------
+
+SUPERVISION_KEYS = (
+    "name",
+    "url",
+    "ping_interval_s",
+    "message_timeout_s",
+    "forward_security_events",
+    "auth",
+    "password",
+    "password_hex",
+    "ca_certificate",
+    "max_attempts",
+)
+
+
+def _check_password(
+    check: Checker, node: dict, path: str, *, text_key: str, hex_key: str
+) -> dict[str, str] | None:
+    """A password given as ASCII text or hex: the service's arguments, or None."""
+    given = {
+        service_key: node[key]
+        for key, service_key in ((text_key, "password"), (hex_key, "password_hex"))
+        if node.get(key) is not None
+    }
+    if not given:
+        return None
+    for key, service_key in ((text_key, "password"), (hex_key, "password_hex")):
+        if service_key in given and not isinstance(given[service_key], str):
+            check.error(_join(path, key), "must be text (quote it)")
+            return None
+    try:
+        password_bytes(**given)
+    except ValidationError as exc:
+        names = {"password": text_key, "password_hex": hex_key}
+        for field_name, messages in exc.message_dict.items():
+            for message in messages:
+                check.error(_join(path, names.get(field_name, text_key)), message)
+        return None
+    return given
+
+
+def _certificate_text(check: Checker, node: dict, path: str, base_dir: Path | None) -> str | None:
+    """The CA certificate, given inline (PEM) or as a file beside the site file."""
+    value = check.text(node, "ca_certificate", path, max_length=100_000)
+    if value is None:
+        return None
+    where = _join(path, "ca_certificate")
+    if "-----BEGIN" not in value:
+        if base_dir is None:
+            check.error(where, "give the certificate inline (PEM): no folder to read it from")
+            return None
+        try:
+            value = (base_dir / value).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            check.error(where, f"cannot read {value!r}: {getattr(exc, 'strerror', None) or exc}")
+            return None
+    try:
+        validate_ca_certificate(value)
+    except ValidationError as exc:
+        check.error(where, exc.messages[0])
+        return None
+    return value
+
+
+def _check_supervisions(
+    check: Checker, node: Any, plan: Plan, base_dir: Path | None
+) -> dict[str, str]:
+    """Return every known supervision name → its authentication mode."""
+    stored = {s.name: s for s in Supervision.objects.all()}
+    known = {name: s.auth for name, s in stored.items()}
+    seen: set[str] = set()
+    for index, item in enumerate(check.sequence(node, "supervisions")):
+        path = f"supervisions[{index}]"
+        entry = check.mapping(item, path, SUPERVISION_KEYS, required=("name", "url"))
+        if entry is None:
+            continue
+        errors_before = len(check.errors)
+        name = check.text(entry, "name", path, max_length=64, required=True)
+        url = check.text(entry, "url", path, max_length=200, pattern=_url_problem)
+        values: dict[str, Any] = {}
+        check.integers(
+            entry,
+            path,
+            (
+                ("ping_interval_s", *PING_INTERVAL_RANGE_S),
+                ("message_timeout_s", *MESSAGE_TIMEOUT_RANGE_S),
+                ("max_attempts", *MAX_ATTEMPTS_RANGE),
+            ),
+            values,
+        )
+        forward = check.boolean(entry, "forward_security_events", path)
+        auth = check.choice(entry, "auth", path, AuthMode.values) or AuthMode.NONE
+        password = _check_password(check, entry, path, text_key="password", hex_key="password_hex")
+        certificate = _certificate_text(check, entry, path, base_dir)
+        if password is not None and auth != AuthMode.SHARED:
+            check.error(_join(path, "password"), "is used with auth: shared only")
+        previous = stored.get(name) if name else None
+        if (
+            auth == AuthMode.SHARED
+            and entry.get("password") is None
+            and entry.get("password_hex") is None
+            and (previous is None or not previous.password_encrypted)
+        ):
+            check.error(
+                _join(path, "password"),
+                "is required with auth: shared (passwords are never exported)",
+            )
+        if certificate and url and not url.startswith("wss://"):
+            check.error(_join(path, "ca_certificate"), "is used with a wss:// url only")
+        if name is not None:
+            if name in seen:
+                check.error(f"{path}.name", f"supervision {name!r} is defined twice")
+            seen.add(name)
+            known[name] = auth
+        if len(check.errors) > errors_before or None in (name, url):
+            continue
+        values.update(
+            name=name,
+            url=url,
+            forward_security_events=bool(forward),
+            auth=auth,
+            ca_certificate=certificate or "",
+        )
+        values.setdefault("ping_interval_s", 30)
+        values.setdefault("message_timeout_s", 30)
+        values.setdefault("max_attempts", DEFAULT_MAX_ATTEMPTS)
+        plan.supervisions.append((path, {**values, "password": password}))
+    return known
+
+
+def _url_problem(value: str) -> str | None:
+    try:
+        validate_cpo_url(value)
+    except ValidationError:
+        return "must be a ws:// or wss:// URL with a host"
+    return None
+
+
+def _check_supervision_mode(check: Checker, plan: Plan, supervisions: dict[str, str]) -> None:
+    """``unique`` relays every station to one supervision: there must be exactly one."""
+    current = SiteSettings.objects.filter(pk=SiteSettings.SINGLETON_PK).first() or SiteSettings()
+    mode = plan.site.get("supervision_mode", current.supervision_mode)
+    if mode == SupervisionMode.UNIQUE and len(supervisions) != 1:
+        check.error(
+            "site.supervision",
+            f"'unique' relays every station to one supervision; the site would have "
+            f"{len(supervisions)}",
+        )

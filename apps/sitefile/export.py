@@ -13,11 +13,31 @@ from apps.rfid.models import AuthGroup, Card
 from apps.siteconfig.models import SiteSettings
 from apps.sitefile.check import IDLE_KEYS, OPTIMISATION_KEYS, SITE_KEYS
 from apps.stations.models import CurrentType, Station, StationState
+from apps.supervision.models import DEFAULT_MAX_ATTEMPTS, GroupSupervision, Supervision
 from apps.zones.models import DAYS, ExternalInput, InputKind, TouPeriod, Zone
 
 # ---------------------------------------------------------------------------
 # Export
 # ---------------------------------------------------------------------------
+
+
+class _Block(dict):
+    """A mapping written in block style (it may hold a multi-line text)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """The safe dumper, writing multi-line texts (certificates) as literal blocks."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_text)
+_Dumper.add_representer(
+    _Block, lambda dumper, value: dumper.represent_mapping("tag:yaml.org,2002:map", value, False)
+)
 
 
 def _number(value: Decimal | None) -> int | float | None:
@@ -46,6 +66,27 @@ def site_export() -> str:
         key: _plain(getattr(site, attr)) for key, attr in OPTIMISATION_KEYS.items()
     }
     doc["site"]["idle_suspension"] = {key: getattr(site, attr) for key, attr in IDLE_KEYS.items()}
+
+    supervisions = []
+    for supervision in Supervision.objects.order_by("name"):
+        # Passwords are never exported: the file says only how to authenticate.
+        entry = _Block(
+            {
+                "name": supervision.name,
+                "url": supervision.url,
+                "ping_interval_s": supervision.ping_interval_s,
+                "message_timeout_s": supervision.message_timeout_s,
+                "forward_security_events": supervision.forward_security_events,
+                "auth": supervision.auth,
+            }
+        )
+        if supervision.ca_certificate:
+            entry["ca_certificate"] = supervision.ca_certificate
+        if supervision.max_attempts != DEFAULT_MAX_ATTEMPTS:
+            entry["max_attempts"] = supervision.max_attempts
+        supervisions.append(entry)
+    if supervisions:
+        doc["supervisions"] = supervisions
 
     custom_models = MeterModel.objects.filter(builtin=False).order_by("name")
     if custom_models:
@@ -97,6 +138,7 @@ def site_export() -> str:
 
     if zones:
         doc["zones"] = [zone_entry(zone) for zone in children.get(None, [])]
+    group_cpo = dict(GroupSupervision.objects.values_list("group_id", "supervision__name"))
     groups = [
         _compact(
             {
@@ -104,6 +146,7 @@ def site_export() -> str:
                 "online": g.online_mode,
                 "offline": g.offline_strategy,
                 "plug_and_charge_id_tag": g.plug_and_charge_id_tag,
+                "supervision": group_cpo.get(g.pk),
             }
         )
         for g in AuthGroup.objects.order_by("name")
@@ -188,8 +231,8 @@ def site_export() -> str:
         inputs.append(entry)
     if inputs:
         doc["external_inputs"] = inputs
-    return yaml.safe_dump(
-        doc, sort_keys=False, allow_unicode=True, default_flow_style=None, width=110
+    return yaml.dump(
+        doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=None, width=110
     )
 
 

@@ -9,7 +9,10 @@ import pytest
 
 from apps.central_system import commands
 from apps.energy.control import rebalance_once
+from apps.siteconfig.models import SiteSettings
+from apps.supervision.services import supervision_save
 from tests.energy.helpers import all_accepted, charging_station
+from tests.rfid.factories import AuthGroupFactory
 from tests.stations.factories import ConnectorFactory, DcConnectorFactory, StationFactory
 from tests.zones.factories import ZoneFactory
 
@@ -131,3 +134,29 @@ def test_the_direct_representation_equals_drf_field_by_field(hot_state):
             assert ConnectorSerializer(connector).data == generic
         generic = serializers.Serializer.to_representation(StationSerializer(), item)
         assert StationSerializer(item).data == generic
+
+
+def test_cpo_url_follows_the_supervision_mode_and_the_group(ebms, hot_state):
+    relayed, local = AuthGroupFactory(name="Public"), AuthGroupFactory(name="Staff")
+    StationFactory(identity="CP-R", auth_group=relayed)
+    StationFactory(identity="CP-L", auth_group=local)
+    supervision_save(
+        None, name="Operator A", url="wss://cpo.example/ocpp/", groups=[relayed], user=None
+    )
+
+    def cpo_urls() -> dict[str, str | None]:
+        body = ebms.get("/api/v2/stations/").json()
+        return {s["identity"]: (s["cpo_url"], s["accepted_by_cpo"]) for s in body["results"]}
+
+    assert cpo_urls() == {"CP-R": (None, None), "CP-L": (None, None)}  # local mode
+    site = SiteSettings.load()
+    site.supervision_mode = "multiple"
+    site.save()
+    assert cpo_urls() == {"CP-R": ("wss://cpo.example/ocpp/CP-R", None), "CP-L": (None, None)}
+    assert ebms.get("/api/v2/stations/CP-R/").json()["cpo_url"] == "wss://cpo.example/ocpp/CP-R"
+    site.supervision_mode = "unique"
+    site.save()
+    assert cpo_urls() == {
+        "CP-R": ("wss://cpo.example/ocpp/CP-R", None),
+        "CP-L": ("wss://cpo.example/ocpp/CP-L", None),
+    }

@@ -398,8 +398,8 @@ tou_periods:
 extras: true
 """
 EXPECTED_ERRORS = [
-    "extras: unknown key (expected one of site, meter_models, meters, zones, auth_groups, "
-    "stations, cards, tou_periods, external_inputs)",
+    "extras: unknown key (expected one of site, supervisions, meter_models, meters, zones, "
+    "auth_groups, stations, cards, tou_periods, external_inputs)",
     "site.colour: unknown key (expected one of name, floor, priority, production, supervision, "
     "nominal_voltage_v, meter_poll_interval_ms, meter_lost_after_polls, heartbeat_interval_s, "
     "meter_value_sample_interval_s, max_zones, max_zone_levels, optimisation, idle_suspension)",

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.energy.allocator import CurrentType, PhaseWiring, Reason
+from apps.supervision.selectors import cpo_url, supervision_resolver
 
 OCPP_STATUSES = [
     "available",
@@ -177,10 +178,15 @@ class StationSerializer(serializers.Serializer):
         return _lower(item.station.status)
 
     def get_cpo_url(self, item) -> str | None:
-        return None  # remote supervision is not built yet
+        """Where evce connects upstream as this station (SPEC §6), or None when local."""
+        # Resolved once per serializer: a whole list costs two or three queries.
+        resolver = getattr(self, "_supervision_of_group", None)
+        if resolver is None:
+            resolver = self._supervision_of_group = supervision_resolver()
+        return cpo_url(resolver(item.station.auth_group_id), item.station.identity)
 
     def get_accepted_by_cpo(self, item) -> bool | None:
-        return None
+        return None  # known once the relay connects upstream
 
     @extend_schema_field(AlarmSerializer(allow_null=True))
     def get_alarm(self, item) -> dict | None:

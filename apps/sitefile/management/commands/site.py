@@ -39,7 +39,12 @@ class Command(BaseCommand):
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"Cannot read {file}: {exc}") from None
         try:
-            result = site_import(text, source=file, dry_run=check_only)
+            result = site_import(
+                text,
+                source=file,
+                dry_run=check_only,
+                base_dir=None if file == "-" else Path(file).resolve().parent,
+            )
         except SiteFileError as exc:
             for error in exc.errors:
                 self.stderr.write(f"{file}: {error}")
