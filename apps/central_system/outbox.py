@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -198,12 +197,6 @@ class Outbox:
             )
             return
         status = (fields.get("payload") or {}).get("status")
-        try:
-            await in_db_thread(services.own_command_finished)(
-                self.identity, call.action, call.payload, outcome, status, time.time()
-            )
-        except Exception:  # the command's outcome stands; a listener failing must not hide it
-            logger.exception("Outcome of %s to %s not announced", call.action, self.identity)
         if outcome != "result" or status not in _SUCCESSFUL_STATUSES:
             detail = {"payload": call.payload, "outcome": outcome, **fields}
             await in_db_thread(services.command_failed_event)(

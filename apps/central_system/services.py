@@ -159,27 +159,6 @@ def command_failed_event(identity: str, action: str, outcome: str, detail: dict)
     )
 
 
-def own_command_finished(
-    identity: str,
-    action: str,
-    payload: dict[str, Any],
-    outcome: str,
-    status: str | None,
-    answered_at_s: float,
-) -> None:
-    """Announce how a command evce sent on its own ended (the load manager records its
-    boot fallbacks this way); a failure is also a device-log warning."""
-    signals.own_command_finished.send(
-        sender=Station,
-        identity=identity,
-        action=action,
-        payload=payload,
-        outcome=outcome,
-        status=status,
-        answered_at_s=answered_at_s,
-    )
-
-
 def command_request(
     *,
     identity: str,

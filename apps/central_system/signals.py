@@ -15,9 +15,3 @@ station_disconnected = Signal()
 #: the commands (a list of ``commands.Command``) to send right behind the
 #: BootNotification answer, before the station can start a transaction.
 station_booted = Signal()
-
-#: A command evce sent a station on its own (a boot follow-up) has ended.
-#: Arguments: ``identity``, ``action``, ``payload`` (as sent), ``outcome``
-#: (``result``, ``call_error``, ``timeout`` or ``offline``), ``status`` (the
-#: answer's ``status``, if any) and ``answered_at_s`` (``time.time()``).
-own_command_finished = Signal()

@@ -10,17 +10,11 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
-from ocpp.v16.enums import Action
 
 from apps.central_system.commands import Command
-from apps.central_system.signals import (
-    own_command_finished,
-    station_booted,
-    station_connected,
-    station_disconnected,
-)
+from apps.central_system.signals import station_booted, station_connected, station_disconnected
 from apps.energy import state
-from apps.energy.services import boot_fallback_answered, fallback_commands, rebalance_request
+from apps.energy.services import fallback_commands, rebalance_request
 from apps.meters.signals import meter_state_changed
 from apps.siteconfig.models import SiteSettings
 from apps.stations.models import Connector, Station, Transaction
@@ -94,17 +88,3 @@ def station_disconnected_rebalance(sender, *, identity: str, **kwargs) -> None:
 @receiver(station_booted, dispatch_uid="energy-station-booted")
 def station_booted_fallbacks(sender, *, station: Station, **kwargs) -> list[Command]:
     return fallback_commands(station)
-
-
-@receiver(own_command_finished, dispatch_uid="energy-boot-fallback-answered")
-def own_command_finished_fallback(
-    sender, *, identity: str, action: str, payload, outcome: str, status, answered_at_s, **kwargs
-) -> None:
-    if action == Action.set_charging_profile:
-        boot_fallback_answered(
-            identity=identity,
-            payload=payload,
-            outcome=outcome,
-            status=status,
-            answered_at_s=answered_at_s,
-        )

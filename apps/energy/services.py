@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 
 from kombu.exceptions import KombuError
-from ocpp.v16.enums import Action, ChargingProfilePurposeType, ChargingProfileStatus
+from ocpp.v16.enums import Action, ChargingProfilePurposeType
 from redis.exceptions import LockError, RedisError
 
 from apps.central_system import commands
@@ -133,9 +132,6 @@ def fallback_commands(station: Station) -> list[Command]:
     connector id: OCPP 1.6 then clears the matching profiles of every
     connector, connector 0 included): one left by a previous central system at
     a higher stack level would otherwise prevail over evce's fallback.
-    Each fallback is recorded as being sent (and its answer, when it comes, by
-    :func:`boot_fallback_answered`), so the re-allocation that follows the
-    boot does not send the same profile a second time.
     """
     from apps.energy import profiles, state
     from apps.energy.allocator.envelope import ConnectorProfiles
@@ -149,6 +145,7 @@ def fallback_commands(station: Station) -> list[Command]:
         # The control loop installs it on its next run; the boot must not fail.
         logger.warning("Fallback profiles of %s not computed: %s", station.identity, exc)
         return []
+    rebalance_request(reason="station")
     fallbacks = []
     for connector_id, item in sorted(offline.items()):
         raw = stored.get(f"{station.identity}/{connector_id}")
@@ -172,93 +169,8 @@ def fallback_commands(station: Station) -> list[Command]:
             )
         )
     if not fallbacks:
-        rebalance_request(reason="station")
         return []  # clearing with nothing to install would leave the connector maximum
-    try:
-        max_a = _connector_max_a(station)
-        state.fallbacks_sending(
-            {
-                f"{station.identity}/{command.payload['connectorId']}": (
-                    _fallback_value_a(offline[command.payload["connectorId"]], command),
-                    max_a[command.payload["connectorId"]],
-                )
-                for command in fallbacks
-            },
-            at_s=time.time(),
-        )
-    except (RedisError, OSError) as exc:  # the control loop then sends them again: safe
-        logger.warning("Boot fallbacks of %s not recorded: %s", station.identity, exc)
-    rebalance_request(reason="station")  # once the fallbacks are recorded as being sent
     return [
         commands.clear_charging_profile(purpose=ChargingProfilePurposeType.tx_default_profile),
         *fallbacks,
     ]
-
-
-def _fallback_value_a(item, command: Command) -> float:
-    """The current per phase a fallback profile lets the connector draw (DC power converted)."""
-    schedule = command.payload["csChargingProfiles"]["chargingSchedule"]
-    limit = float(schedule["chargingSchedulePeriod"][0]["limit"])
-    if schedule["chargingRateUnit"] == "W" and item.power_w:
-        return item.current_a * limit / item.power_w
-    return limit
-
-
-def _connector_max_a(station: Station) -> dict[int, float]:
-    """The most each connector of ``station`` may draw per phase (its envelope when unknown)."""
-    from apps.energy.allocator import Connector as AllocConnector
-    from apps.energy.allocator import CurrentType, PhaseWiring
-    from apps.energy.snapshot import allocator_settings, connector_max_a
-    from apps.siteconfig.models import SiteSettings as SiteSettingsRow
-
-    voltage_v = allocator_settings(SiteSettingsRow.load()).nominal_voltage_v
-    return {
-        connector.connector_id: connector_max_a(
-            AllocConnector(
-                key=f"{station.identity}/{connector.connector_id}",
-                zone_id=station.zone_id,
-                wiring=PhaseWiring(connector.phase_wiring),
-                current_type=CurrentType(connector.current_type),
-                max_current_a=None
-                if connector.max_current_a is None
-                else float(connector.max_current_a),
-                max_power_w=None if connector.max_power_w is None else float(connector.max_power_w),
-                station_id=station.pk,
-            ),
-            voltage_v,
-        )
-        for connector in station.connectors.all()
-    }
-
-
-def boot_fallback_answered(
-    *, identity: str, payload: dict, outcome: str, status: str | None, answered_at_s: float
-) -> None:
-    """Record the station's answer to a fallback sent behind its BootNotification.
-
-    Accepted, the connector counts at its fallback from then on; refused or
-    unanswered, it stays held and the control loop asks again. Either way the
-    control loop looks again.
-    """
-    from apps.energy import state
-    from apps.energy.delivery import response_s
-
-    profile = payload.get("csChargingProfiles") or {}
-    if profile.get("chargingProfilePurpose") != ChargingProfilePurposeType.tx_default_profile:
-        return
-    if outcome == "result":
-        result = "accepted" if status == ChargingProfileStatus.accepted else "refused"
-    else:
-        result = "unanswered"
-    try:
-        recorded = state.fallback_answered(
-            f"{identity}/{payload['connectorId']}",
-            result=result,
-            at_s=answered_at_s,
-            response_s=response_s(),
-        )
-    except (RedisError, OSError) as exc:
-        logger.warning("Boot fallback answer of %s not recorded: %s", identity, exc)
-        return
-    if recorded:
-        rebalance_request(reason="station")

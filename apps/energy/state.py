@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -235,41 +234,6 @@ def forget_station(identity: str, connector_ids: list[int] | tuple[int, ...] = (
         )
     if unknown:
         client.hset(PROFILES, mapping=unknown)
-
-
-def fallbacks_sending(entries: dict[str, tuple[float, float]], *, at_s: float) -> None:
-    """A boot follow-up is sending these fallbacks (key → ``(value_a, max_a)``).
-
-    Each connector's fallback slot records the attempt, so the control loop
-    does not send the same profile again behind it (an attempt is asked again
-    only after ``planning.RETRY_S``); :func:`fallback_answered` records the
-    station's answer. ``max_a``: what an unknown connector may draw.
-    """
-    stored = connector_profiles()
-    updates: dict[str, ConnectorProfiles] = {}
-    for k, (value_a, max_a) in entries.items():
-        raw = stored.get(k)
-        if not isinstance(raw, ConnectorProfiles):
-            raw = ConnectorProfiles.unknown(max_a, live_attempt_a=(raw or {}).get("live_attempt_a"))
-        updates[k] = replace(raw, fallback=raw.fallback.sending(value_a, at_s=at_s))
-    save_profiles(updates, since_s=at_s)
-
-
-def fallback_answered(k: str, *, result: str, at_s: float, response_s: float) -> bool:
-    """The station answered (``result``: ``accepted``, ``refused`` or ``unanswered``) the
-    fallback a boot follow-up sent; False when nothing was waiting for it."""
-    raw = connector_profiles().get(k)
-    if not isinstance(raw, ConnectorProfiles) or raw.fallback.attempt_a is None:
-        return False
-    slot, value_a = raw.fallback, raw.fallback.attempt_a
-    if result == "accepted":
-        slot = slot.accepted(value_a, at_s=at_s, response_s=response_s)
-    elif result == "refused":
-        slot = slot.refused(value_a)
-    else:
-        slot = slot.unanswered(value_a)
-    save_profiles({k: replace(raw, fallback=slot)}, since_s=at_s)
-    return True
 
 
 def reset() -> None:

@@ -276,19 +276,3 @@ def _tx_default(received: list[dict]) -> list[int]:
         for p in received
         if p["cs_charging_profiles"]["charging_profile_purpose"] == "TxDefaultProfile"
     ]
-
-
-def test_the_fallback_profile_is_sent_once_after_a_boot(stack):
-    async def scenario():
-        async with connected(ocpp_url(stack), "LIVE-B1") as cp:
-            # What the connection itself brings (the load manager looks again) first.
-            await asyncio.sleep(3)
-            before = len(cp.received.get("SetChargingProfile", []))
-            assert (await cp.boot()).status == "Accepted"
-            await cp.wait_for("SetChargingProfile", before + 2)
-            # Time for the re-allocation that the boot asks for, and more.
-            await asyncio.sleep(5)
-            return cp.received["SetChargingProfile"][before:]
-
-    after_boot = asyncio.run(scenario())
-    assert sorted(_tx_default(after_boot)) == [1, 2]
