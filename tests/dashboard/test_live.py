@@ -58,6 +58,9 @@ def test_only_ui_users_may_open_the_feed(client, redis_url, role):
     async_to_sync(scenario)()
 
 
+# The feed's authentication closes the thread's database connection when it is
+# done, as Channels does after each call: committed data, not a test transaction.
+@pytest.mark.django_db(transaction=True)
 def test_a_status_change_and_a_control_loop_run_reach_an_operator(
     client, hot_state, django_capture_on_commit_callbacks
 ):
